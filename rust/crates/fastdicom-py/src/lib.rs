@@ -1,0 +1,260 @@
+//! `fastdicom._rust`: the thin pyo3 binding over the pure crates.
+//!
+//! Each function converts Python arguments, runs the pure code (detached from
+//! the GIL when the input is large) and converts the result or the error.
+//! Nothing here panics: every fallible path returns a `PyResult`.
+
+use fastdicom_parse as parse;
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyIndexError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyList, PyString, PyTuple};
+
+/// Inputs larger than this are parsed with the GIL released.
+const DETACH_THRESHOLD: usize = 1 << 16;
+
+static INVALID_DICOM_ERROR: GILOnceCell<PyObject> = GILOnceCell::new();
+
+/// The one conversion of a parse error to Python: `fastdicom.errors.InvalidDicomError`.
+fn to_pyerr(py: Python<'_>, e: parse::ParseError) -> PyErr {
+    let cls = INVALID_DICOM_ERROR.get_or_try_init(py, || -> PyResult<PyObject> {
+        Ok(py
+            .import("fastdicom.errors")?
+            .getattr("InvalidDicomError")?
+            .unbind())
+    });
+    match cls {
+        Ok(cls) => match cls.call1(py, (e.message.clone(), e.tag, e.offset)) {
+            Ok(obj) => PyErr::from_value(obj.into_bound(py)),
+            Err(err) => err,
+        },
+        Err(err) => err,
+    }
+}
+
+/// A read-only view of a Python buffer as a byte slice, valid while `buf` lives.
+struct Bytes {
+    buf: PyBuffer<u8>,
+}
+
+impl Bytes {
+    fn new(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let buf = PyBuffer::<u8>::get(obj)?;
+        if !buf.is_c_contiguous() {
+            return Err(PyValueError::new_err("buffer must be C-contiguous"));
+        }
+        Ok(Bytes { buf })
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        let len = self.buf.len_bytes();
+        if len == 0 {
+            return &[];
+        }
+        // SAFETY: `PyBuffer::get` succeeded, so the exporter keeps `buf_ptr()`
+        // valid for `len_bytes()` bytes until the PyBuffer is released, which
+        // happens only when `self` is dropped; the returned slice borrows
+        // `self`. The buffer is C-contiguous (checked in `new`) and has item
+        // size 1 (`PyBuffer<u8>`). The bytes are only read. A writable
+        // exporter (bytearray) mutated by another thread while we read would
+        // yield garbage values, which every caller treats as untrusted input.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::slice::from_raw_parts(self.buf.buf_ptr() as *const u8, len)
+        }
+    }
+}
+
+fn vr_str<'py>(py: Python<'py>, vr: [u8; 2]) -> Bound<'py, PyString> {
+    macro_rules! vrs {
+        ($($v:literal),*) => {
+            match &vr {
+                [0, 0] => pyo3::intern!(py, "").clone(),
+                $(v if v == $v.as_bytes() => pyo3::intern!(py, $v).clone(),)*
+                _ => PyString::new(py, &String::from_utf8_lossy(&vr)),
+            }
+        };
+    }
+    vrs!(
+        "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
+        "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN",
+        "UR", "US", "UT", "UV"
+    )
+}
+
+/// The elements of one data set level, as located by the tokenizer.
+///
+/// Same interface as `fastdicom.dataset._parse_py.ElementTable`.
+#[pyclass(frozen, module = "fastdicom._rust")]
+struct ElementTable {
+    records: Vec<parse::Record>,
+    sorted: bool,
+    #[pyo3(get)]
+    end: usize,
+    #[pyo3(get)]
+    explicit_vr: bool,
+}
+
+#[pymethods]
+impl ElementTable {
+    fn __len__(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Index of the element with `tag`, or -1.
+    fn find(&self, tag: u32) -> isize {
+        if self.sorted {
+            match self.records.binary_search_by_key(&tag, |r| r.tag) {
+                Ok(i) => i as isize,
+                Err(_) => -1,
+            }
+        } else {
+            self.records
+                .iter()
+                .position(|r| r.tag == tag)
+                .map_or(-1, |i| i as isize)
+        }
+    }
+
+    /// `(tag, vr, header_offset, value_offset, value_length, undefined_length)` of element `i`.
+    fn get<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyTuple>> {
+        let r = self
+            .records
+            .get(i)
+            .ok_or_else(|| PyIndexError::new_err("element index out of range"))?;
+        (
+            r.tag,
+            vr_str(py, r.vr),
+            r.header_offset,
+            r.value_offset,
+            r.value_length,
+            r.undefined_length,
+        )
+            .into_pyobject(py)
+    }
+
+    /// The tags in the order they were read.
+    fn tags<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.records.iter().map(|r| r.tag))
+    }
+
+    /// Whether the tags came in ascending order.
+    #[getter]
+    fn sorted(&self) -> bool {
+        self.sorted
+    }
+}
+
+/// Parse one level of a data set in `buf[start:end]`.
+#[pyfunction]
+#[pyo3(signature = (buf, start, end, little_endian, explicit_vr, stop_before_pixels=false, in_item=false, depth=0, max_depth=parse::DEFAULT_MAX_DEPTH))]
+#[allow(clippy::too_many_arguments)]
+fn parse_dataset(
+    py: Python<'_>,
+    buf: &Bound<'_, PyAny>,
+    start: usize,
+    end: usize,
+    little_endian: bool,
+    explicit_vr: bool,
+    stop_before_pixels: bool,
+    in_item: bool,
+    depth: usize,
+    max_depth: usize,
+) -> PyResult<ElementTable> {
+    let bytes = Bytes::new(buf)?;
+    let data = bytes.as_slice();
+    let enc = parse::Encoding {
+        little_endian,
+        explicit_vr,
+    };
+    let opts = parse::Options {
+        stop_before_pixels,
+        max_depth,
+    };
+    let run = || parse::parse_dataset(data, start, end, enc, &opts, in_item, depth);
+    let result = if end.saturating_sub(start) > DETACH_THRESHOLD {
+        py.allow_threads(run)
+    } else {
+        run()
+    };
+    let p = result.map_err(|e| to_pyerr(py, e))?;
+    Ok(ElementTable {
+        records: p.records,
+        sorted: p.sorted,
+        end: p.end,
+        explicit_vr: p.explicit_vr,
+    })
+}
+
+type ItemTuple = (usize, usize, usize, bool);
+
+fn items_to_tuples(items: Vec<parse::Item>) -> Vec<ItemTuple> {
+    items
+        .into_iter()
+        .map(|i| {
+            (
+                i.header_offset,
+                i.value_offset,
+                i.value_length,
+                i.undefined_length,
+            )
+        })
+        .collect()
+}
+
+/// List the items of a sequence value: `[(header_offset, value_offset, value_length, undefined_length)]`.
+#[pyfunction]
+#[pyo3(signature = (buf, start, length, little_endian, explicit_vr, depth, tag, max_depth=parse::DEFAULT_MAX_DEPTH))]
+#[allow(clippy::too_many_arguments)]
+fn parse_items(
+    py: Python<'_>,
+    buf: &Bound<'_, PyAny>,
+    start: usize,
+    length: usize,
+    little_endian: bool,
+    explicit_vr: bool,
+    depth: usize,
+    tag: u32,
+    max_depth: usize,
+) -> PyResult<Vec<ItemTuple>> {
+    let bytes = Bytes::new(buf)?;
+    let enc = parse::Encoding {
+        little_endian,
+        explicit_vr,
+    };
+    let opts = parse::Options {
+        stop_before_pixels: false,
+        max_depth,
+    };
+    parse::parse_items(bytes.as_slice(), start, length, enc, &opts, depth, tag)
+        .map(items_to_tuples)
+        .map_err(|e| to_pyerr(py, e))
+}
+
+/// List the fragments of encapsulated data: `[(header_offset, value_offset, value_length, False)]`.
+#[pyfunction]
+fn parse_fragments(
+    py: Python<'_>,
+    buf: &Bound<'_, PyAny>,
+    start: usize,
+    length: usize,
+    little_endian: bool,
+    tag: u32,
+) -> PyResult<Vec<ItemTuple>> {
+    let bytes = Bytes::new(buf)?;
+    parse::parse_fragments(bytes.as_slice(), start, length, little_endian, tag)
+        .map(items_to_tuples)
+        .map_err(|e| to_pyerr(py, e))
+}
+
+#[pymodule]
+fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MAX_DEPTH", parse::DEFAULT_MAX_DEPTH)?;
+    m.add_class::<ElementTable>()?;
+    m.add_function(wrap_pyfunction!(parse_dataset, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_items, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_fragments, m)?)?;
+    Ok(())
+}

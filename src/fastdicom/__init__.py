@@ -1,0 +1,38 @@
+"""fastdicom: read, decode and move DICOM at the speed of the hardware.
+
+Examples
+--------
+>>> import fastdicom
+>>> ds = fastdicom.read("CT_small.dcm", stop_before_pixels=True)  # doctest: +SKIP
+>>> ds.SOPInstanceUID  # doctest: +SKIP
+"""
+
+from ._backends import backend_info
+from ._version import __version__
+from .dataset import Dataset, Element, read, to_bytes, write
+from .errors import FastDicomError, InvalidDicomError
+from .interop import from_pydicom
+
+__all__ = [
+    "__version__",
+    "Dataset",
+    "Element",
+    "FastDicomError",
+    "InvalidDicomError",
+    "backend_info",
+    "from_pydicom",
+    "read",
+    "to_bytes",
+    "write",
+]
+
+
+def _check_native() -> None:
+    """With FASTDICOM_REQUIRE_NATIVE=1, fail at import if a native backend is missing or stale."""
+    from . import _backends
+
+    if _backends.require_native() and not _backends.forced():
+        _backends.backend_info()
+
+
+_check_native()

@@ -1,0 +1,106 @@
+"""The one backend registry: capability -> ordered implementations, as data.
+
+Each capability lists implementations in order of preference as
+``(name, module, requirement)``. The first one available wins, once per
+capability, lazily. A native module is available when it imports and its
+``__version__`` equals the package's. ``FASTDICOM_BACKEND=python`` restricts
+the choice to the pure-Python twins; ``FASTDICOM_REQUIRE_NATIVE=1`` turns a
+missing native module into :class:`fastdicom.errors.BackendError`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+from ._version import __version__
+from .errors import BackendError
+
+# capability -> [(implementation name, module, attribute the module must have)]
+REGISTRY: dict[str, list[tuple[str, str, str]]] = {
+    "parse": [
+        ("rust", "fastdicom._rust", "parse_dataset"),
+        ("python", "fastdicom.dataset._parse_py", "parse_dataset"),
+    ],
+    "byteswap": [
+        ("cython", "fastdicom._cy._kernels", "byteswap"),
+        ("python", "fastdicom._kernels_py", "byteswap"),
+    ],
+}
+
+_resolved: dict[str, tuple[str, ModuleType]] = {}
+_missing: dict[str, dict[str, str]] = {}
+
+
+def forced() -> str | None:
+    """The backend forced by ``FASTDICOM_BACKEND``, if any."""
+    value = os.environ.get("FASTDICOM_BACKEND", "").strip().lower()
+    return value or None
+
+
+def require_native() -> bool:
+    return os.environ.get("FASTDICOM_REQUIRE_NATIVE", "").strip() not in ("", "0", "false", "no")
+
+
+def _try(name: str, module: str, attr: str) -> tuple[ModuleType | None, str]:
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        return None, f"not importable: {exc}"
+    if name != "python":
+        version = getattr(mod, "__version__", None)
+        if version != __version__:
+            return None, f"stale build: version {version!r}, package {__version__!r} (reinstall with pip install .)"
+    if not hasattr(mod, attr):
+        return None, f"built without {attr!r}"
+    return mod, ""
+
+
+def resolve(capability: str, backend: str | None = None) -> tuple[str, ModuleType]:
+    """Return ``(implementation name, module)`` for a capability.
+
+    Parameters
+    ----------
+    capability : str
+        A key of :data:`REGISTRY`.
+    backend : str, optional
+        Ask for one implementation by name (``"python"``, ``"rust"``...).
+    """
+    want = backend or forced()
+    if want is None and capability in _resolved:
+        return _resolved[capability]
+    candidates = REGISTRY[capability]
+    if want is not None:
+        candidates = [c for c in candidates if c[0] == want]
+        if not candidates:
+            if backend is None:  # forced by the environment: fall back to Python for this capability
+                candidates = [c for c in REGISTRY[capability] if c[0] == "python"]
+            else:
+                raise BackendError(f"no {backend!r} implementation of {capability!r}")
+    missing: dict[str, str] = {}
+    for name, module, attr in candidates:
+        mod, why = _try(name, module, attr)
+        if mod is not None:
+            if name == "python" and want is None and require_native() and missing:
+                raise BackendError(f"native backend for {capability!r} unavailable: {missing}")
+            result = (name, mod)
+            if want is None:
+                _resolved[capability] = result
+                _missing[capability] = missing
+            return result
+        missing[name] = why
+    raise BackendError(f"no implementation of {capability!r} is available: {missing}")
+
+
+def backend_info() -> dict[str, str]:
+    """``{capability: implementation name}`` for every capability."""
+    return {cap: resolve(cap)[0] for cap in REGISTRY}
+
+
+def missing_info() -> dict[str, dict[str, str]]:
+    """For each capability, the preferred implementations that were unavailable and why."""
+    backend_info()
+    if forced():
+        return {cap: {n: "skipped: FASTDICOM_BACKEND=" + forced() for n, _, _ in REGISTRY[cap] if n != "python"} for cap in REGISTRY}
+    return {cap: dict(_missing.get(cap, {})) for cap in REGISTRY}

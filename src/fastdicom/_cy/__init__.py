@@ -1,0 +1,1 @@
+"""Private Cython kernels (built from ``native/``)."""

@@ -1,0 +1,300 @@
+"""Pure-Python twin of the Rust tokenizer (``fastdicom._rust.parse_dataset``).
+
+This is the reference implementation: same functions, same results, same
+errors as ``rust/crates/fastdicom-parse``. See that crate's documentation for
+the rules; they are repeated briefly here.
+
+- One level of a data set is read per call; sequences of defined length are
+  skipped, sequences of undefined length are walked only to find their end.
+- In explicit VR, an element whose VR bytes are not two upper-case letters is
+  read as implicit VR; each data set is checked at its first element for an
+  explicit/implicit switch; items of an implicit VR data set stay implicit.
+- VR UN with undefined length holds implicit VR little endian items (CP-246).
+- Every length is checked before use; nesting is limited by ``max_depth``.
+"""
+
+from __future__ import annotations
+
+import struct
+from bisect import bisect_left
+
+from ..errors import InvalidDicomError
+
+UNDEFINED_LENGTH = 0xFFFFFFFF
+ITEM = 0xFFFEE000
+ITEM_DELIMITATION = 0xFFFEE00D
+SEQUENCE_DELIMITATION = 0xFFFEE0DD
+PIXEL_DATA = 0x7FE00010
+STOP_TAGS = frozenset((0x7FE00010, 0x7FE00008, 0x7FE00009))
+MAX_DEPTH = 64
+
+LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"))
+_VR_STR = {}
+
+_HH = {True: struct.Struct("<HH"), False: struct.Struct(">HH")}
+_L = {True: struct.Struct("<L"), False: struct.Struct(">L")}
+_H = {True: struct.Struct("<H"), False: struct.Struct(">H")}
+_HHL = {True: struct.Struct("<HHL"), False: struct.Struct(">HHL")}
+
+
+def _is_vr(b0: int, b1: int) -> bool:
+    return 0x41 <= b0 <= 0x5A and 0x41 <= b1 <= 0x5A
+
+
+def _vr_str(raw: bytes) -> str:
+    s = _VR_STR.get(raw)
+    if s is None:
+        s = _VR_STR[raw] = raw.decode("ascii")
+    return s
+
+
+def _error(message: str, tag: int | None, offset: int) -> InvalidDicomError:
+    return InvalidDicomError(message, tag, offset)
+
+
+class ElementTable:
+    """The elements of one data set level, as located by the tokenizer.
+
+    Same interface as ``fastdicom._rust.ElementTable``: ``len()``,
+    ``find(tag)``, ``get(i)``, ``tags()``, ``end``, ``explicit_vr``, ``sorted``.
+    """
+
+    __slots__ = ("_records", "_tags", "end", "explicit_vr", "sorted")
+
+    def __init__(self, records: list, end: int, explicit_vr: bool, is_sorted: bool) -> None:
+        self._records = records
+        self._tags = [r[0] for r in records]
+        self.end = end
+        self.explicit_vr = explicit_vr
+        self.sorted = is_sorted
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def find(self, tag: int) -> int:
+        """Index of the element with ``tag``, or -1."""
+        tags = self._tags
+        if self.sorted:
+            i = bisect_left(tags, tag)
+            return i if i < len(tags) and tags[i] == tag else -1
+        try:
+            return tags.index(tag)
+        except ValueError:
+            return -1
+
+    def get(self, i: int) -> tuple:
+        """``(tag, vr, header_offset, value_offset, value_length, undefined_length)``."""
+        if i < 0:
+            raise IndexError("element index out of range")
+        return self._records[i]
+
+    def tags(self) -> list[int]:
+        """The tags in the order they were read."""
+        return list(self._tags)
+
+
+def _detect_explicit(buf, start: int, end: int, explicit: bool, in_item: bool) -> bool:
+    if in_item and not explicit:
+        return False
+    if end < start + 6:
+        return explicit
+    return _is_vr(buf[start + 4], buf[start + 5])
+
+
+def _walk_dataset(buf, start, end, little, explicit, stop_before_pixels, in_item, depth, max_depth, sink):
+    """Walk one data set level; append records to ``sink`` (a list) if given.
+
+    Returns ``(end_offset, explicit_vr, sorted)``.
+    """
+    if depth > max_depth:
+        raise _error(f"sequences nested deeper than {max_depth}", None, start)
+    explicit = _detect_explicit(buf, start, end, explicit, in_item)
+    unpack_hh = _HH[little].unpack_from
+    unpack_l = _L[little].unpack_from
+    unpack_h = _H[little].unpack_from
+    pos = start
+    last_tag = -1
+    is_sorted = True
+    while True:
+        if pos >= end:
+            if in_item and sink is None:
+                raise _error("item of undefined length has no Item Delimitation Item", None, pos)
+            return pos, explicit, is_sorted
+        if end - pos < 8:
+            raise _error("data set ends inside an element header", None, pos)
+        group, elem = unpack_hh(buf, pos)
+        tag = group << 16 | elem
+        vr = ""
+        if explicit and group != 0xFFFE and _is_vr(buf[pos + 4], buf[pos + 5]):
+            raw_vr = bytes(buf[pos + 4 : pos + 6])
+            vr = _vr_str(raw_vr)
+            if raw_vr in LONG_VRS:
+                if end - pos < 12:
+                    raise _error("data set ends inside an element header", tag, pos)
+                length = unpack_l(buf, pos + 8)[0]
+                value_offset = pos + 12
+            else:
+                length = unpack_h(buf, pos + 6)[0]
+                value_offset = pos + 8
+        else:
+            length = unpack_l(buf, pos + 4)[0]
+            value_offset = pos + 8
+
+        if tag == ITEM_DELIMITATION:
+            return value_offset, explicit, is_sorted
+        if tag == SEQUENCE_DELIMITATION or tag == ITEM:
+            if not in_item and tag == SEQUENCE_DELIMITATION and length == 0:
+                pos = value_offset
+                continue
+            raise _error("item or delimiter tag outside a sequence", tag, pos)
+        if stop_before_pixels and not in_item and depth == 0 and tag in STOP_TAGS:
+            return pos, explicit, is_sorted
+
+        if length == UNDEFINED_LENGTH:
+            if vr == "UN":
+                content_end = _walk_sequence(buf, value_offset, end, True, False, depth + 1, max_depth, tag)
+            elif tag == PIXEL_DATA or vr == "OB" or vr == "OW":
+                content_end = _walk_fragments(buf, value_offset, end, little, tag)
+            else:
+                content_end = _walk_sequence(buf, value_offset, end, little, explicit, depth + 1, max_depth, tag)
+            value_length = content_end - value_offset
+            nxt = content_end + 8
+            undefined = True
+        else:
+            if length > end - value_offset:
+                raise _error(
+                    f"value length {length} goes past the end of its data set ({end - value_offset} bytes left)",
+                    tag,
+                    pos,
+                )
+            value_length = length
+            nxt = value_offset + length
+            undefined = False
+        if sink is not None:
+            if tag <= last_tag:
+                is_sorted = False
+            sink.append((tag, vr, pos, value_offset, value_length, undefined))
+        last_tag = tag
+        pos = nxt
+
+
+def _walk_sequence(buf, pos, end, little, explicit, depth, max_depth, owner) -> int:
+    if depth > max_depth:
+        raise _error(f"sequences nested deeper than {max_depth}", owner, pos)
+    unpack = _HHL[little].unpack_from
+    while True:
+        if end < pos + 8:
+            raise _error("sequence of undefined length has no Sequence Delimitation Item", owner, pos)
+        group, elem, length = unpack(buf, pos)
+        tag = group << 16 | elem
+        if tag == SEQUENCE_DELIMITATION:
+            return pos
+        if tag != ITEM:
+            raise _error(f"expected an item tag in the sequence, found ({group:04X},{elem:04X})", owner, pos)
+        if length == UNDEFINED_LENGTH:
+            pos = _walk_dataset(buf, pos + 8, end, little, explicit, False, True, depth, max_depth, None)[0]
+        else:
+            if length > end - (pos + 8):
+                raise _error(f"item length {length} goes past the end of the sequence", owner, pos)
+            pos += 8 + length
+
+
+def _walk_fragments(buf, pos, end, little, owner) -> int:
+    unpack = _HHL[little].unpack_from
+    while True:
+        if end < pos + 8:
+            raise _error("encapsulated data has no Sequence Delimitation Item", owner, pos)
+        group, elem, length = unpack(buf, pos)
+        tag = group << 16 | elem
+        if tag == SEQUENCE_DELIMITATION:
+            return pos
+        if tag != ITEM:
+            raise _error(f"expected a fragment item, found ({group:04X},{elem:04X})", owner, pos)
+        if length == UNDEFINED_LENGTH:
+            raise _error("fragment of encapsulated data with undefined length", owner, pos)
+        if length > end - (pos + 8):
+            raise _error(f"fragment length {length} goes past the end of the data", owner, pos)
+        pos += 8 + length
+
+
+def parse_dataset(
+    buf,
+    start: int,
+    end: int,
+    little_endian: bool,
+    explicit_vr: bool,
+    stop_before_pixels: bool = False,
+    in_item: bool = False,
+    depth: int = 0,
+    max_depth: int = MAX_DEPTH,
+) -> ElementTable:
+    """Parse one level of a data set in ``buf[start:end]``."""
+    if start < 0 or start > end or end > len(buf):
+        raise _error("data set range outside the buffer", None, start)
+    records: list = []
+    stop, explicit, is_sorted = _walk_dataset(
+        buf, start, end, little_endian, explicit_vr, stop_before_pixels, in_item, depth, max_depth, records
+    )
+    # A data set that ended at stop_before_pixels ends there; otherwise at ``end``
+    # unless an Item Delimitation Item came first.
+    return ElementTable(records, stop, explicit, is_sorted)
+
+
+def parse_items(buf, start, length, little_endian, explicit_vr, depth, tag, max_depth=MAX_DEPTH) -> list:
+    """List the items of a sequence value ``buf[start:start + length]``.
+
+    Returns ``[(header_offset, value_offset, value_length, undefined_length)]``.
+    """
+    end = start + length
+    if start < 0 or end > len(buf):
+        raise _error("sequence range outside the buffer", tag, start)
+    if depth > max_depth:
+        raise _error(f"sequences nested deeper than {max_depth}", tag, start)
+    unpack = _HHL[little_endian].unpack_from
+    items = []
+    pos = start
+    while pos < end:
+        if end - pos < 8:
+            raise _error("sequence ends inside an item header", tag, pos)
+        group, elem, raw_length = unpack(buf, pos)
+        item_tag = group << 16 | elem
+        if item_tag == SEQUENCE_DELIMITATION:
+            break
+        if item_tag != ITEM:
+            raise _error(f"expected an item tag in the sequence, found ({group:04X},{elem:04X})", tag, pos)
+        if raw_length == UNDEFINED_LENGTH:
+            after = _walk_dataset(buf, pos + 8, end, little_endian, explicit_vr, False, True, depth, max_depth, None)[0]
+            items.append((pos, pos + 8, after - 8 - (pos + 8), True))
+            pos = after
+        else:
+            if raw_length > end - (pos + 8):
+                raise _error(f"item length {raw_length} goes past the end of the sequence", tag, pos)
+            items.append((pos, pos + 8, raw_length, False))
+            pos += 8 + raw_length
+    return items
+
+
+def parse_fragments(buf, start, length, little_endian, tag) -> list:
+    """List the fragments of encapsulated data (the first is the Basic Offset Table)."""
+    end = start + length
+    if start < 0 or end > len(buf):
+        raise _error("fragment range outside the buffer", tag, start)
+    unpack = _HHL[little_endian].unpack_from
+    out = []
+    pos = start
+    while pos < end:
+        if end - pos < 8:
+            raise _error("data ends inside a fragment header", tag, pos)
+        group, elem, flen = unpack(buf, pos)
+        ftag = group << 16 | elem
+        if ftag == SEQUENCE_DELIMITATION:
+            break
+        if ftag != ITEM:
+            raise _error(f"expected a fragment item, found ({group:04X},{elem:04X})", tag, pos)
+        if flen == UNDEFINED_LENGTH:
+            raise _error("fragment of encapsulated data with undefined length", tag, pos)
+        if flen > end - (pos + 8):
+            raise _error(f"fragment length {flen} goes past the end of the data", tag, pos)
+        out.append((pos, pos + 8, flen, False))
+        pos += 8 + flen
+    return out

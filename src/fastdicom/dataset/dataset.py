@@ -1,0 +1,586 @@
+"""``Dataset`` and ``Element``: lazy, zero-copy views over parsed DICOM bytes.
+
+A parsed ``Dataset`` holds the buffer (a memoryview, usually of a memory
+mapped file) and the element table the tokenizer built for its level. An
+``Element`` is created when asked for; its ``.raw`` is a memoryview of the
+encoded value and its ``.value`` is decoded on first access. Sequences are
+parsed item by item when their value is read.
+
+Changing a data set (setting, deleting) copies its element list once
+(copy-on-write); the elements themselves keep pointing at the buffer, so
+unchanged values are written back byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .. import _backends
+from ..dictionary import entry as dict_entry
+from ..dictionary import private_entry, tag_of
+from ..errors import InvalidDicomError
+from . import values as _values
+from .charset import python_codecs
+
+_UNSET = object()
+_DEFAULT_CODECS = python_codecs(None)
+
+#: Tags whose 'US or SS' VR depends on Pixel Representation (PS3.5 A.1/PS3.6).
+_AMBIGUOUS_US_SS = frozenset(
+    (
+        0x00189810, 0x00221452, 0x00280104, 0x00280105, 0x00280106, 0x00280107, 0x00280108,
+        0x00280109, 0x00280110, 0x00280111, 0x00280120, 0x00280121, 0x00281101, 0x00281102,
+        0x00281103, 0x00283002, 0x00409211, 0x00409216, 0x00603004, 0x00603006,
+    )
+)  # fmt: skip
+
+
+def tag_from_key(key: Any) -> int:
+    """Turn a keyword, an int tag or a ``(group, element)`` tuple into an int tag."""
+    if isinstance(key, int):
+        return key
+    if isinstance(key, str):
+        t = tag_of(key)
+        if t is None:
+            raise KeyError(f"unknown DICOM keyword {key!r}")
+        return t
+    if isinstance(key, tuple) and len(key) == 2:
+        return (int(key[0]) << 16) | int(key[1])
+    raise TypeError(f"a DICOM tag is a keyword, an int or a (group, element) tuple, not {type(key).__name__}")
+
+
+def _parser(backend: str | None = None):
+    return _backends.resolve("parse", backend)[1]
+
+
+class Element:
+    """One data element.
+
+    Attributes
+    ----------
+    tag : int
+        The tag as an int, ``0xGGGGEEEE``.
+    vr : str
+        The value representation (resolved from the dictionary for implicit VR).
+    """
+
+    __slots__ = ("tag", "vr", "_raw", "_value", "_ds", "_undefined", "_dirty", "_hdr", "_end", "_seq_enc")
+
+    def __init__(self, tag: int, vr: str, value: Any = _UNSET, *, raw: Any = None) -> None:
+        self.tag = tag
+        self.vr = vr
+        self._raw = raw
+        self._value = value
+        self._ds: Dataset | None = None
+        self._undefined = False
+        self._dirty = raw is None
+        self._hdr = -1
+        self._end = -1
+        self._seq_enc: tuple[bool, bool] | None = None
+
+    # -- values ---------------------------------------------------------
+    @property
+    def value(self) -> Any:
+        """The decoded value (same types and values as pydicom 3)."""
+        v = self._value
+        if v is _UNSET:
+            v = self._value = self._decode()
+        return v
+
+    @value.setter
+    def value(self, new: Any) -> None:
+        self._value = new
+        self._raw = None
+        self._dirty = True
+        if self._ds is not None:
+            self._ds._touch()
+
+    def _decode(self) -> Any:
+        ds = self._ds
+        raw = self._raw
+        if raw is None:
+            return _values.empty_value(self.vr)
+        if self.vr == "SQ":
+            return self._decode_sequence()
+        little = ds._little if ds is not None else True
+        codecs = ds._codecs() if ds is not None and self.vr in _values.CHARSET_TEXT_VRS else _DEFAULT_CODECS
+        try:
+            return _values.decode(self.vr, raw, little, codecs)
+        except InvalidDicomError as exc:
+            raise InvalidDicomError(exc.message, self.tag, self._hdr if self._hdr >= 0 else None) from None
+
+    def _decode_sequence(self) -> list:
+        ds = self._ds
+        assert ds is not None
+        buf = ds._buf
+        little, explicit = self._seq_enc or (ds._little, ds._explicit)
+        start = self._end - len(self._raw) - (8 if self._undefined else 0)
+        parser = ds._mod
+        items = parser.parse_items(buf, start, len(self._raw), little, explicit, ds._depth + 1, self.tag)
+        out = []
+        for _hdr, off, length, undefined in items:
+            item = Dataset._from_buffer(
+                buf, off, off + length, little, explicit, parser, in_item=True, depth=ds._depth + 1, parent=ds
+            )
+            item._item_undefined = undefined
+            out.append(item)
+        return out
+
+    @property
+    def raw(self) -> memoryview:
+        """The encoded value bytes, without copy for parsed elements."""
+        if self._raw is None:
+            ds = self._ds
+            little = ds._little if ds is not None else True
+            codecs = ds._codecs() if ds is not None else _DEFAULT_CODECS
+            if self.vr == "SQ":
+                from .write import encode_sequence_value
+
+                return memoryview(encode_sequence_value(self, little, ds._explicit if ds is not None else True))
+            self._raw = memoryview(_values.encode(self.vr, self._value, little, codecs))
+        return self._raw if isinstance(self._raw, memoryview) else memoryview(self._raw)
+
+    @property
+    def vm(self) -> int:
+        """Value multiplicity."""
+        return _values.vm_of(self.vr, self._raw, self.value)
+
+    @property
+    def is_undefined_length(self) -> bool:
+        return self._undefined
+
+    @property
+    def keyword(self) -> str:
+        e = dict_entry(self.tag)
+        return e[4] if e is not None and not self.tag >> 16 & 1 else ""
+
+    @property
+    def name(self) -> str:
+        if self.tag >> 16 & 1:
+            if self.tag & 0xFFFF == 0:
+                return "Private Group Length"
+            if 0x10 <= self.tag & 0xFFFF <= 0xFF:
+                return "Private Creator"
+            return "Private tag data"
+        e = dict_entry(self.tag)
+        return e[2] if e is not None else "Unknown"
+
+    def _pristine(self) -> bool:
+        if self._dirty:
+            return False
+        if self.vr == "SQ" and isinstance(self._value, list):
+            return all(item._pristine() for item in self._value)
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Element):
+            return NotImplemented
+        return self.tag == other.tag and self.vr == other.vr and self.value == other.value
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"({self.tag >> 16:04X},{self.tag & 0xFFFF:04X}) {self.vr} {self.name}: {_short(self)}"
+
+
+def _short(elem: Element) -> str:
+    if elem.vr == "SQ":
+        return f"<Sequence of {len(elem.value)} item(s)>"
+    if elem.vr in _values.BYTES_VRS or elem.tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
+        n = len(elem.raw)
+        return f"<{n} bytes>" if n > 32 else repr(bytes(elem.raw))
+    v = elem.value
+    s = repr(v)
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+class Dataset:
+    """A DICOM data set: a mapping of tags to :class:`Element`.
+
+    Examples
+    --------
+    >>> import fastdicom
+    >>> ds = fastdicom.read("ct.dcm", stop_before_pixels=True)  # doctest: +SKIP
+    >>> ds.PatientName, ds["InstanceNumber"].value, 0x00100010 in ds  # doctest: +SKIP
+    """
+
+    __slots__ = (
+        "_buf",
+        "_table",
+        "_mod",
+        "_start",
+        "_end",
+        "_little",
+        "_explicit",
+        "_elements",
+        "_modified",
+        "_parent",
+        "_depth",
+        "_codecs_cache",
+        "_item_undefined",
+        "file_meta",
+        "preamble",
+        "filename",
+        "_transfer_syntax",
+        "_stopped_before_pixels",
+        "__weakref__",
+    )
+
+    def __init__(self) -> None:
+        self._buf = None
+        self._table = None
+        self._mod = None
+        self._start = 0
+        self._end = 0
+        self._little = True
+        self._explicit = True
+        self._elements: dict[int, Element] = {}
+        self._modified = True
+        self._parent: Dataset | None = None
+        self._depth = 0
+        self._codecs_cache: tuple[str, ...] | None = None
+        self._item_undefined = False
+        self.file_meta: Dataset | None = None
+        self.preamble: bytes | None = None
+        self.filename: str | None = None
+        self._transfer_syntax: str | None = None
+        self._stopped_before_pixels = False
+
+    @classmethod
+    def _from_buffer(
+        cls,
+        buf,
+        start: int,
+        end: int,
+        little: bool,
+        explicit: bool,
+        mod,
+        *,
+        in_item: bool = False,
+        depth: int = 0,
+        parent: Dataset | None = None,
+        stop_before_pixels: bool = False,
+    ) -> Dataset:
+        table = mod.parse_dataset(buf, start, end, little, explicit, stop_before_pixels, in_item, depth)
+        ds = cls.__new__(cls)
+        ds._buf = buf
+        ds._table = table
+        ds._mod = mod
+        ds._start = start
+        ds._end = table.end
+        ds._little = little
+        ds._explicit = table.explicit_vr
+        ds._elements = {}
+        ds._modified = False
+        ds._parent = parent
+        ds._depth = depth
+        ds._codecs_cache = None
+        ds._item_undefined = False
+        ds.file_meta = None
+        ds.preamble = None
+        ds.filename = None
+        ds._transfer_syntax = None
+        ds._stopped_before_pixels = stop_before_pixels and table.end < end
+        return ds
+
+    # -- element creation ------------------------------------------------
+    def _element_at(self, i: int) -> Element:
+        tag, vr, hdr, off, length, undefined = self._table.get(i)
+        raw = self._buf[off : off + length]
+        elem = Element.__new__(Element)
+        elem.tag = tag
+        elem._raw = raw
+        elem._value = _UNSET
+        elem._ds = self
+        elem._undefined = undefined
+        elem._dirty = False
+        elem._hdr = hdr
+        elem._end = off + length + (8 if undefined else 0)
+        elem._seq_enc = None
+        if not vr or vr == "UN":
+            self._resolve_vr(elem, vr)
+        else:
+            elem.vr = vr
+        return elem
+
+    def _resolve_vr(self, elem: Element, encoded: str) -> None:
+        """VR of an implicit VR element, or of one encoded as UN (pydicom's rules)."""
+        tag = elem.tag
+        group = tag >> 16
+        if group & 1:  # private: creator elements are LO, the rest from the private dictionary
+            el = tag & 0xFFFF
+            if el == 0:
+                vr = "UL"
+            elif 0x10 <= el <= 0xFF:
+                vr = "LO"
+            else:
+                vr = "UN"
+                creator = self.get((group, el >> 8)) if el >= 0x1000 else None
+                if isinstance(creator, str) and creator:
+                    pe = private_entry(tag, creator)
+                    if pe is not None and " or " not in pe[0]:
+                        vr = pe[0]
+            if elem._undefined:
+                vr = "SQ"
+        else:
+            e = dict_entry(tag)
+            vr = e[0] if e is not None else "UN"
+            if " or " in vr:
+                vr = self._correct_ambiguous(tag, vr, elem)
+            if vr == "UN" and elem._undefined:
+                vr = "SQ"
+        if vr == "SQ" and encoded == "UN":
+            elem._seq_enc = (True, False)  # CP-246: implicit VR little endian
+        elif not encoded:
+            elem._seq_enc = (self._little, False)
+        elem.vr = vr
+
+    def _correct_ambiguous(self, tag: int, vr: str, elem: Element) -> str:
+        if tag == 0x7FE00010:
+            return "OB" if elem._undefined else "OW"
+        if tag in _AMBIGUOUS_US_SS:
+            ds: Dataset | None = self
+            while ds is not None:
+                rep = ds.get(0x00280103)
+                if isinstance(rep, int):
+                    return "US" if rep == 0 else "SS"
+                ds = ds._parent
+            return "US"
+        if tag == 0x00283006:  # LUT Data: US when the LUT Descriptor says 1 entry
+            desc = self.get(0x00283002)
+            first = desc[0] if isinstance(desc, list) else desc
+            return "US" if first == 1 else "OW"
+        if vr.startswith("OB or OW") or vr == "US or SS or OW":
+            return "OW"
+        return vr.split(" or ")[0]
+
+    # -- mapping interface -------------------------------------------------
+    def _lookup(self, tag: int) -> Element | None:
+        elem = self._elements.get(tag)
+        if elem is not None or self._modified:
+            return elem
+        table = self._table
+        if table is None:
+            return None
+        i = table.find(tag)
+        if i < 0:
+            return None
+        elem = self._element_at(i)
+        self._elements[tag] = elem
+        return elem
+
+    def __getitem__(self, key: Any) -> Element:
+        tag = tag_from_key(key)
+        elem = self._lookup(tag)
+        if elem is None:
+            raise KeyError(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) not in data set")
+        return elem
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The value of an element (``default`` if absent)."""
+        try:
+            tag = tag_from_key(key)
+        except KeyError:
+            return default
+        elem = self._lookup(tag)
+        return default if elem is None else elem.value
+
+    def __contains__(self, key: Any) -> bool:
+        try:
+            return self._lookup(tag_from_key(key)) is not None
+        except (KeyError, TypeError):
+            return False
+
+    def _materialize(self) -> None:
+        """Copy-on-write: turn the element table into our own element dict."""
+        if self._modified:
+            return
+        table = self._table
+        if table is not None:
+            elements = {}
+            for i in range(len(table)):
+                tag = table.get(i)[0]
+                elem = self._elements.get(tag)
+                elements[tag] = elem if elem is not None else self._element_at(i)
+            self._elements = elements
+        self._modified = True
+
+    def _touch(self) -> None:
+        self._codecs_cache = None
+        ds: Dataset | None = self
+        while ds is not None:
+            ds._materialize()
+            ds = ds._parent
+
+    def _tags(self) -> list[int]:
+        if self._modified:
+            return sorted(self._elements)
+        table = self._table
+        if table is None:
+            return []
+        return table.tags() if table.sorted else sorted(table.tags())
+
+    def __iter__(self) -> Iterator[Element]:
+        if not self._modified and self._table is not None and self._table.sorted:
+            for i in range(len(self._table)):
+                tag = self._table.get(i)[0]
+                elem = self._elements.get(tag)
+                if elem is None:
+                    elem = self._elements[tag] = self._element_at(i)
+                yield elem
+            return
+        for tag in self._tags():
+            yield self[tag]
+
+    def keys(self) -> list[int]:
+        return self._tags()
+
+    def values(self) -> list[Element]:
+        return list(self)
+
+    def items(self) -> list[tuple[int, Element]]:
+        return [(e.tag, e) for e in self]
+
+    def __len__(self) -> int:
+        if self._modified:
+            return len(self._elements)
+        return len(self._table) if self._table is not None else 0
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        tag = tag_from_key(key)
+        self._touch()
+        if isinstance(value, Element):
+            if value.tag != tag:
+                raise ValueError("element tag does not match the key")
+            elem = value
+            if elem._ds is None or elem._raw is None:
+                elem._ds = self
+        else:
+            elem = Element(tag, self._vr_for_new(tag), value)
+            elem._ds = self
+        self._elements[tag] = elem
+
+    def __delitem__(self, key: Any) -> None:
+        tag = tag_from_key(key)
+        if tag not in self:
+            raise KeyError(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) not in data set")
+        self._touch()
+        del self._elements[tag]
+
+    def pop(self, key: Any, default: Any = _UNSET) -> Any:
+        tag = tag_from_key(key)
+        if tag not in self:
+            if default is _UNSET:
+                raise KeyError(key)
+            return default
+        elem = self[tag]
+        del self[tag]
+        return elem
+
+    def add_new(self, key: Any, vr: str, value: Any) -> Element:
+        """Add (or replace) an element with an explicit VR."""
+        tag = tag_from_key(key)
+        elem = Element(tag, vr, value)
+        self[tag] = elem
+        return elem
+
+    def _vr_for_new(self, tag: int) -> str:
+        e = dict_entry(tag)
+        if e is None:
+            raise KeyError(f"no dictionary VR for ({tag >> 16:04X},{tag & 0xFFFF:04X}); use add_new(tag, vr, value)")
+        vr = e[0]
+        if " or " in vr:
+            vr = self._correct_ambiguous(tag, vr, Element(tag, vr))
+        return vr
+
+    # -- attribute access by keyword -------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        if name[:1].isupper():
+            tag = tag_of(name)
+            if tag is not None:
+                elem = self._lookup(tag)
+                if elem is not None:
+                    return elem.value
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name[:1].isupper() and tag_of(name) is not None:
+            self[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name[:1].isupper() and tag_of(name) is not None:
+            del self[name]
+        else:
+            object.__delattr__(self, name)
+
+    def __dir__(self) -> list[str]:
+        kws = [e.keyword for e in self if e.keyword]
+        return sorted(set(object.__dir__(self)) | set(kws))
+
+    # -- encoding ----------------------------------------------------------
+    def _codecs(self) -> tuple[str, ...]:
+        c = self._codecs_cache
+        if c is None:
+            elem = self._lookup(0x00080005)
+            if elem is not None:
+                c = python_codecs(elem.value)
+            elif self._parent is not None:
+                c = self._parent._codecs()
+            else:
+                c = _DEFAULT_CODECS
+            self._codecs_cache = c
+        return c
+
+    @property
+    def transfer_syntax(self) -> str | None:
+        """The transfer syntax UID of the data set as read (or as set)."""
+        if self.file_meta is not None:
+            ts = self.file_meta.get(0x00020010)
+            if ts:
+                return ts
+        return self._transfer_syntax
+
+    @property
+    def is_little_endian(self) -> bool:
+        return self._little
+
+    @property
+    def is_implicit_vr(self) -> bool:
+        return not self._explicit
+
+    def _pristine(self) -> bool:
+        if self._modified:
+            return False
+        return all(e._pristine() for e in self._elements.values())
+
+    # -- conversions -------------------------------------------------------
+    def to_pydicom(self):
+        """Build a ``pydicom.Dataset`` from this data set's elements."""
+        from ..interop import to_pydicom
+
+        return to_pydicom(self)
+
+    def save(self, path, transfer_syntax: str | None = None) -> None:
+        """Write the data set to ``path`` (see :func:`fastdicom.write`)."""
+        from .write import write
+
+        write(path, self, transfer_syntax=transfer_syntax)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Dataset):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        lines = []
+        for e in self:
+            lines.append(repr(e))
+        return "\n".join(lines)

@@ -1,0 +1,211 @@
+"""Decoding and encoding of element values, VR by VR (PS3.5 section 6.2).
+
+Values use the Python types and values of pydicom 3's defaults so that they
+compare equal: ``str`` for text VRs, ``int`` for IS/US/SS/UL/SL/UV/SV,
+``float`` for DS/FL/FD, ``str`` of the whole value for PN, ``str`` for
+DA/TM/DT, ``int`` tag for AT, ``bytes`` for OB/OW/OD/OF/OL/OV/UN, a list for
+VM > 1. Empty values are ``''`` for text VRs and ``None`` for the others.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from ..errors import InvalidDicomError
+from .charset import decode_text, encode_text
+
+DEFAULT_ENCODING = "latin_1"
+
+#: VRs whose value is text in the default repertoire.
+ASCII_TEXT_VRS = frozenset(("AE", "AS", "CS", "DA", "DT", "TM", "UI", "UR", "DS", "IS"))
+#: VRs whose value is text in the Specific Character Set.
+CHARSET_TEXT_VRS = frozenset(("SH", "LO", "UC", "ST", "LT", "UT", "PN"))
+TEXT_VRS = ASCII_TEXT_VRS | CHARSET_TEXT_VRS
+#: Text VRs that never hold several values.
+SINGLE_VALUE_TEXT_VRS = frozenset(("ST", "LT", "UT", "UR"))
+BYTES_VRS = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "UN"))
+NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
+#: Empty value of text VRs is '' (None for the others, [] for SQ).
+EMPTY_STR_VRS = frozenset(("AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"))
+#: Padding byte of each text VR (PS3.5 6.2): NUL for UI, space for the others.
+_STRUCTS: dict[tuple[bool, str, int], struct.Struct] = {}
+
+
+def _struct(little: bool, fmt: str, count: int) -> struct.Struct:
+    key = (little, fmt, count)
+    s = _STRUCTS.get(key)
+    if s is None:
+        s = _STRUCTS[key] = struct.Struct(("<" if little else ">") + fmt * count)
+    return s
+
+
+def empty_value(vr: str) -> Any:
+    if vr == "SQ":
+        return []
+    if vr in EMPTY_STR_VRS:
+        return ""
+    return None
+
+
+def _multi(values: list) -> Any:
+    return values[0] if len(values) == 1 else values
+
+
+def _ds(s: str) -> Any:
+    t = s.strip()
+    if not t:
+        return s if s == "" else ""
+    try:
+        return float(t)
+    except ValueError:
+        return s
+
+
+def _is(s: str) -> Any:
+    t = s.strip()
+    if not t:
+        return ""
+    try:
+        return int(t)
+    except ValueError:
+        try:
+            f = float(t)
+        except ValueError:
+            return s
+        return int(f) if f.is_integer() else s
+
+
+def decode(vr: str, raw, little: bool, codecs: tuple[str, ...]) -> Any:
+    """Decode the raw value bytes of one element (not SQ).
+
+    Parameters
+    ----------
+    vr : str
+        The element's (resolved) VR.
+    raw : bytes or memoryview
+        The encoded value.
+    little : bool
+        Byte order of the data set.
+    codecs : tuple of str
+        Python codecs of the Specific Character Set in effect.
+    """
+    n = len(raw)
+    if n == 0:
+        return empty_value(vr)
+    fmt = NUMBER_FORMATS.get(vr)
+    if fmt is not None:
+        size = struct.calcsize("<" + fmt)
+        count, rem = divmod(n, size)
+        if rem:
+            raise InvalidDicomError(f"value length {n} of VR {vr} is not a multiple of {size}")
+        values = _struct(little, fmt, count).unpack_from(raw)
+        return values[0] if count == 1 else list(values)
+    if vr in BYTES_VRS:
+        return bytes(raw)
+    if vr in ASCII_TEXT_VRS:
+        s = bytes(raw).decode(DEFAULT_ENCODING)
+        if vr == "AE":
+            return _multi([v.strip() for v in s.split("\\")])
+        if vr == "UR":
+            return s.rstrip()
+        if vr == "DS":
+            return _multi([_ds(v) for v in s.strip().split("\\")])
+        if vr == "IS":
+            return _multi([_is(v) for v in s.strip().split("\\")])
+        if vr == "UI":
+            s = s.rstrip("\0 ")
+        elif vr in ("DA", "DT", "TM"):
+            s = s.rstrip(" \0")
+            parts = s.split("\\")
+            return parts[0].rstrip() if len(parts) == 1 else parts
+        else:
+            s = s.rstrip(" \0")
+        return _multi(s.split("\\"))
+    if vr in CHARSET_TEXT_VRS:
+        b = bytes(raw)
+        if vr == "PN":
+            s = decode_text(b.rstrip(b"\0 "), codecs, vr)
+            # Trailing empty component groups carry nothing: 'A^B=' is 'A^B'.
+            return _multi([v.rstrip("=") for v in s.split("\\")])
+        s = decode_text(b, codecs, vr)
+        if vr in SINGLE_VALUE_TEXT_VRS:
+            return s.rstrip("\0 ")
+        return _multi([v.rstrip("\0 ") for v in s.split("\\")])
+    if vr == "AT":
+        count, rem = divmod(n, 4)
+        if rem:
+            raise InvalidDicomError(f"value length {n} of VR AT is not a multiple of 4")
+        halves = _struct(little, "H", count * 2).unpack_from(raw)
+        tags = [halves[i] << 16 | halves[i + 1] for i in range(0, len(halves), 2)]
+        return _multi(tags)
+    # An unknown VR: keep the bytes.
+    return bytes(raw)
+
+
+def vm_of(vr: str, raw, value: Any) -> int:
+    """Value multiplicity, as pydicom counts it."""
+    if value is None or value == "" or (isinstance(value, list) and not value and vr != "SQ"):
+        return 0
+    if vr == "SQ":
+        return 1
+    if isinstance(value, list):
+        return len(value)
+    return 1
+
+
+def _pad(vr: str, b: bytes) -> bytes:
+    if len(b) % 2:
+        return b + (b"\0" if vr == "UI" else b" ")
+    return b
+
+
+def _fmt_ds(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    s = repr(float(v))
+    if s.endswith(".0"):
+        s = s[:-2]
+    if len(s) > 16:
+        s = f"{float(v):.10g}"
+        if len(s) > 16:
+            s = f"{float(v):.8g}"
+    return s
+
+
+def _text_of(vr: str, value: Any) -> str:
+    if vr == "DS":
+        return _fmt_ds(value)
+    if vr == "IS":
+        return value if isinstance(value, str) else str(int(value))
+    return str(value)
+
+
+def encode(vr: str, value: Any, little: bool, codecs: tuple[str, ...]) -> bytes:
+    """Encode a Python value as the bytes of an element of VR ``vr`` (even length)."""
+    if value is None:
+        return b""
+    if vr in BYTES_VRS:
+        b = bytes(value)
+        return b + b"\0" if len(b) % 2 else b
+    fmt = NUMBER_FORMATS.get(vr)
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if fmt is not None:
+        if value == "":
+            return b""
+        return _struct(little, fmt, len(values)).pack(*values)
+    if vr == "AT":
+        halves = []
+        for t in values:
+            halves += [int(t) >> 16, int(t) & 0xFFFF]
+        return _struct(little, "H", len(halves)).pack(*halves)
+    if vr in TEXT_VRS:
+        text = "\\".join(_text_of(vr, v) for v in values)
+        if vr in CHARSET_TEXT_VRS:
+            b = encode_text(text, codecs, vr)
+        else:
+            b = text.encode(DEFAULT_ENCODING)
+        return _pad(vr, b)
+    raise InvalidDicomError(f"cannot encode a value of VR {vr!r}")

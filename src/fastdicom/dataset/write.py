@@ -1,0 +1,241 @@
+"""``fastdicom.write``: byte-exact for unmodified data sets, re-encoding otherwise.
+
+An unmodified data set read from a Part 10 file is written back byte for
+byte. A modified one is re-encoded: elements that did not change are copied
+from the source buffer when the encoding is the same (and byte-swapped by VR
+when only the byte order changes); changed elements and sequences are
+encoded afresh. The four uncompressed encodings (implicit VR LE, explicit VR
+LE and BE, deflated explicit VR LE) convert into each other. File Meta is
+created or updated.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import zlib
+from typing import Any
+
+from .. import _backends
+from .._version import __version__
+from ..dictionary import uid as _uid
+from ..errors import FastDicomError
+from .dataset import Dataset, Element
+
+IMPLEMENTATION_CLASS_UID = "1.2.826.0.1.3680043.10.1400.1"  # fastdicom's implementation class
+IMPLEMENTATION_VERSION_NAME = ("FASTDICOM_" + __version__.replace(".", ""))[:16]
+
+LONG_VRS = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"))
+_SWAP_SIZE = {
+    "US": 2, "SS": 2, "OW": 2, "AT": 2,
+    "UL": 4, "SL": 4, "FL": 4, "OL": 4, "OF": 4,
+    "FD": 8, "OD": 8, "UV": 8, "SV": 8, "OV": 8,
+}  # fmt: skip
+
+
+def _byteswap(raw, size: int) -> bytes:
+    return _backends.resolve("byteswap")[1].byteswap(raw, size)
+
+
+def _tag_bytes(tag: int, little: bool) -> bytes:
+    return struct.pack("<HH" if little else ">HH", tag >> 16, tag & 0xFFFF)
+
+
+def _header(tag: int, vr: str, length: int, little: bool, explicit: bool) -> bytes:
+    e = "<" if little else ">"
+    if not explicit or tag >> 16 == 0xFFFE:
+        return struct.pack(e + "HHL", tag >> 16, tag & 0xFFFF, length)
+    if vr in LONG_VRS:
+        return struct.pack(e + "HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, length)
+    if length > 0xFFFF:
+        if length == 0xFFFFFFFF:
+            raise FastDicomError(f"VR {vr} cannot have undefined length (tag {tag:08X})")
+        # Too long for a 16-bit length: PS3.5 6.2.2 allows UN in that case.
+        return struct.pack(e + "HH2sHL", tag >> 16, tag & 0xFFFF, b"UN", 0, length)
+    return struct.pack(e + "HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), length)
+
+
+def _item(content: list[bytes], little: bool) -> list[bytes]:
+    n = sum(len(c) for c in content)
+    return [_tag_bytes(0xFFFEE000, little) + struct.pack("<L" if little else ">L", n), *content]
+
+
+def encode_sequence_value(elem: Element, little: bool, explicit: bool) -> bytes:
+    """The encoded items of a sequence element (without its own header)."""
+    out: list[bytes] = []
+    for item in elem.value:
+        out += _item(encode_dataset(item, little, explicit), little)
+    return b"".join(out)
+
+
+def _element_bytes(elem: Element, ds: Dataset, little: bool, explicit: bool) -> list[bytes]:
+    # The element's own data set holds its source bytes (it may come from another data set).
+    ds = elem._ds if elem._ds is not None and elem._ds._buf is not None else ds
+    same = ds._buf is not None and ds._little == little and ds._explicit == explicit
+    if same and elem._hdr >= 0 and elem._pristine():
+        return [ds._buf[elem._hdr : elem._end]]
+    vr = elem.vr
+    if vr == "SQ":
+        body: list[bytes] = []
+        for item in elem.value:
+            body += _item(encode_dataset(item, little, explicit), little)
+        n = sum(len(b) for b in body)
+        return [_header(elem.tag, vr, n, little, explicit), *body]
+    if elem._undefined and elem._raw is not None and not elem._dirty:
+        # Encapsulated data: fragments keep their bytes; only the headers' byte order can change.
+        content = bytes(elem._raw)
+        if ds._little != little:
+            content = _swap_fragment_headers(content, ds._little)
+        return [
+            _header(elem.tag, vr if vr in ("OB", "OW", "UN") else "OB", 0xFFFFFFFF, little, explicit),
+            content,
+            _tag_bytes(0xFFFEE0DD, little) + b"\0\0\0\0",
+        ]
+    if elem._raw is not None and not elem._dirty:
+        raw = elem._raw
+        if ds._little != little and vr in _SWAP_SIZE:
+            raw = _byteswap(raw, _SWAP_SIZE[vr])
+    else:
+        from . import values
+
+        raw = values.encode(vr, elem._value, little, ds._codecs())
+    return [_header(elem.tag, vr, len(raw), little, explicit), raw]
+
+
+def _swap_fragment_headers(content: bytes, src_little: bool) -> bytes:
+    out = bytearray(content)
+    pos = 0
+    src = "<HHL" if src_little else ">HHL"
+    dst = ">HHL" if src_little else "<HHL"
+    while pos + 8 <= len(out):
+        g, e, n = struct.unpack_from(src, out, pos)
+        struct.pack_into(dst, out, pos, g, e, n)
+        pos += 8 + n
+    return bytes(out)
+
+
+def encode_dataset(ds: Dataset, little: bool, explicit: bool) -> list[bytes]:
+    """The encoded elements of a data set, as a list of byte chunks."""
+    if ds._buf is not None and ds._pristine() and ds._little == little and ds._explicit == explicit:
+        return [ds._buf[ds._start : ds._end]]
+    out: list[bytes] = []
+    for elem in ds:
+        if elem.tag >> 16 == 0x0002 and ds._parent is None and ds.file_meta is not None:
+            continue
+        out += _element_bytes(elem, ds, little, explicit)
+    return out
+
+
+def _meta_bytes(meta: Dataset) -> bytes:
+    body: list[bytes] = []
+    for elem in meta:
+        if elem.tag == 0x00020000:
+            continue
+        body += _element_bytes(elem, meta, True, True)
+    content = b"".join(bytes(b) for b in body)
+    glen = _header(0x00020000, "UL", 4, True, True) + struct.pack("<L", len(content))
+    return glen + content
+
+
+def _build_meta(ds: Dataset, ts: str) -> Dataset:
+    meta = Dataset()
+    old = ds.file_meta
+    if old is not None:
+        for elem in old:
+            meta[elem.tag] = Element(elem.tag, elem.vr, elem.value)
+    if 0x00020001 not in meta:
+        meta.add_new(0x00020001, "OB", b"\x00\x01")
+    sop_class = ds.get(0x00080016)
+    sop_inst = ds.get(0x00080018)
+    if sop_class:
+        meta.add_new(0x00020002, "UI", sop_class)
+    if sop_inst:
+        meta.add_new(0x00020003, "UI", sop_inst)
+    meta.add_new(0x00020010, "UI", ts)
+    if old is None or 0x00020012 not in meta:
+        meta.add_new(0x00020012, "UI", IMPLEMENTATION_CLASS_UID)
+        meta.add_new(0x00020013, "SH", IMPLEMENTATION_VERSION_NAME)
+    return meta
+
+
+def to_bytes(ds: Dataset, *, transfer_syntax: str | None = None) -> bytes:
+    """The Part 10 encoding of ``ds`` (preamble, ``DICM``, File Meta, data set)."""
+    chunks = encode_part10(ds, transfer_syntax=transfer_syntax)
+    return b"".join(bytes(c) if not isinstance(c, bytes) else c for c in chunks)
+
+
+def encode_part10(ds: Dataset, *, transfer_syntax: str | None = None) -> list[Any]:
+    """The Part 10 encoding of ``ds`` as a list of byte chunks (views into the source when unchanged)."""
+    if ds._stopped_before_pixels:
+        raise FastDicomError("this data set was read with stop_before_pixels; writing it would drop Pixel Data")
+    src_ts = ds.transfer_syntax
+    ts = transfer_syntax or src_ts or _uid.EXPLICIT_VR_LITTLE_ENDIAN
+    little, explicit, deflated = _uid.encoding_of(ts)
+    src_deflated = src_ts is not None and _uid.encoding_of(src_ts)[2]
+    meta = ds.file_meta
+    same_ts = ts == src_ts
+    if (
+        same_ts
+        and meta is not None
+        and meta._pristine()
+        and ds.preamble is not None
+        and ds._buf is not None
+        and ds._pristine()
+        and not src_deflated
+        and meta._buf is ds._buf
+    ):
+        # Unmodified: the original bytes, from the preamble to the end of the data set.
+        return [ds._buf[0 : ds._end]]
+    if ts != src_ts and _uid.is_encapsulated(ts) != _uid.is_encapsulated(src_ts or ts) and 0x7FE00010 in ds:
+        raise FastDicomError(f"converting Pixel Data to {ts} needs a codec (see fastdicom.transcode)")
+    if meta is not None and same_ts and meta._pristine() and meta._buf is not None:
+        meta_bytes: Any = meta._buf[meta._start : meta._end]
+    else:
+        meta_bytes = _meta_bytes(_build_meta(ds, ts))
+    body = encode_dataset(ds, little, explicit)
+    if deflated:
+        c = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+        parts = [c.compress(b) for b in body]
+        parts.append(c.flush())
+        data = b"".join(parts)
+        if len(data) % 2:
+            data += b"\0"
+        body = [data]
+    preamble = ds.preamble if ds.preamble is not None else b"\0" * 128
+    return [preamble, b"DICM", meta_bytes, *body]
+
+
+def write(dest: Any, ds: Dataset, *, transfer_syntax: str | None = None) -> None:
+    """Write ``ds`` as a Part 10 file.
+
+    Parameters
+    ----------
+    dest : str, os.PathLike or binary file object
+        A path is written atomically (temporary file, fsync, rename).
+    ds : Dataset
+    transfer_syntax : str, optional
+        Convert to this transfer syntax (one of the four uncompressed
+        encodings, or the data set's own). Default: the data set's own.
+    """
+    chunks = encode_part10(ds, transfer_syntax=transfer_syntax)
+    if hasattr(dest, "write"):
+        for c in chunks:
+            dest.write(c)
+        return
+    path = os.fspath(dest)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".fastdicom-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for c in chunks:
+                f.write(c)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

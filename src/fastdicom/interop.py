@@ -1,0 +1,78 @@
+"""Conversion to and from pydicom (an optional dependency)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .dataset.dataset import Dataset, Element
+
+
+def _to_pydicom_dataset(ds: Dataset, pydicom: Any, dataset_cls: Any) -> Any:
+    out = dataset_cls()
+    for elem in ds:
+        out.add(_to_pydicom_element(elem, pydicom))
+    return out
+
+
+def _to_pydicom_element(elem: Element, pydicom: Any) -> Any:
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset as PDataset
+    from pydicom.sequence import Sequence
+
+    if elem.vr == "SQ":
+        items = [_to_pydicom_dataset(item, pydicom, PDataset) for item in elem.value]
+        return DataElement(elem.tag, "SQ", Sequence(items), is_undefined_length=elem.is_undefined_length)
+    value = elem.value
+    return DataElement(elem.tag, elem.vr, value, is_undefined_length=elem.is_undefined_length)
+
+
+def to_pydicom(ds: Dataset) -> Any:
+    """Build a ``pydicom.Dataset`` from fastdicom's own parsed elements."""
+    import pydicom
+    from pydicom.dataset import Dataset as PDataset
+    from pydicom.dataset import FileMetaDataset
+
+    out = _to_pydicom_dataset(ds, pydicom, PDataset)
+    if ds.file_meta is not None:
+        meta = FileMetaDataset()
+        for elem in ds.file_meta:
+            meta.add(_to_pydicom_element(elem, pydicom))
+        out.file_meta = meta
+    if ds.preamble is not None:
+        out.preamble = ds.preamble
+    if ds.filename:
+        out.filename = ds.filename
+    out.set_original_encoding(ds.is_implicit_vr, ds.is_little_endian, ds.get(0x00080005))
+    return out
+
+
+def _value_from_pydicom(elem: Any) -> Any:
+    from pydicom.multival import MultiValue
+    from pydicom.valuerep import PersonName
+
+    v = elem.value
+    if elem.VR == "SQ":
+        return [from_pydicom(item) for item in v]
+    if isinstance(v, (MultiValue, list, tuple)):
+        return [str(x) if isinstance(x, PersonName) else x for x in v]
+    if isinstance(v, PersonName):
+        return str(v)
+    return v
+
+
+def from_pydicom(pds: Any) -> Dataset:
+    """Build a :class:`fastdicom.Dataset` from a ``pydicom.Dataset``."""
+    ds = Dataset()
+    for elem in pds:
+        vr = elem.VR if " or " not in elem.VR else elem.VR.split(" or ")[-1]
+        ds.add_new(elem.tag, vr, _value_from_pydicom(elem))
+    meta = getattr(pds, "file_meta", None)
+    if meta is not None and len(meta):
+        fm = Dataset()
+        for elem in meta:
+            fm.add_new(elem.tag, elem.VR, _value_from_pydicom(elem))
+        ds.file_meta = fm
+        ds._transfer_syntax = fm.get(0x00020010)
+    pre = getattr(pds, "preamble", None)
+    ds.preamble = pre
+    return ds

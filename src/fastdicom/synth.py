@@ -1,0 +1,223 @@
+"""Synthetic but realistic DICOM objects, for demos, tests and benchmarks.
+
+``ct_slice`` builds a CT Image Storage data set with about 100 attributes,
+nested sequences, a private block and 512x512 int16 pixels; the series
+shares Study/Series UIDs and moves Image Position (Patient) along the slice
+normal.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import numpy as np
+
+from .dataset.dataset import Dataset
+from .dataset.write import write
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def new_uid() -> str:
+    """A UID under the 2.25 root (UUID-derived, PS3.5 B.2)."""
+    return "2.25." + str(uuid.uuid4().int)
+
+
+def _item(pairs: list[tuple[str, str, object]]) -> Dataset:
+    ds = Dataset()
+    for key, vr, value in pairs:
+        ds.add_new(key, vr, value)
+    return ds
+
+
+def ct_slice(
+    index: int,
+    *,
+    study_uid: str,
+    series_uid: str,
+    frame_uid: str,
+    rows: int = 512,
+    columns: int = 512,
+    thickness: float = 1.25,
+    pixels: np.ndarray | None = None,
+) -> Dataset:
+    """One CT slice; ``index`` sets Instance Number and position."""
+    z = -200.0 + index * thickness
+    ds = Dataset()
+    add = ds.add_new
+    add("SpecificCharacterSet", "CS", "ISO_IR 100")
+    add("ImageType", "CS", ["ORIGINAL", "PRIMARY", "AXIAL"])
+    add("InstanceCreationDate", "DA", "20261123")
+    add("InstanceCreationTime", "TM", "101010.000000")
+    add("SOPClassUID", "UI", CT_IMAGE_STORAGE)
+    sop_uid = new_uid()
+    add("SOPInstanceUID", "UI", sop_uid)
+    add("StudyDate", "DA", "20261123")
+    add("SeriesDate", "DA", "20261123")
+    add("AcquisitionDate", "DA", "20261123")
+    add("ContentDate", "DA", "20261123")
+    add("StudyTime", "TM", "100000")
+    add("SeriesTime", "TM", "100500")
+    add("AcquisitionTime", "TM", f"1006{index % 60:02d}.250000")
+    add("ContentTime", "TM", f"1006{index % 60:02d}.250000")
+    add("AccessionNumber", "SH", "ACC0001234")
+    add("Modality", "CS", "CT")
+    add("Manufacturer", "LO", "fastdicom synthetic")
+    add("InstitutionName", "LO", "Hôpital Exemple")
+    add("ReferringPhysicianName", "PN", "Müller^Anna^^Dr.")
+    add("StationName", "SH", "CT01")
+    add("StudyDescription", "LO", "CT CHEST ABDOMEN PELVIS")
+    add("SeriesDescription", "LO", "AXIAL 1.25 STANDARD")
+    add("ManufacturerModelName", "LO", "SYNTH-64")
+    add(
+        "ProcedureCodeSequence",
+        "SQ",
+        [
+            _item(
+                [
+                    ("CodeValue", "SH", "CTCAP"),
+                    ("CodingSchemeDesignator", "SH", "99LOCAL"),
+                    ("CodeMeaning", "LO", "CT Chest Abdomen Pelvis"),
+                ]
+            )
+        ],
+    )
+    add(
+        "ReferencedStudySequence",
+        "SQ",
+        [_item([("ReferencedSOPClassUID", "UI", "1.2.840.10008.3.1.2.3.1"), ("ReferencedSOPInstanceUID", "UI", study_uid)])],
+    )
+    add("PatientName", "PN", "Doe^Jane")
+    add("PatientID", "LO", "PID000042")
+    add("PatientBirthDate", "DA", "19700101")
+    add("PatientSex", "CS", "F")
+    add("PatientAge", "AS", "056Y")
+    add("PatientWeight", "DS", 68.5)
+    add("BodyPartExamined", "CS", "CHEST")
+    add("ScanOptions", "CS", "HELICAL MODE")
+    add("SliceThickness", "DS", thickness)
+    add("KVP", "DS", 120)
+    add("DataCollectionDiameter", "DS", 500)
+    add("SoftwareVersions", "LO", "1.0")
+    add("ReconstructionDiameter", "DS", 380)
+    add("DistanceSourceToDetector", "DS", 1040.3)
+    add("DistanceSourceToPatient", "DS", 570)
+    add("GantryDetectorTilt", "DS", 0)
+    add("TableHeight", "DS", 160)
+    add("RotationDirection", "CS", "CW")
+    add("ExposureTime", "IS", 500)
+    add("XRayTubeCurrent", "IS", 300)
+    add("Exposure", "IS", 150)
+    add("FilterType", "SH", "BODY FILTER")
+    add("GeneratorPower", "IS", 36)
+    add("FocalSpots", "DS", 0.7)
+    add("ConvolutionKernel", "SH", "STANDARD")
+    add("PatientPosition", "CS", "HFS")
+    add("RevolutionTime", "FD", 0.5)
+    add("SingleCollimationWidth", "FD", 0.625)
+    add("TotalCollimationWidth", "FD", 40.0)
+    add("TableSpeed", "FD", 78.75)
+    add("TableFeedPerRotation", "FD", 39.375)
+    add("SpiralPitchFactor", "FD", 0.984375)
+    add("CTDIvol", "FD", 8.12)
+    add(
+        "CTDIPhantomTypeCodeSequence",
+        "SQ",
+        [
+            _item(
+                [
+                    ("CodeValue", "SH", "113691"),
+                    ("CodingSchemeDesignator", "SH", "DCM"),
+                    ("CodeMeaning", "LO", "IEC Body Dosimetry Phantom"),
+                ]
+            )
+        ],
+    )
+    add("StudyInstanceUID", "UI", study_uid)
+    add("SeriesInstanceUID", "UI", series_uid)
+    add("StudyID", "SH", "1")
+    add("SeriesNumber", "IS", 3)
+    add("AcquisitionNumber", "IS", 1)
+    add("InstanceNumber", "IS", index + 1)
+    add("ImagePositionPatient", "DS", [-190.0, -190.0, z])
+    add("ImageOrientationPatient", "DS", [1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    add("FrameOfReferenceUID", "UI", frame_uid)
+    add("PositionReferenceIndicator", "LO", "SN")
+    add("SliceLocation", "DS", z)
+    add("SamplesPerPixel", "US", 1)
+    add("PhotometricInterpretation", "CS", "MONOCHROME2")
+    add("Rows", "US", rows)
+    add("Columns", "US", columns)
+    add("PixelSpacing", "DS", [0.742188, 0.742188])
+    add("BitsAllocated", "US", 16)
+    add("BitsStored", "US", 16)
+    add("HighBit", "US", 15)
+    add("PixelRepresentation", "US", 1)
+    add("WindowCenter", "DS", [40, 400])
+    add("WindowWidth", "DS", [400, 1500])
+    add("RescaleIntercept", "DS", -1024)
+    add("RescaleSlope", "DS", 1)
+    add("RescaleType", "LO", "HU")
+    add("WindowCenterWidthExplanation", "LO", ["WINDOW1", "WINDOW2"])
+    add("LossyImageCompression", "CS", "00")
+    add(
+        "RequestAttributesSequence",
+        "SQ",
+        [
+            _item(
+                [
+                    ("RequestedProcedureID", "SH", "RP1"),
+                    ("ScheduledProcedureStepID", "SH", "SPS1"),
+                    (
+                        "ScheduledProtocolCodeSequence",
+                        "SQ",
+                        [
+                            _item(
+                                [
+                                    ("CodeValue", "SH", "CT-CAP"),
+                                    ("CodingSchemeDesignator", "SH", "99LOCAL"),
+                                    ("CodeMeaning", "LO", "CT CAP with contrast"),
+                                ]
+                            )
+                        ],
+                    ),
+                ]
+            )
+        ],
+    )
+    add("PerformedProcedureStepStartDate", "DA", "20261123")
+    add("PerformedProcedureStepStartTime", "TM", "100000")
+    add("PerformedProcedureStepID", "SH", "PPS1")
+    add("PerformedProcedureStepDescription", "LO", "CT CAP")
+    # A private block: creator at (0009,0010), elements (0009,10xx).
+    add(0x00090010, "LO", "FASTDICOM SYNTH")
+    add(0x00091001, "LO", "synthetic private text")
+    add(0x00091002, "UL", index)
+    add(0x00091003, "FD", [1.5, 2.5, 3.5])
+    add(0x00091004, "OB", bytes(range(64)))
+    if pixels is None:
+        yy, xx = np.mgrid[0:rows, 0:columns]
+        r = np.hypot(yy - rows / 2, xx - columns / 2)
+        pixels = np.where(r < min(rows, columns) * 0.45, 40 + (index % 50), -1000).astype("<i2")
+        pixels[rows // 3 : rows // 3 + 20, columns // 3 : columns // 3 + 20] = 300 + index
+    add("PixelData", "OW", np.ascontiguousarray(pixels, dtype="<i2").tobytes())
+    return ds
+
+
+def write_ct_series(folder: str, slices: int = 300, *, rows: int = 512, columns: int = 512) -> list[str]:
+    """Write a CT series of ``slices`` files into ``folder``; return the paths."""
+    os.makedirs(folder, exist_ok=True)
+    study, series, frame = new_uid(), new_uid(), new_uid()
+    yy, xx = np.mgrid[0:rows, 0:columns]
+    r = np.hypot(yy - rows / 2, xx - columns / 2)
+    base = np.where(r < min(rows, columns) * 0.45, 40, -1000).astype("<i2")
+    paths = []
+    for i in range(slices):
+        px = base.copy()
+        px[rows // 3 : rows // 3 + 20, columns // 3 : columns // 3 + 20] = 300 + i
+        ds = ct_slice(i, study_uid=study, series_uid=series, frame_uid=frame, rows=rows, columns=columns, pixels=px)
+        path = os.path.join(folder, f"CT{i + 1:04d}.dcm")
+        write(path, ds)
+        paths.append(path)
+    return paths

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fastdicom import _backends
+
+
+def _backends_to_test() -> list[str]:
+    if _backends.forced() == "python":
+        return ["python"]
+    names = []
+    for name, module, attr in _backends.REGISTRY["parse"]:
+        mod, _why = _backends._try(name, module, attr)
+        if mod is not None or _backends.require_native():
+            names.append(name)
+    return names
+
+
+@pytest.fixture(params=_backends_to_test())
+def backend(request) -> str:
+    """Each parse backend in turn (only 'python' under FASTDICOM_BACKEND=python)."""
+    return request.param
+
+
+def pytest_report_header(config):
+    return [
+        f"fastdicom backends: {_backends.backend_info()}",
+        f"FASTDICOM_BACKEND={os.environ.get('FASTDICOM_BACKEND', '')}",
+    ]

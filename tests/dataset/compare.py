@@ -1,0 +1,93 @@
+"""Element-by-element comparison of a fastdicom Dataset with a pydicom Dataset."""
+
+from __future__ import annotations
+
+import math
+
+
+def _norm(value):
+    from pydicom.multival import MultiValue
+    from pydicom.valuerep import PersonName
+
+    if isinstance(value, PersonName):
+        return str(value)
+    if isinstance(value, (MultiValue, list, tuple)):
+        return [_norm(v) for v in value]
+    return value
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, (bytes, memoryview)) and isinstance(b, (bytes, memoryview)):
+        return bytes(a) == bytes(b)
+    return a == b
+
+
+_WORD = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _swap(b: bytes, size: int) -> bytes:
+    import numpy as np
+
+    n = len(b) - len(b) % size
+    return np.frombuffer(b[:n], dtype=f"<u{size}").byteswap().tobytes() + b[n:]
+
+
+def diff_datasets(
+    fd,
+    pd,
+    path: str = "",
+    out: list | None = None,
+    skip: frozenset = frozenset(),
+    implicit: bool = False,
+    swapped: bool = False,
+) -> list[str]:
+    """Return a list of differences (empty when equal).
+
+    With ``implicit``, a private element that pydicom reads back as UN (implicit
+    VR loses the VR of private elements it has no dictionary for) is compared
+    by its encoded bytes.
+    """
+    out = [] if out is None else out
+    ftags = [e.tag for e in fd]
+    ptags = [int(e.tag) for e in pd]
+    if ftags != sorted(ptags):
+        missing = sorted(set(ptags) - set(ftags))
+        extra = sorted(set(ftags) - set(ptags))
+        out.append(f"{path}: tags differ: missing {[hex(t) for t in missing]} extra {[hex(t) for t in extra]}")
+    for tag in ftags:
+        if tag not in pd or tag in skip:
+            continue
+        fe = fd[tag]
+        pe = pd[tag]
+        where = f"{path}({tag >> 16:04X},{tag & 0xFFFF:04X})"
+        if implicit and tag >> 16 & 1:
+            continue  # implicit VR loses private VRs; pydicom guesses them from its private dictionary
+        if fe.vr != pe.VR and implicit:
+            from fastdicom.dictionary import vr_of
+
+            if pe.VR in vr_of(tag) or {fe.vr, pe.VR} <= {"OB", "OW"}:
+                continue  # implicit VR keeps only the dictionary's VR
+        if fe.vr != pe.VR:
+            out.append(f"{where}: VR {fe.vr} != {pe.VR}")
+            continue
+        if fe.vr == "SQ":
+            fi, pi = fe.value, pe.value
+            if len(fi) != len(pi):
+                out.append(f"{where}: {len(fi)} items != {len(pi)}")
+                continue
+            for k, (a, b) in enumerate(zip(fi, pi)):
+                diff_datasets(a, b, f"{where}[{k}].", out, implicit=implicit, swapped=swapped)
+            continue
+        fv = fe.value
+        pv = _norm(pe.value)
+        if swapped and fe.vr in _WORD and isinstance(fv, bytes):
+            fv = _swap(fv, _WORD[fe.vr])
+        if not _equal(fv, pv):
+            out.append(f"{where} {fe.vr}: {fv!r:.120} != {pv!r:.120}")
+        elif fe.vm != pe.VM:
+            out.append(f"{where} {fe.vr}: VM {fe.vm} != {pe.VM}")
+    return out
