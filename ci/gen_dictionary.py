@@ -55,7 +55,10 @@ def main() -> None:
         uid: (name, kind, info, retired == "Retired", keyword)
         for uid, (name, kind, info, retired, keyword) in sorted(UID_dictionary.items())
     }
-    text = HEADER + '"""UID -> (name, type, info, retired, keyword)."""\n\nUIDS: dict[str, tuple[str, str, str, bool, str]] = '
+    text = (
+        HEADER
+        + '"""UID -> (name, type, info, retired, keyword)."""\n\nUIDS: dict[str, tuple[str, str, str, bool, str]] = '
+    )
     text += pprint.pformat(uids, width=120, sort_dicts=True) + "\n"
     (OUT / "_uids.py").write_text(text)
 

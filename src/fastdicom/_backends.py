@@ -102,5 +102,8 @@ def missing_info() -> dict[str, dict[str, str]]:
     """For each capability, the preferred implementations that were unavailable and why."""
     backend_info()
     if forced():
-        return {cap: {n: "skipped: FASTDICOM_BACKEND=" + forced() for n, _, _ in REGISTRY[cap] if n != "python"} for cap in REGISTRY}
+        return {
+            cap: {n: "skipped: FASTDICOM_BACKEND=" + forced() for n, _, _ in REGISTRY[cap] if n != "python"}
+            for cap in REGISTRY
+        }
     return {cap: dict(_missing.get(cap, {})) for cap in REGISTRY}

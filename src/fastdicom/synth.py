@@ -86,7 +86,14 @@ def ct_slice(
     add(
         "ReferencedStudySequence",
         "SQ",
-        [_item([("ReferencedSOPClassUID", "UI", "1.2.840.10008.3.1.2.3.1"), ("ReferencedSOPInstanceUID", "UI", study_uid)])],
+        [
+            _item(
+                [
+                    ("ReferencedSOPClassUID", "UI", "1.2.840.10008.3.1.2.3.1"),
+                    ("ReferencedSOPInstanceUID", "UI", study_uid),
+                ]
+            )
+        ],
     )
     add("PatientName", "PN", "Doe^Jane")
     add("PatientID", "LO", "PID000042")

@@ -25,6 +25,7 @@ decode_text = charset.decode_text
 encode_text = charset.encode_text
 python_codecs = charset.python_codecs
 
+H32_RAW = b"\xd4\xcf\xc0\xde^\xc0\xdb\xb3=\x1b$B;3ED\x1b(J^\x1b$BB@O:\x1b(J=\x1b$B$d$^$@\x1b(J^\x1b$B$?$m$&\x1b(J"
 TEXT_VRS = ("SH", "LO", "ST", "LT", "UC", "UT", "PN")
 SINGLE_VALUED = ("ST", "LT", "UT")
 CHARSET_DIR = Path(pydicom.data.__file__).parent / "charset_files"
@@ -145,7 +146,7 @@ def test_round_trip_file_values(where, vr, raw, charsets, value):
         (
             "H.3.2",
             ["ISO 2022 IR 13", "ISO 2022 IR 87"],
-            b"\xd4\xcf\xc0\xde^\xc0\xdb\xb3=\x1b$B;3ED\x1b(J^\x1b$BB@O:\x1b(J=\x1b$B$d$^$@\x1b(J^\x1b$B$?$m$&\x1b(J",
+            H32_RAW,
         ),
         (
             "I.2",
@@ -157,7 +158,11 @@ def test_round_trip_file_values(where, vr, raw, charsets, value):
             ["", "ISO 2022 IR 58"],
             b"Zhang^XiaoDong=\x1b$)A\xd5\xc5^\x1b$)A\xd0\xa1\xb6\xab=",
         ),
-        ("multi-valued PN", ["", "ISO 2022 IR 87"], b"\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B\\\x1b$B$d$^$@\x1b(B"),
+        (
+            "multi-valued PN",
+            ["", "ISO 2022 IR 87"],
+            b"\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B\\\x1b$B$d$^$@\x1b(B",
+        ),
     ],
 )
 def test_standard_examples_byte_exact(name, charsets, raw):
@@ -168,7 +173,7 @@ def test_standard_examples_byte_exact(name, charsets, raw):
 
 def test_standard_example_values():
     codecs = python_codecs(["ISO 2022 IR 13", "ISO 2022 IR 87"])
-    raw = b"\xd4\xcf\xc0\xde^\xc0\xdb\xb3=\x1b$B;3ED\x1b(J^\x1b$BB@O:\x1b(J=\x1b$B$d$^$@\x1b(J^\x1b$B$?$m$&\x1b(J"
+    raw = H32_RAW
     assert decode_text(raw, codecs, "PN") == "ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎=やまだ^たろう"
     codecs = python_codecs(["", "ISO 2022 IR 58"])
     assert decode_text(b"Zhang^XiaoDong=\x1b$)A\xd5\xc5^\x1b$)A\xd0\xa1\xb6\xab=", codecs, "PN") == (
@@ -208,9 +213,17 @@ DEFINED_TERMS = [
     (["", "ISO 2022 IR 138"], ("iso8859", "iso8859_8"), "שרון^דבורה"),
     (["", "ISO 2022 IR 148"], ("iso8859", "iso8859_9"), "Çağrı^Şahin"),
     (["", "ISO 2022 IR 166"], ("iso8859", "iso8859_11"), "สวัสดี^ครับ"),
-    (["ISO 2022 IR 13", "ISO 2022 IR 87"], ("shift_jis", "iso2022_jp"), "ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎=やまだ^たろう"),
+    (
+        ["ISO 2022 IR 13", "ISO 2022 IR 87"],
+        ("shift_jis", "iso2022_jp"),
+        "ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎=やまだ^たろう",
+    ),
     (["", "ISO 2022 IR 87"], ("iso8859", "iso2022_jp"), "Yamada^Tarou=山田^太郎=やまだ^たろう"),
-    (["", "ISO 2022 IR 87", "ISO 2022 IR 159"], ("iso8859", "iso2022_jp", "iso2022_jp_2"), "山田^丂=やまだ"),
+    (
+        ["", "ISO 2022 IR 87", "ISO 2022 IR 159"],
+        ("iso8859", "iso2022_jp", "iso2022_jp_2"),
+        "山田^丂=やまだ",
+    ),
     (["", "ISO 2022 IR 149"], ("iso8859", "euc_kr"), "Hong^Gildong=洪^吉洞=홍^길동"),
     (["", "ISO 2022 IR 58"], ("iso8859", "gb2312"), "Zhang^XiaoDong=张^小东"),
 ]
@@ -250,7 +263,7 @@ def test_defined_terms_interoperate_with_pydicom(terms, expected, sample):
 def test_all_codec_names_exist():
     import codecs
 
-    for terms, expected, _ in DEFINED_TERMS:
+    for _terms, expected, _ in DEFINED_TERMS:
         for name in expected:
             codecs.lookup(name)
     for name in set(charset._DEFINED_TERMS.values()) | set(charset._TOLERATED_TERMS.values()):

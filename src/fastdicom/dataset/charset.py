@@ -244,6 +244,11 @@ def _encode(value: str, codec: str) -> bytes:
     return encoder(value)[0]  # type: ignore[operator]
 
 
+for _codec in {*_DEFINED_TERMS.values(), *_TOLERATED_TERMS.values()}:
+    _load_codec_functions(_codec)
+del _codec
+
+
 # --------------------------------------------------------------------------
 # Specific Character Set -> Python codecs
 # --------------------------------------------------------------------------
@@ -322,6 +327,7 @@ def _python_codecs_cached(terms: tuple[str, ...]) -> tuple[tuple[str, ...], tupl
 
 
 _CLEAN_STR_RESULTS: dict[str, tuple[str, ...]] = {}
+_DEFAULT_CODECS = (DEFAULT_CODEC,)
 
 
 def python_codecs(charsets: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -356,6 +362,8 @@ def python_codecs(charsets: str | list[str] | tuple[str, ...] | None) -> tuple[s
     are accepted as well and returned as their canonical Python name.
     Results are cached.
     """
+    if charsets is None:
+        return _DEFAULT_CODECS
     if isinstance(charsets, str):
         cached = _CLEAN_STR_RESULTS.get(charsets)
         if cached is not None:
@@ -444,7 +452,7 @@ def _decode_g0_multibyte(payload: bytes, prefix: bytes, codec: str, g1: str) -> 
         if run[0] < 0x80:
             parts.append((prefix + run).decode(codec))
         else:
-            parts.append(run.decode(g1))
+            parts.append(_decode(run, g1))
     return "".join(parts)
 
 
@@ -458,7 +466,7 @@ def _decode_iso2022(raw: bytes, codecs: tuple[str, ...], plan: _Plan, vr: str) -
     head = pieces[0]
     if head:
         try:
-            out.append(head.decode(init_g1))
+            out.append(_decode(head, init_g1))
         except UnicodeDecodeError:
             out.append(_decode_replace(head, first, _undecodable_message(codecs)))
 
@@ -504,10 +512,10 @@ def _decode_iso2022(raw: bytes, codecs: tuple[str, ...], plan: _Plan, vr: str) -
                 out.append(_decode_g0_multibyte(payload, g0[0], g0[1], g1))
             elif g1 != init_g1 and (match := delim_re.search(payload)) is not None:
                 idx = match.start()
-                out.append(payload[:idx].decode(g1) + payload[idx:].decode(init_g1))
+                out.append(_decode(payload[:idx], g1) + _decode(payload[idx:], init_g1))
                 g1 = init_g1
             else:
-                out.append(payload.decode(g1))
+                out.append(_decode(payload, g1))
         except UnicodeDecodeError:
             out.append(_decode_replace(_ESC_BYTE + piece, first, _undecodable_message(codecs)))
 
@@ -564,26 +572,30 @@ def decode_text(raw: bytes, codecs: tuple[str, ...], vr: str) -> str:
     character set the escape sequence designates; stand-alone character sets
     (UTF-8, GB18030, GBK) never use escape sequences.
     """
-    first = codecs[0] if codecs else DEFAULT_CODEC
-    if _ESC not in raw:
-        try:
+    if not codecs:
+        codecs = (DEFAULT_CODEC,)
+    first = codecs[0]
+    if _ESC in raw:
+        plan = _plan(tuple(codecs))
+        if not plan.opaque:
+            return _decode_iso2022(bytes(raw), tuple(codecs), plan, vr)
+    # common case: one decode call
+    try:
+        decoder = _DECODERS[first]
+        if decoder is None:
             return raw.decode(first)
-        except UnicodeDecodeError:
-            return _decode_replace(raw, first, _undecodable_message(codecs))
-        except LookupError:
-            warnings.warn(f"Unknown codec '{first}' - using the default repertoire", UserWarning, stacklevel=2)
-            return raw.decode(DEFAULT_CODEC)
-
-    plan = _plan(tuple(codecs) or (DEFAULT_CODEC,))
-    if plan.opaque:
-        try:
-            return raw.decode(first)
-        except UnicodeDecodeError:
-            return _decode_replace(raw, first, _undecodable_message(codecs))
-        except LookupError:
-            warnings.warn(f"Unknown codec '{first}' - using the default repertoire", UserWarning, stacklevel=2)
-            return raw.decode(DEFAULT_CODEC)
-    return _decode_iso2022(bytes(raw), codecs, plan, vr)
+        return decoder(raw)[0]  # type: ignore[operator]
+    except KeyError:
+        pass
+    except UnicodeDecodeError:
+        return _decode_replace(raw, first, _undecodable_message(codecs))
+    try:
+        return _decode(raw, first)
+    except UnicodeDecodeError:
+        return _decode_replace(raw, first, _undecodable_message(codecs))
+    except LookupError:
+        warnings.warn(f"Unknown codec '{first}' - using the default repertoire", UserWarning, stacklevel=2)
+        return _decode(raw, DEFAULT_CODEC)
 
 
 # --------------------------------------------------------------------------
@@ -602,7 +614,7 @@ def _classify(char: str, plan: _Plan) -> tuple[int, bytes]:
     result = (_NO_SET, b"")
     for index, (kind, codec, escape) in enumerate(plan.ext_sets):
         try:
-            encoded = char.encode(codec)
+            encoded = _encode(char, codec)
         except UnicodeEncodeError:
             continue
         if kind == _G1_SB:
@@ -725,11 +737,13 @@ def encode_text(value: str, codecs: tuple[str, ...], vr: str) -> bytes:
     """
     if not value:
         return b""
-    first = codecs[0] if codecs else DEFAULT_CODEC
+    if not codecs:
+        codecs = (DEFAULT_CODEC,)
+    first = codecs[0]
     kind = _role(first)[0]
     if kind == _OPAQUE or kind == _G0_MB:
         try:
-            return value.encode(first)
+            return _encode(value, first)
         except UnicodeEncodeError:
             warnings.warn(
                 f"Failed to encode text value with '{first}' - using replacement characters",
@@ -745,7 +759,7 @@ def encode_text(value: str, codecs: tuple[str, ...], vr: str) -> bytes:
         return value.encode("ascii")
     if kind == _G1_SB or kind == _G1_MB or (kind == _DEFAULT and len(codecs) == 1):
         try:
-            return value.encode(first)
+            return _encode(value, first)
         except UnicodeEncodeError:
             pass
     return _encode_iso2022(value, tuple(codecs), _plan(tuple(codecs)), vr)

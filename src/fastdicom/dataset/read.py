@@ -181,5 +181,7 @@ def _inflate(buf, pos: int) -> memoryview:
     except zlib.error as exc:
         raise InvalidDicomError(f"deflated data set does not inflate: {exc}", None, pos) from None
     if d.unconsumed_tail:
-        raise InvalidDicomError(f"deflated data set inflates past {MAX_INFLATE} bytes (FASTDICOM_MAX_INFLATE)", None, pos)
+        raise InvalidDicomError(
+            f"deflated data set inflates past {MAX_INFLATE} bytes (FASTDICOM_MAX_INFLATE)", None, pos
+        )
     return memoryview(out)

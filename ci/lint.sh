@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Linters: ruff (Python), cargo fmt and clippy (Rust).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+$PY -m ruff check src tests benchmarks ci
+$PY -m ruff format --check src tests benchmarks ci
+(cd rust && cargo fmt --all -- --check)
+(cd rust && cargo clippy --workspace --all-targets --locked -- -D warnings)

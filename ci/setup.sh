@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install what the build and the tests need on a fresh Debian machine, then
+# build and install fastdicom (Rust + Cython extensions) in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+
+# System packages: a C compiler for Cython, pkg-config for -sys crates.
+# (dcmtk joins this list with the network issue.)
+NEED_APT=()
+command -v cc >/dev/null || NEED_APT+=(build-essential)
+command -v pkg-config >/dev/null || NEED_APT+=(pkg-config)
+if [ ${#NEED_APT[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${NEED_APT[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "ci/setup.sh: cargo not found; install a Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+PY=${PYTHON:-python3}
+$PY -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+$PY -m pip install -q \
+  "setuptools>=68" "setuptools-rust>=1.9" "Cython>=3.0" "numpy>=1.24" wheel \
+  "pytest>=8" "pytest-benchmark>=4" "hypothesis>=6" psutil ruff \
+  "pydicom==3.0.2" "pydicom-data==1.0.0" "deid-data==0.0.20"
+
+# Build everything; a missing or failing native build is an error here.
+FASTDICOM_REQUIRE_NATIVE=1 $PY -m pip install -q --no-build-isolation -e .
