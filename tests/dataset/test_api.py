@@ -35,9 +35,9 @@ def test_keys_and_access(ct):
     assert isinstance(e.raw, memoryview) and bytes(e.raw) == b"\x80\x00"
     assert ct.ImagePositionPatient == [-158.135803, -179.035797, -75.699997]
     with pytest.raises(KeyError):
-        ct["PatientMotherBirthName"]
+        _ = ct["PatientMotherBirthName"]
     with pytest.raises(AttributeError):
-        ct.NotAKeyword
+        _ = ct.NotAKeyword
 
 
 def test_values_are_views_of_the_mapping(ct):
