@@ -31,12 +31,23 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
 
 _resolved: dict[str, tuple[str, ModuleType]] = {}
 _missing: dict[str, dict[str, str]] = {}
+_explicit: dict[tuple[str, str], tuple[str, ModuleType]] = {}
+
+
+_forced: str | None = None
+
+
+def refresh() -> None:
+    """Re-read ``FASTDICOM_BACKEND`` and forget the choices made so far."""
+    global _forced
+    _forced = os.environ.get("FASTDICOM_BACKEND", "").strip().lower() or None
+    _resolved.clear()
+    _missing.clear()
 
 
 def forced() -> str | None:
-    """The backend forced by ``FASTDICOM_BACKEND``, if any."""
-    value = os.environ.get("FASTDICOM_BACKEND", "").strip().lower()
-    return value or None
+    """The backend forced by ``FASTDICOM_BACKEND`` (read at import; see :func:`refresh`)."""
+    return _forced
 
 
 def require_native() -> bool:
@@ -68,8 +79,14 @@ def resolve(capability: str, backend: str | None = None) -> tuple[str, ModuleTyp
         Ask for one implementation by name (``"python"``, ``"rust"``...).
     """
     want = backend or forced()
-    if want is None and capability in _resolved:
-        return _resolved[capability]
+    if want is None:
+        hit = _resolved.get(capability)
+        if hit is not None:
+            return hit
+    elif backend is not None:
+        hit = _explicit.get((capability, backend))
+        if hit is not None:
+            return hit
     candidates = REGISTRY[capability]
     if want is not None:
         candidates = [c for c in candidates if c[0] == want]
@@ -85,6 +102,8 @@ def resolve(capability: str, backend: str | None = None) -> tuple[str, ModuleTyp
             if name == "python" and want is None and require_native() and missing:
                 raise BackendError(f"native backend for {capability!r} unavailable: {missing}")
             result = (name, mod)
+            if backend is not None:
+                _explicit[(capability, backend)] = result
             if want is None:
                 _resolved[capability] = result
                 _missing[capability] = missing
@@ -107,3 +126,6 @@ def missing_info() -> dict[str, dict[str, str]]:
             for cap in REGISTRY
         }
     return {cap: dict(_missing.get(cap, {})) for cap in REGISTRY}
+
+
+refresh()

@@ -27,9 +27,7 @@ decode_text = charset.decode_text
 encode_text = charset.encode_text
 python_codecs = charset.python_codecs
 
-H32_RAW = (
-    b"\xd4\xcf\xc0\xde^\xc0\xdb\xb3=\x1b$B;3ED\x1b(J^\x1b$BB@O:\x1b(J=\x1b$B$d$^$@\x1b(J^\x1b$B$?$m$&\x1b(J"
-)
+H32_RAW = b"\xd4\xcf\xc0\xde^\xc0\xdb\xb3=\x1b$B;3ED\x1b(J^\x1b$BB@O:\x1b(J=\x1b$B$d$^$@\x1b(J^\x1b$B$?$m$&\x1b(J"
 TEXT_VRS = ("SH", "LO", "ST", "LT", "UC", "UT", "PN")
 SINGLE_VALUED = ("ST", "LT", "UT")
 CHARSET_DIR = Path(pydicom.data.__file__).parent / "charset_files"
@@ -409,9 +407,7 @@ def test_decode_fallback_matches_pydicom(charsets, raw):
         result = decode_text(raw, codecs, "LO")
     with warnings.catch_warnings(record=True) as theirs:
         warnings.simplefilter("always")
-        expected = pd_charset.decode_bytes(
-            raw, pd_charset.convert_encodings(charsets), {0x0D, 0x0A, 0x09, 0x0C}
-        )
+        expected = pd_charset.decode_bytes(raw, pd_charset.convert_encodings(charsets), {0x0D, 0x0A, 0x09, 0x0C})
     assert result == expected
     assert bool(ours) == bool(theirs)
 
@@ -568,3 +564,12 @@ def test_round_trip_property(charsets, alphabet, vr):
         assert decode_text(encode_text(text, codecs, vr), codecs, vr) == text
 
     check()
+
+
+def test_latin_9():
+    # ISO_IR 203 (ISO 8859-15) is a defined term pydicom does not know
+    assert python_codecs("ISO_IR 203") == ("iso8859_15",)
+    assert encode_text("Œuvre^€", ("iso8859_15",), "PN") == b"\xbcuvre^\xa4"
+    codecs = python_codecs(["", "ISO 2022 IR 203"])
+    assert encode_text("Œ", codecs, "PN") == b"\x1b-b\xbc"
+    assert decode_text(b"\x1b-b\xbc", codecs, "PN") == "Œ"

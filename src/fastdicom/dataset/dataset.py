@@ -24,6 +24,7 @@ from . import values as _values
 from .charset import python_codecs
 
 _UNSET = object()
+_new_element = object.__new__
 _DEFAULT_CODECS = python_codecs(None)
 
 #: Tags whose 'US or SS' VR depends on Pixel Representation (PS3.5 A.1/PS3.6).
@@ -65,7 +66,7 @@ class Element:
         The value representation (resolved from the dictionary for implicit VR).
     """
 
-    __slots__ = ("tag", "vr", "_raw", "_value", "_ds", "_undefined", "_dirty", "_hdr", "_end", "_seq_enc")
+    __slots__ = ("tag", "vr", "_raw", "_value", "_ds", "_rec", "_dirty", "_seq_enc")
 
     def __init__(self, tag: int, vr: str, value: Any = _UNSET, *, raw: Any = None) -> None:
         self.tag = tag
@@ -73,11 +74,23 @@ class Element:
         self._raw = raw
         self._value = value
         self._ds: Dataset | None = None
-        self._undefined = False
+        # The tokenizer's record (tag, vr, header_offset, value_offset, value_length, undefined) when parsed.
+        self._rec: tuple | None = None
         self._dirty = raw is None
-        self._hdr = -1
-        self._end = -1
         self._seq_enc: tuple[bool, bool] | None = None
+
+    @property
+    def _hdr(self) -> int:
+        return self._rec[2] if self._rec is not None else -1
+
+    @property
+    def _end(self) -> int:
+        r = self._rec
+        return r[3] + r[4] + (8 if r[5] else 0) if r is not None else -1
+
+    @property
+    def _undefined(self) -> bool:
+        return self._rec[5] if self._rec is not None else False
 
     # -- values ---------------------------------------------------------
     @property
@@ -115,7 +128,7 @@ class Element:
         assert ds is not None
         buf = ds._buf
         little, explicit = self._seq_enc or (ds._little, ds._explicit)
-        start = self._end - len(self._raw) - (8 if self._undefined else 0)
+        start = self._rec[3]
         parser = ds._mod
         items = parser.parse_items(buf, start, len(self._raw), little, explicit, ds._depth + 1, self.tag)
         out = []
@@ -205,47 +218,27 @@ class Dataset:
     >>> ds.PatientName, ds["InstanceNumber"].value, 0x00100010 in ds  # doctest: +SKIP
     """
 
-    __slots__ = (
-        "_buf",
-        "_table",
-        "_mod",
-        "_start",
-        "_end",
-        "_little",
-        "_explicit",
-        "_elements",
-        "_modified",
-        "_parent",
-        "_depth",
-        "_codecs_cache",
-        "_item_undefined",
-        "file_meta",
-        "preamble",
-        "filename",
-        "_transfer_syntax",
-        "_stopped_before_pixels",
-        "__weakref__",
-    )
-
     def __init__(self) -> None:
-        self._buf = None
-        self._table = None
-        self._mod = None
-        self._start = 0
-        self._end = 0
-        self._little = True
-        self._explicit = True
-        self._elements: dict[int, Element] = {}
-        self._modified = True
-        self._parent: Dataset | None = None
-        self._depth = 0
-        self._codecs_cache: tuple[str, ...] | None = None
-        self._item_undefined = False
-        self.file_meta: Dataset | None = None
-        self.preamble: bytes | None = None
-        self.filename: str | None = None
-        self._transfer_syntax: str | None = None
-        self._stopped_before_pixels = False
+        self.__dict__.update(
+            _buf=None,
+            _table=None,
+            _mod=None,
+            _start=0,
+            _end=0,
+            _little=True,
+            _explicit=True,
+            _elements={},
+            _modified=True,
+            _parent=None,
+            _depth=0,
+            _codecs_cache=None,
+            _item_undefined=False,
+            file_meta=None,
+            preamble=None,
+            filename=None,
+            _transfer_syntax=None,
+            _stopped_before_pixels=False,
+        )
 
     @classmethod
     def _from_buffer(
@@ -264,40 +257,42 @@ class Dataset:
     ) -> Dataset:
         table = mod.parse_dataset(buf, start, end, little, explicit, stop_before_pixels, in_item, depth)
         ds = cls.__new__(cls)
-        ds._buf = buf
-        ds._table = table
-        ds._mod = mod
-        ds._start = start
-        ds._end = table.end
-        ds._little = little
-        ds._explicit = table.explicit_vr
-        ds._elements = {}
-        ds._modified = False
-        ds._parent = parent
-        ds._depth = depth
-        ds._codecs_cache = None
-        ds._item_undefined = False
-        ds.file_meta = None
-        ds.preamble = None
-        ds.filename = None
-        ds._transfer_syntax = None
-        ds._stopped_before_pixels = stop_before_pixels and table.end < end
+        # One dict update: Dataset.__setattr__ is reserved for keywords.
+        ds.__dict__.update(
+            _buf=buf,
+            _table=table,
+            _mod=mod,
+            _start=start,
+            _end=table.end,
+            _little=little,
+            _explicit=table.explicit_vr,
+            _elements={},
+            _modified=False,
+            _parent=parent,
+            _depth=depth,
+            _codecs_cache=None,
+            _item_undefined=False,
+            file_meta=None,
+            preamble=None,
+            filename=None,
+            _transfer_syntax=None,
+            _stopped_before_pixels=stop_before_pixels and table.end < end,
+        )
         return ds
 
     # -- element creation ------------------------------------------------
     def _element_at(self, i: int) -> Element:
-        tag, vr, hdr, off, length, undefined = self._table.get(i)
-        raw = self._buf[off : off + length]
-        elem = Element.__new__(Element)
-        elem.tag = tag
-        elem._raw = raw
+        rec = self._table.get(i)
+        off = rec[3]
+        elem = _new_element(Element)
+        elem.tag = rec[0]
+        elem._raw = self._buf[off : off + rec[4]]
         elem._value = _UNSET
         elem._ds = self
-        elem._undefined = undefined
+        elem._rec = rec
         elem._dirty = False
-        elem._hdr = hdr
-        elem._end = off + length + (8 if undefined else 0)
         elem._seq_enc = None
+        vr = rec[1]
         if not vr or vr == "UN":
             self._resolve_vr(elem, vr)
         else:
@@ -379,12 +374,23 @@ class Dataset:
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The value of an element (``default`` if absent)."""
-        try:
-            tag = tag_from_key(key)
-        except KeyError:
-            return default
-        elem = self._lookup(tag)
-        return default if elem is None else elem.value
+        if key.__class__ is int:
+            tag = key
+        else:
+            try:
+                tag = tag_from_key(key)
+            except KeyError:
+                return default
+        elem = self._elements.get(tag)
+        if elem is None:
+            if self._modified or self._table is None:
+                return default
+            i = self._table.find(tag)
+            if i < 0:
+                return default
+            elem = self._elements[tag] = self._element_at(i)
+        v = elem._value
+        return elem.value if v is _UNSET else v
 
     def __contains__(self, key: Any) -> bool:
         try:
@@ -508,7 +514,7 @@ class Dataset:
         raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name[:1].isupper() and tag_of(name) is not None:
+        if name[0] != "_" and name[:1].isupper() and tag_of(name) is not None:
             self[name] = value
         else:
             object.__setattr__(self, name, value)

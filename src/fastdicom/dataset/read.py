@@ -13,6 +13,12 @@ from ..dictionary import uid as _uid
 from ..errors import InvalidDicomError
 from .dataset import Dataset
 
+#: Files up to this size are read into memory rather than mapped (a mapping
+#: costs a system call and a page fault per touched page; copying a small file is cheaper).
+MAP_THRESHOLD = 64 * 1024
+#: First prefix read for ``stop_before_pixels`` (grown 4x until the header fits).
+PREFIX = 16 * 1024
+
 #: Largest inflated size accepted for a deflated data set (bytes); see FASTDICOM_MAX_INFLATE.
 MAX_INFLATE = int(os.environ.get("FASTDICOM_MAX_INFLATE", str(4 << 30)))
 
@@ -21,14 +27,18 @@ def _open(source: Any) -> tuple[Any, str | None]:
     """Return ``(buffer, filename)`` for any accepted source."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size == 0:
-                return memoryview(b""), path
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            size = os.fstat(fd).st_size
+            if size <= MAP_THRESHOLD:
+                return memoryview(_read_fd(fd, size)), path
             try:
-                m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                m = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
             except (OSError, ValueError):  # not mappable (a pipe, some file systems)
-                return memoryview(f.read()), path
+                with open(fd, "rb", closefd=False) as f:
+                    return memoryview(f.read()), path
+        finally:
+            os.close(fd)
         return memoryview(m), path
     if isinstance(source, memoryview):
         return (source if source.format == "B" and source.ndim == 1 else source.cast("B")), None
@@ -41,6 +51,30 @@ def _open(source: Any) -> tuple[Any, str | None]:
             raise TypeError("file object must be opened in binary mode")
         return memoryview(data), getattr(source, "name", None)
     raise TypeError(f"cannot read DICOM from {type(source).__name__}")
+
+
+def _read_fd(fd: int, size: int) -> bytes:
+    chunks = []
+    left = size
+    while left > 0:
+        chunk = os.read(fd, left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _read_prefix(path: str, size: int) -> tuple[bytes, bool]:
+    """The first ``size`` bytes of a file, and whether that is the whole file."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        data = _read_fd(fd, size + 1)
+    finally:
+        os.close(fd)
+    if len(data) > size:
+        return data[:size], False
+    return data, True
 
 
 def _looks_little(buf, pos: int) -> bool:
@@ -114,26 +148,47 @@ def read(source: Any, *, stop_before_pixels: bool = False, backend: str | None =
     >>> ds.PatientName  # doctest: +SKIP
     'CompressedSamples^CT1'
     """
+    if stop_before_pixels and isinstance(source, (str, os.PathLike)):
+        # Headers only: read a prefix instead of mapping the file; grow it until
+        # parsing stops at Pixel Data or reaches the end of the file.
+        path = os.fspath(source)
+        size = PREFIX
+        while True:
+            data, complete = _read_prefix(path, size)
+            try:
+                ds = _read_buffer(memoryview(data), path, True, backend, complete)
+            except InvalidDicomError:
+                if complete:
+                    raise
+            else:
+                if complete or ds._stopped_before_pixels:
+                    return ds
+            size *= 4
     buf, filename = _open(source)
+    return _read_buffer(buf, filename, stop_before_pixels, backend, True)
+
+
+def _read_buffer(buf, filename, stop_before_pixels: bool, backend: str | None, complete: bool) -> Dataset:
     mod = _backends.resolve("parse", backend)[1]
     n = len(buf)
+    head = bytes(buf[:160])  # comparisons on bytes: memoryview == bytes is slow
     pos = 0
     preamble = None
-    if n >= 132 and buf[128:132] == b"DICM":
-        preamble = bytes(buf[:128])
+    if head[128:132] == b"DICM":
+        preamble = head[:128]
         pos = 132
-    elif n >= 4 and buf[:4] == b"DICM":
+    elif head[:4] == b"DICM":
         pos = 4
 
     file_meta = None
     ts = None
-    if n - pos >= 8 and buf[pos] == 0x02 and buf[pos + 1] == 0x00:
+    if head[pos : pos + 2] == b"\x02\x00" and n - pos >= 8:
         end = None
         # Fast path: (0002,0000) File Meta Information Group Length, explicit VR LE.
-        if buf[pos : pos + 6] == b"\x02\x00\x00\x00UL" and n - pos >= 12:
-            glen = struct.unpack_from("<L", buf, pos + 8)[0]
+        if head[pos : pos + 6] == b"\x02\x00\x00\x00UL" and n - pos >= 12:
+            glen = int.from_bytes(head[pos + 8 : pos + 12], "little")
             cand = pos + 12 + glen
-            if cand <= n and (n - cand < 2 or (buf[cand] | buf[cand + 1] << 8) != 0x0002):
+            if cand <= n and (n - cand < 2 or bytes(buf[cand : cand + 2]) != b"\x02\x00"):
                 end = cand
         if end is None:
             end = _meta_end(buf, pos)
@@ -151,6 +206,8 @@ def read(source: Any, *, stop_before_pixels: bool = False, backend: str | None =
         little, explicit, deflated = _looks_little(buf, pos), _looks_explicit(buf, pos), False
 
     if deflated:
+        if not complete:
+            raise InvalidDicomError("deflated data set: the whole file is needed", None, pos)
         buf, pos = _inflate(buf, pos), 0
 
     ds = Dataset._from_buffer(buf, pos, len(buf), little, explicit, mod, stop_before_pixels=stop_before_pixels)

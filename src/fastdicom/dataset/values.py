@@ -76,6 +76,116 @@ def _is(s: str) -> Any:
         return int(f) if f.is_integer() else s
 
 
+def _numbers(fmt: str, size: int):
+    def dec(raw, little, codecs):
+        count, rem = divmod(len(raw), size)
+        if rem:
+            raise InvalidDicomError(f"value length {len(raw)} is not a multiple of {size}")
+        values = _struct(little, fmt, count).unpack_from(raw)
+        return values[0] if count == 1 else list(values)
+
+    return dec
+
+
+def _bytes(raw, little, codecs):
+    return bytes(raw)
+
+
+def _ae(raw, little, codecs):
+    return _multi([v.strip() for v in str(raw, DEFAULT_ENCODING).split("\\")])
+
+
+def _ur(raw, little, codecs):
+    return str(raw, DEFAULT_ENCODING).rstrip()
+
+
+def _ds_value(raw, little, codecs):
+    s = str(raw, DEFAULT_ENCODING)
+    if "\\" not in s:
+        return _ds(s)
+    return [_ds(v) for v in s.strip().split("\\")]
+
+
+def _is_value(raw, little, codecs):
+    s = str(raw, DEFAULT_ENCODING)
+    if "\\" not in s:
+        return _is(s)
+    return [_is(v) for v in s.strip().split("\\")]
+
+
+def _ui(raw, little, codecs):
+    s = str(raw, DEFAULT_ENCODING).rstrip("\0 ")
+    return s.split("\\") if "\\" in s else s
+
+
+def _datetime(raw, little, codecs):
+    s = str(raw, DEFAULT_ENCODING).rstrip(" \0")
+    if "\\" not in s:
+        return s.rstrip()
+    return s.split("\\")
+
+
+def _ascii(raw, little, codecs):
+    s = str(raw, DEFAULT_ENCODING).rstrip(" \0")
+    return s.split("\\") if "\\" in s else s
+
+
+def _pn(raw, little, codecs):
+    s = decode_text(bytes(raw).rstrip(b"\0 "), codecs, "PN")
+    # Trailing empty component groups carry nothing: 'A^B=' is 'A^B'.
+    return _multi([v.rstrip("=") for v in s.split("\\")])
+
+
+def _single_text(vr: str):
+    def dec(raw, little, codecs):
+        return decode_text(bytes(raw), codecs, vr).rstrip("\0 ")
+
+    return dec
+
+
+def _multi_text(vr: str):
+    def dec(raw, little, codecs):
+        s = decode_text(bytes(raw), codecs, vr)
+        if "\\" not in s:
+            return s.rstrip("\0 ")
+        return [v.rstrip("\0 ") for v in s.split("\\")]
+
+    return dec
+
+
+def _at(raw, little, codecs):
+    count, rem = divmod(len(raw), 4)
+    if rem:
+        raise InvalidDicomError(f"value length {len(raw)} of VR AT is not a multiple of 4")
+    halves = _struct(little, "H", count * 2).unpack_from(raw)
+    return _multi([halves[i] << 16 | halves[i + 1] for i in range(0, len(halves), 2)])
+
+
+#: VR -> decoder(raw, little_endian, codecs); unknown VRs keep their bytes.
+DECODERS = {
+    **{vr: _numbers(fmt, struct.calcsize("<" + fmt)) for vr, fmt in NUMBER_FORMATS.items()},
+    **{vr: _bytes for vr in BYTES_VRS},
+    "AE": _ae,
+    "UR": _ur,
+    "DS": _ds_value,
+    "IS": _is_value,
+    "UI": _ui,
+    "DA": _datetime,
+    "DT": _datetime,
+    "TM": _datetime,
+    "AS": _ascii,
+    "CS": _ascii,
+    "PN": _pn,
+    "ST": _single_text("ST"),
+    "LT": _single_text("LT"),
+    "UT": _single_text("UT"),
+    "SH": _multi_text("SH"),
+    "LO": _multi_text("LO"),
+    "UC": _multi_text("UC"),
+    "AT": _at,
+}
+
+
 def decode(vr: str, raw, little: bool, codecs: tuple[str, ...]) -> Any:
     """Decode the raw value bytes of one element (not SQ).
 
@@ -90,57 +200,9 @@ def decode(vr: str, raw, little: bool, codecs: tuple[str, ...]) -> Any:
     codecs : tuple of str
         Python codecs of the Specific Character Set in effect.
     """
-    n = len(raw)
-    if n == 0:
+    if not raw:
         return empty_value(vr)
-    fmt = NUMBER_FORMATS.get(vr)
-    if fmt is not None:
-        size = struct.calcsize("<" + fmt)
-        count, rem = divmod(n, size)
-        if rem:
-            raise InvalidDicomError(f"value length {n} of VR {vr} is not a multiple of {size}")
-        values = _struct(little, fmt, count).unpack_from(raw)
-        return values[0] if count == 1 else list(values)
-    if vr in BYTES_VRS:
-        return bytes(raw)
-    if vr in ASCII_TEXT_VRS:
-        s = bytes(raw).decode(DEFAULT_ENCODING)
-        if vr == "AE":
-            return _multi([v.strip() for v in s.split("\\")])
-        if vr == "UR":
-            return s.rstrip()
-        if vr == "DS":
-            return _multi([_ds(v) for v in s.strip().split("\\")])
-        if vr == "IS":
-            return _multi([_is(v) for v in s.strip().split("\\")])
-        if vr == "UI":
-            s = s.rstrip("\0 ")
-        elif vr in ("DA", "DT", "TM"):
-            s = s.rstrip(" \0")
-            parts = s.split("\\")
-            return parts[0].rstrip() if len(parts) == 1 else parts
-        else:
-            s = s.rstrip(" \0")
-        return _multi(s.split("\\"))
-    if vr in CHARSET_TEXT_VRS:
-        b = bytes(raw)
-        if vr == "PN":
-            s = decode_text(b.rstrip(b"\0 "), codecs, vr)
-            # Trailing empty component groups carry nothing: 'A^B=' is 'A^B'.
-            return _multi([v.rstrip("=") for v in s.split("\\")])
-        s = decode_text(b, codecs, vr)
-        if vr in SINGLE_VALUE_TEXT_VRS:
-            return s.rstrip("\0 ")
-        return _multi([v.rstrip("\0 ") for v in s.split("\\")])
-    if vr == "AT":
-        count, rem = divmod(n, 4)
-        if rem:
-            raise InvalidDicomError(f"value length {n} of VR AT is not a multiple of 4")
-        halves = _struct(little, "H", count * 2).unpack_from(raw)
-        tags = [halves[i] << 16 | halves[i + 1] for i in range(0, len(halves), 2)]
-        return _multi(tags)
-    # An unknown VR: keep the bytes.
-    return bytes(raw)
+    return DECODERS.get(vr, _bytes)(raw, little, codecs)
 
 
 def vm_of(vr: str, raw, value: Any) -> int:
