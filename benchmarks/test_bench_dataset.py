@@ -129,9 +129,9 @@ def _corpus_paths():
         p = cf.resolve()
         if p is not None:
             try:
-                fastdicom.read(p)
-                pydicom.dcmread(p, force=True)
-            except Exception:
+                _touch_fd(fastdicom.read(p))
+                _touch_pd(pydicom.dcmread(p, force=True))
+            except Exception:  # malformed on purpose: not part of the timing
                 continue
             paths.append(p)
     return paths

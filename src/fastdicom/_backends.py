@@ -20,8 +20,8 @@ from .errors import BackendError
 # capability -> [(implementation name, module, attribute the module must have)]
 REGISTRY: dict[str, list[tuple[str, str, str]]] = {
     "parse": [
-        ("rust", "fastdicom._rust", "parse_dataset"),
-        ("python", "fastdicom.dataset._parse_py", "parse_dataset"),
+        ("rust", "fastdicom._rust", "open_dataset"),
+        ("python", "fastdicom.dataset._parse_py", "open_dataset"),
     ],
     "byteswap": [
         ("cython", "fastdicom._cy._kernels", "byteswap"),

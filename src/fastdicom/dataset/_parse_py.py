@@ -298,3 +298,130 @@ def parse_fragments(buf, start, length, little_endian, tag) -> list:
         out.append((pos, pos + 8, flen, False))
         pos += 8 + flen
     return out
+
+
+# -- Part 10 framing (twin of fastdicom_parse::open) --------------------------------
+
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+
+
+def encoding_of(ts: str) -> tuple[bool, bool, bool]:
+    """``(little_endian, explicit_vr, deflated)`` of a transfer syntax."""
+    if ts == IMPLICIT_VR_LITTLE_ENDIAN:
+        return True, False, False
+    if ts == EXPLICIT_VR_BIG_ENDIAN:
+        return False, True, False
+    if ts == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+        return True, True, True
+    return True, True, False
+
+
+def looks_little(buf, pos: int) -> bool:
+    """Guess byte order from the first tag's group (small groups come first)."""
+    if len(buf) < pos + 2:
+        return True
+    le = buf[pos] | buf[pos + 1] << 8
+    be = buf[pos] << 8 | buf[pos + 1]
+    return not (le > 0xFF and be <= 0xFF)
+
+
+def looks_explicit(buf, pos: int) -> bool:
+    if len(buf) < pos + 6:
+        return True
+    return _is_vr(buf[pos + 4], buf[pos + 5])
+
+
+def _plausible_dataset(buf, pos: int) -> bool:
+    le = buf[pos] | buf[pos + 1] << 8
+    be = buf[pos] << 8 | buf[pos + 1]
+    return min(le, be) <= 0x0FFF and le != 0xFFFE and be != 0xFFFE
+
+
+def _meta_end_walk(buf, pos: int) -> int:
+    n = len(buf)
+    while n - pos >= 8:
+        if buf[pos] | buf[pos + 1] << 8 != 0x0002:
+            break
+        if looks_explicit(buf, pos):
+            if bytes(buf[pos + 4 : pos + 6]) in LONG_VRS:
+                if n - pos < 12:
+                    break
+                length = _L[True].unpack_from(buf, pos + 8)[0]
+                value = pos + 12
+            else:
+                length = _H[True].unpack_from(buf, pos + 6)[0]
+                value = pos + 8
+        else:
+            length = _L[True].unpack_from(buf, pos + 4)[0]
+            value = pos + 8
+        if length == UNDEFINED_LENGTH or length > n - value:
+            raise _error("File Meta element length goes past the end of the file", None, value)
+        pos = value + length
+    return pos
+
+
+def open_dataset(buf, stop_before_pixels: bool = False) -> tuple:
+    """Locate a Part 10 file or raw data set; parse its File Meta and top level.
+
+    Returns ``(preamble, meta_table, meta_start, meta_end, transfer_syntax,
+    little_endian, explicit_vr, deflated, body_start, body_table)``;
+    ``body_table`` is None for a deflated data set.
+    """
+    n = len(buf)
+    head = bytes(buf[:160])
+    pos = 0
+    preamble = False
+    if n >= 132 and head[128:132] == b"DICM":
+        preamble = True
+        pos = 132
+    elif n >= 4 and head[:4] == b"DICM":
+        pos = 4
+    meta = None
+    meta_start = meta_end = 0
+    ts = None
+    if n - pos >= 8 and head[pos : pos + 2] == b"\x02\x00":
+        end = None
+        if n - pos >= 12 and head[pos : pos + 6] == b"\x02\x00\x00\x00UL":
+            cand = pos + 12 + _L[True].unpack_from(head, pos + 8)[0]
+            if cand <= n and (n - cand < 2 or bytes(buf[cand : cand + 2]) != b"\x02\x00"):
+                end = cand
+        if end is None:
+            end = _meta_end_walk(buf, pos)
+        meta = parse_dataset(buf, pos, end, True, True)
+        i = meta.find(0x00020010)
+        if i >= 0:
+            r = meta.get(i)
+            text = str(buf[r[3] : r[3] + r[4]], "latin_1").rstrip("\0 ").split("\\")[0]
+            ts = text or None
+        meta_start, meta_end = pos, end
+        pos = end
+    elif not preamble and n >= 8 and not _plausible_dataset(buf, pos):
+        raise _error("not a DICOM file: no preamble, no File Meta, no plausible data set", None, 0)
+    if ts is not None:
+        little, explicit, deflated = encoding_of(ts)
+    else:
+        little, explicit, deflated = looks_little(buf, pos), looks_explicit(buf, pos), False
+    body = None if deflated else parse_dataset(buf, pos, n, little, explicit, stop_before_pixels)
+    return preamble, meta, meta_start, meta_end, ts, little, explicit, deflated, pos, body
+
+
+def read_prefix(path, size: int) -> tuple[bytes, bool]:
+    """The first ``size`` bytes of a file, and whether that is the whole file."""
+    import os
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        total = os.fstat(fd).st_size
+        want = min(size, total)
+        chunks = []
+        while want > 0:
+            chunk = os.read(fd, want)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            want -= len(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks), total <= size

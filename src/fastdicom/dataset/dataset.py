@@ -25,6 +25,8 @@ from .charset import python_codecs
 
 _UNSET = object()
 _new_element = object.__new__
+#: VRs whose value ``Dataset.get`` decodes straight from the buffer (no character set, no nesting).
+_DIRECT = {vr: dec for vr, dec in _values.DECODERS.items() if vr not in _values.CHARSET_TEXT_VRS and vr != "UN"}
 _DEFAULT_CODECS = python_codecs(None)
 
 #: Tags whose 'US or SS' VR depends on Pixel Representation (PS3.5 A.1/PS3.6).
@@ -228,6 +230,7 @@ class Dataset:
             _little=True,
             _explicit=True,
             _elements={},
+            _values={},
             _modified=True,
             _parent=None,
             _depth=0,
@@ -256,6 +259,25 @@ class Dataset:
         stop_before_pixels: bool = False,
     ) -> Dataset:
         table = mod.parse_dataset(buf, start, end, little, explicit, stop_before_pixels, in_item, depth)
+        return cls._from_table(
+            buf, table, start, end, little, mod, parent=parent, depth=depth, stop_before_pixels=stop_before_pixels
+        )
+
+    @classmethod
+    def _from_table(
+        cls,
+        buf,
+        table,
+        start: int,
+        end: int,
+        little: bool,
+        mod,
+        *,
+        depth: int = 0,
+        parent: Dataset | None = None,
+        stop_before_pixels: bool = False,
+    ) -> Dataset:
+        """A data set over ``buf`` from an element table the tokenizer built."""
         ds = cls.__new__(cls)
         # One dict update: Dataset.__setattr__ is reserved for keywords.
         ds.__dict__.update(
@@ -267,6 +289,7 @@ class Dataset:
             _little=little,
             _explicit=table.explicit_vr,
             _elements={},
+            _values={},
             _modified=False,
             _parent=parent,
             _depth=depth,
@@ -287,7 +310,7 @@ class Dataset:
         elem = _new_element(Element)
         elem.tag = rec[0]
         elem._raw = self._buf[off : off + rec[4]]
-        elem._value = _UNSET
+        elem._value = self._values.get(rec[0], _UNSET)
         elem._ds = self
         elem._rec = rec
         elem._dirty = False
@@ -382,15 +405,37 @@ class Dataset:
             except KeyError:
                 return default
         elem = self._elements.get(tag)
-        if elem is None:
-            if self._modified or self._table is None:
-                return default
-            i = self._table.find(tag)
-            if i < 0:
-                return default
+        if elem is not None:
+            v = elem._value
+            return elem.value if v is _UNSET else v
+        if self._modified or self._table is None:
+            return default
+        # Unmodified data set: decode straight from the record, without an Element.
+        values = self._values
+        v = values.get(tag, _UNSET)
+        if v is not _UNSET:
+            return v
+        table = self._table
+        i = table.find(tag)
+        if i < 0:
+            return default
+        rec = table.get(i)
+        vr = rec[1]
+        decoder = _DIRECT.get(vr)
+        if decoder is None:  # implicit VR, UN, SQ, text in a character set: through an Element
             elem = self._elements[tag] = self._element_at(i)
-        v = elem._value
-        return elem.value if v is _UNSET else v
+            return elem.value
+        off = rec[3]
+        n = rec[4]
+        if n == 0:
+            v = _values.empty_value(vr)
+        else:
+            try:
+                v = decoder(self._buf[off : off + n], self._little, _DEFAULT_CODECS)
+            except InvalidDicomError as exc:
+                raise InvalidDicomError(exc.message, tag, rec[2]) from None
+        values[tag] = v
+        return v
 
     def __contains__(self, key: Any) -> bool:
         try:

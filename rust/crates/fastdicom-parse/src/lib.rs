@@ -970,3 +970,200 @@ mod tests {
         assert_eq!(p.records[1].value_length, 4);
     }
 }
+
+/// Transfer syntax UIDs whose data set encoding is not explicit VR little endian.
+pub const IMPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2";
+pub const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
+pub const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1.99";
+
+/// A Part 10 file (or raw data set) located in a buffer.
+#[derive(Clone, Debug, Default)]
+pub struct Opened {
+    /// A 128-byte preamble followed by `DICM` was found.
+    pub preamble: bool,
+    /// The File Meta group: its range and its elements.
+    pub meta: Option<(usize, usize, Parsed)>,
+    /// Transfer Syntax UID from File Meta (first value, padding removed).
+    pub transfer_syntax: Option<String>,
+    pub encoding: Option<Encoding>,
+    pub deflated: bool,
+    /// Where the data set starts.
+    pub body_start: usize,
+    /// The top-level data set (None when deflated: it must be inflated first).
+    pub body: Option<Parsed>,
+}
+
+/// The encoding of a transfer syntax: `(encoding, deflated)`. Every syntax
+/// other than implicit VR LE and explicit VR BE encodes explicit VR LE.
+pub fn encoding_of(ts: &str) -> (Encoding, bool) {
+    match ts {
+        IMPLICIT_VR_LITTLE_ENDIAN => (Encoding::IMPLICIT_LITTLE, false),
+        EXPLICIT_VR_BIG_ENDIAN => (Encoding::EXPLICIT_BIG, false),
+        DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN => (Encoding::EXPLICIT_LITTLE, true),
+        _ => (Encoding::EXPLICIT_LITTLE, false),
+    }
+}
+
+/// Guess the byte order of a raw data set from its first group number.
+pub fn looks_little(buf: &[u8], pos: usize) -> bool {
+    if buf.len() < pos + 2 {
+        return true;
+    }
+    let le = u16::from_le_bytes([buf[pos], buf[pos + 1]]);
+    let be = u16::from_be_bytes([buf[pos], buf[pos + 1]]);
+    !(le > 0xFF && be <= 0xFF)
+}
+
+/// Guess explicit VR from the first element's VR bytes.
+pub fn looks_explicit(buf: &[u8], pos: usize) -> bool {
+    if buf.len() < pos + 6 {
+        return true;
+    }
+    is_vr_letters(&buf[pos + 4..pos + 6])
+}
+
+fn plausible_dataset(buf: &[u8], pos: usize) -> bool {
+    let le = u16::from_le_bytes([buf[pos], buf[pos + 1]]);
+    let be = u16::from_be_bytes([buf[pos], buf[pos + 1]]);
+    le.min(be) <= 0x0FFF && le != 0xFFFE && be != 0xFFFE
+}
+
+/// End of the File Meta group (group 0002), walked element by element.
+fn meta_end_walk(buf: &[u8], mut pos: usize) -> Result<usize, ParseError> {
+    let n = buf.len();
+    while n - pos >= 8 {
+        if u16::from_le_bytes([buf[pos], buf[pos + 1]]) != 0x0002 {
+            break;
+        }
+        let (length, value) = if looks_explicit(buf, pos) {
+            let vr = [buf[pos + 4], buf[pos + 5]];
+            if is_long_vr(&vr) {
+                if n - pos < 12 {
+                    break;
+                }
+                (u32_at(buf, pos + 8, true), pos + 12)
+            } else {
+                (u16_at(buf, pos + 6, true) as u32, pos + 8)
+            }
+        } else {
+            (u32_at(buf, pos + 4, true), pos + 8)
+        };
+        if length == UNDEFINED_LENGTH || length as usize > n - value {
+            return Err(err(
+                ErrorKind::LengthPastEnd,
+                None,
+                value,
+                "File Meta element length goes past the end of the file",
+            ));
+        }
+        pos = value + length as usize;
+    }
+    Ok(pos)
+}
+
+/// Locate and parse a Part 10 file or raw data set: preamble, File Meta,
+/// transfer syntax, and the top-level data set.
+pub fn open(buf: &[u8], options: &Options) -> Result<Opened, ParseError> {
+    let n = buf.len();
+    let mut out = Opened::default();
+    let mut pos = 0;
+    if n >= 132 && &buf[128..132] == b"DICM" {
+        out.preamble = true;
+        pos = 132;
+    } else if n >= 4 && &buf[..4] == b"DICM" {
+        pos = 4;
+    }
+    if n - pos >= 8 && buf[pos] == 0x02 && buf[pos + 1] == 0x00 {
+        let mut end = None;
+        if n - pos >= 12 && &buf[pos..pos + 6] == b"\x02\x00\x00\x00UL" {
+            let cand = pos + 12 + u32_at(buf, pos + 8, true) as usize;
+            if cand <= n && (n - cand < 2 || buf[cand..cand + 2] != [0x02, 0x00]) {
+                end = Some(cand);
+            }
+        }
+        let end = match end {
+            Some(e) => e,
+            None => meta_end_walk(buf, pos)?,
+        };
+        let meta = parse_dataset(
+            buf,
+            pos,
+            end,
+            Encoding::EXPLICIT_LITTLE,
+            &Options::default(),
+            false,
+            0,
+        )?;
+        if let Some(r) = meta.records.iter().find(|r| r.tag == 0x0002_0010) {
+            let raw = &buf[r.value_offset..r.value_offset + r.value_length];
+            let text: String = raw.iter().map(|&b| b as char).collect();
+            let first = text
+                .trim_end_matches(['\0', ' '])
+                .split('\\')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            if !first.is_empty() {
+                out.transfer_syntax = Some(first);
+            }
+        }
+        out.meta = Some((pos, end, meta));
+        pos = end;
+    } else if !out.preamble && n >= 8 && !plausible_dataset(buf, pos) {
+        return Err(err(
+            ErrorKind::UnexpectedTag,
+            None,
+            0,
+            "not a DICOM file: no preamble, no File Meta, no plausible data set",
+        ));
+    }
+    let (encoding, deflated) = match &out.transfer_syntax {
+        Some(ts) => encoding_of(ts),
+        None => (
+            Encoding {
+                little_endian: looks_little(buf, pos),
+                explicit_vr: looks_explicit(buf, pos),
+            },
+            false,
+        ),
+    };
+    out.encoding = Some(encoding);
+    out.deflated = deflated;
+    out.body_start = pos;
+    if !deflated {
+        out.body = Some(parse_dataset(buf, pos, n, encoding, options, false, 0)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod open_tests {
+    use super::*;
+
+    #[test]
+    fn part10_with_group_length() {
+        let mut b = vec![0u8; 128];
+        b.extend_from_slice(b"DICM");
+        let ts = b"1.2.840.10008.1.2\0";
+        let mut meta = vec![0x02, 0x00, 0x10, 0x00, b'U', b'I', ts.len() as u8, 0];
+        meta.extend_from_slice(ts);
+        b.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0]);
+        b.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        b.extend(meta);
+        // implicit VR LE body: (0010,0010) length 4
+        b.extend_from_slice(&[0x10, 0x00, 0x10, 0x00, 4, 0, 0, 0, b'A', b'^', b'B', b' ']);
+        let o = open(&b, &Options::default()).unwrap();
+        assert!(o.preamble);
+        assert_eq!(o.transfer_syntax.as_deref(), Some("1.2.840.10008.1.2"));
+        assert_eq!(o.encoding, Some(Encoding::IMPLICIT_LITTLE));
+        let body = o.body.unwrap();
+        assert_eq!(body.records.len(), 1);
+        assert_eq!(body.records[0].value_length, 4);
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        let e = open(b"\xfe\xff\x00\xe0garbage-garbage", &Options::default()).unwrap_err();
+        assert_eq!(e.offset, 0);
+    }
+}

@@ -9,7 +9,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 /// Inputs larger than this are parsed with the GIL released.
 const DETACH_THRESHOLD: usize = 1 << 16;
@@ -179,12 +179,7 @@ fn parse_dataset(
         run()
     };
     let p = result.map_err(|e| to_pyerr(py, e))?;
-    Ok(ElementTable {
-        records: p.records,
-        sorted: p.sorted,
-        end: p.end,
-        explicit_vr: p.explicit_vr,
-    })
+    Ok(table(p))
 }
 
 type ItemTuple = (usize, usize, usize, bool);
@@ -248,6 +243,93 @@ fn parse_fragments(
         .map_err(|e| to_pyerr(py, e))
 }
 
+fn table(p: parse::Parsed) -> ElementTable {
+    ElementTable {
+        records: p.records,
+        sorted: p.sorted,
+        end: p.end,
+        explicit_vr: p.explicit_vr,
+    }
+}
+
+type OpenedTuple = (
+    bool,
+    Option<ElementTable>,
+    usize,
+    usize,
+    Option<String>,
+    bool,
+    bool,
+    bool,
+    usize,
+    Option<ElementTable>,
+);
+
+/// Locate a Part 10 file or raw data set and parse its File Meta and top level.
+///
+/// Returns `(preamble, meta_table, meta_start, meta_end, transfer_syntax,
+/// little_endian, explicit_vr, deflated, body_start, body_table)`;
+/// `body_table` is None for a deflated data set.
+#[pyfunction]
+#[pyo3(signature = (buf, stop_before_pixels=false))]
+fn open_dataset(
+    py: Python<'_>,
+    buf: &Bound<'_, PyAny>,
+    stop_before_pixels: bool,
+) -> PyResult<OpenedTuple> {
+    let bytes = Bytes::new(buf)?;
+    let data = bytes.as_slice();
+    let opts = parse::Options {
+        stop_before_pixels,
+        ..parse::Options::default()
+    };
+    let run = || parse::open(data, &opts);
+    let result = if data.len() > DETACH_THRESHOLD && !stop_before_pixels {
+        py.allow_threads(run)
+    } else {
+        run()
+    };
+    let o = result.map_err(|e| to_pyerr(py, e))?;
+    let enc = o.encoding.unwrap_or(parse::Encoding::EXPLICIT_LITTLE);
+    let (meta_start, meta_end, meta) = match o.meta {
+        Some((s, e, p)) => (s, e, Some(table(p))),
+        None => (0, 0, None),
+    };
+    Ok((
+        o.preamble,
+        meta,
+        meta_start,
+        meta_end,
+        o.transfer_syntax,
+        enc.little_endian,
+        enc.explicit_vr,
+        o.deflated,
+        o.body_start,
+        o.body.map(table),
+    ))
+}
+
+/// The first `size` bytes of a file, and whether that is the whole file.
+#[pyfunction]
+fn read_prefix(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    size: usize,
+) -> PyResult<(Py<PyBytes>, bool)> {
+    use std::io::Read;
+    let (data, complete) = py
+        .allow_threads(|| -> std::io::Result<(Vec<u8>, bool)> {
+            let f = std::fs::File::open(&path)?;
+            let total = f.metadata()?.len();
+            let want = (size as u64).min(total) as usize;
+            let mut data = Vec::with_capacity(want);
+            f.take(want as u64).read_to_end(&mut data)?;
+            Ok((data, total <= size as u64))
+        })
+        .map_err(PyErr::from)?;
+    Ok((PyBytes::new(py, &data).unbind(), complete))
+}
+
 #[pymodule]
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -256,5 +338,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(parse_items, m)?)?;
     m.add_function(wrap_pyfunction!(parse_fragments, m)?)?;
+    m.add_function(wrap_pyfunction!(open_dataset, m)?)?;
+    m.add_function(wrap_pyfunction!(read_prefix, m)?)?;
     Ok(())
 }
