@@ -88,6 +88,10 @@ class ElementTable:
             raise IndexError("element index out of range")
         return self._records[i]
 
+    def records(self) -> list[tuple]:
+        """Every record, as ``get`` returns them, in the order they were read."""
+        return list(self._records)
+
     def tags(self) -> list[int]:
         """The tags in the order they were read."""
         return list(self._tags)

@@ -305,7 +305,9 @@ class Dataset:
 
     # -- element creation ------------------------------------------------
     def _element_at(self, i: int) -> Element:
-        rec = self._table.get(i)
+        return self._element_from(self._table.get(i))
+
+    def _element_from(self, rec: tuple) -> Element:
         off = rec[3]
         elem = _new_element(Element)
         elem.tag = rec[0]
@@ -450,10 +452,9 @@ class Dataset:
         table = self._table
         if table is not None:
             elements = {}
-            for i in range(len(table)):
-                tag = table.get(i)[0]
-                elem = self._elements.get(tag)
-                elements[tag] = elem if elem is not None else self._element_at(i)
+            for rec in table.records():
+                elem = self._elements.get(rec[0])
+                elements[rec[0]] = elem if elem is not None else self._element_from(rec)
             self._elements = elements
         self._modified = True
 
@@ -473,12 +474,13 @@ class Dataset:
         return table.tags() if table.sorted else sorted(table.tags())
 
     def __iter__(self) -> Iterator[Element]:
-        if not self._modified and self._table is not None and self._table.sorted:
-            for i in range(len(self._table)):
-                tag = self._table.get(i)[0]
-                elem = self._elements.get(tag)
+        table = self._table
+        if not self._modified and table is not None and table.sorted:
+            elements = self._elements
+            for rec in table.records():
+                elem = elements.get(rec[0])
                 if elem is None:
-                    elem = self._elements[tag] = self._element_at(i)
+                    elem = elements[rec[0]] = self._element_from(rec)
                 yield elem
             return
         for tag in self._tags():

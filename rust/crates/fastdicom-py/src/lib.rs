@@ -134,6 +134,26 @@ impl ElementTable {
             .into_pyobject(py)
     }
 
+    /// Every record, as `get` returns them, in the order they were read.
+    fn records<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let items = self
+            .records
+            .iter()
+            .map(|r| {
+                (
+                    r.tag,
+                    vr_str(py, r.vr),
+                    r.header_offset,
+                    r.value_offset,
+                    r.value_length,
+                    r.undefined_length,
+                )
+                    .into_pyobject(py)
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+
     /// The tags in the order they were read.
     fn tags<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(py, self.records.iter().map(|r| r.tag))
