@@ -28,7 +28,7 @@ PY=${PYTHON:-python3}
 $PY -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 $PY -m pip install -q \
   "setuptools>=68" "setuptools-rust>=1.9" "Cython>=3.0" "numpy>=1.24" wheel \
-  "pytest>=8" "pytest-benchmark>=4" "hypothesis>=6" psutil ruff \
+  "pytest>=8" "pytest-benchmark>=4" "hypothesis>=6" psutil ruff mypy "typing_extensions>=4.6" \
   "pydicom==3.0.2" "pydicom-data==1.0.0" "deid-data==0.0.20"
 
 # Build everything; a missing or failing native build is an error here.

@@ -1,0 +1,74 @@
+"""Stubs for the private native module ``fastdicom._rust`` (checked by mypy.stubtest)."""
+
+from os import PathLike
+
+from typing import final
+
+from typing_extensions import Buffer
+
+__all__ = [
+    "ElementTable",
+    "MAX_DEPTH",
+    "__version__",
+    "open_dataset",
+    "parse_dataset",
+    "parse_fragments",
+    "parse_items",
+    "read_prefix",
+]
+__version__: str
+MAX_DEPTH: int
+
+@final
+class ElementTable:
+    @property
+    def end(self) -> int: ...
+    @property
+    def explicit_vr(self) -> bool: ...
+    @property
+    def sorted(self) -> bool: ...
+    def __len__(self) -> int: ...
+    def find(self, tag: int) -> int: ...
+    def get(self, i: int) -> tuple[int, str, int, int, int, bool]: ...
+    def records(self) -> list[tuple[int, str, int, int, int, bool]]: ...
+    def tags(self) -> list[int]: ...
+
+def parse_dataset(
+    buf: Buffer,
+    start: int,
+    end: int,
+    little_endian: bool,
+    explicit_vr: bool,
+    stop_before_pixels: bool = False,
+    in_item: bool = False,
+    depth: int = 0,
+    max_depth: int = ...,
+) -> ElementTable: ...
+def parse_items(
+    buf: Buffer,
+    start: int,
+    length: int,
+    little_endian: bool,
+    explicit_vr: bool,
+    depth: int,
+    tag: int,
+    max_depth: int = ...,
+) -> list[tuple[int, int, int, bool]]: ...
+def parse_fragments(
+    buf: Buffer, start: int, length: int, little_endian: bool, tag: int
+) -> list[tuple[int, int, int, bool]]: ...
+def open_dataset(
+    buf: Buffer, stop_before_pixels: bool = False
+) -> tuple[
+    bool,
+    ElementTable | None,
+    int,
+    int,
+    str | None,
+    bool,
+    bool,
+    bool,
+    int,
+    ElementTable | None,
+]: ...
+def read_prefix(path: str | PathLike[str], size: int) -> tuple[bytes, bool]: ...
