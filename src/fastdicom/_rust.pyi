@@ -1,7 +1,6 @@
 """Stubs for the private native module ``fastdicom._rust`` (checked by mypy.stubtest)."""
 
 from os import PathLike
-
 from typing import final
 
 from typing_extensions import Buffer
