@@ -15,9 +15,11 @@ the rules; they are repeated briefly here.
 
 from __future__ import annotations
 
+import os
 import struct
 from bisect import bisect_left
 
+from ..dictionary.uid import encoding_of
 from ..errors import InvalidDicomError
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -306,20 +308,18 @@ def parse_fragments(buf, start, length, little_endian, tag) -> list:
 
 # -- Part 10 framing (twin of fastdicom_parse::open) --------------------------------
 
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
 
-
-def encoding_of(ts: str) -> tuple[bool, bool, bool]:
-    """``(little_endian, explicit_vr, deflated)`` of a transfer syntax."""
-    if ts == IMPLICIT_VR_LITTLE_ENDIAN:
-        return True, False, False
-    if ts == EXPLICIT_VR_BIG_ENDIAN:
-        return False, True, False
-    if ts == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
-        return True, True, True
-    return True, True, False
+def read_fd(fd: int, size: int) -> bytes:
+    """Read up to ``size`` bytes from a file descriptor (fewer only at end of file)."""
+    chunks = []
+    left = size
+    while left > 0:
+        chunk = os.read(fd, left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def looks_little(buf, pos: int) -> bool:
@@ -413,19 +413,10 @@ def open_dataset(buf, stop_before_pixels: bool = False) -> tuple:
 
 def read_prefix(path, size: int) -> tuple[bytes, bool]:
     """The first ``size`` bytes of a file, and whether that is the whole file."""
-    import os
-
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         total = os.fstat(fd).st_size
-        want = min(size, total)
-        chunks = []
-        while want > 0:
-            chunk = os.read(fd, want)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            want -= len(chunk)
+        data = read_fd(fd, min(size, total))
     finally:
         os.close(fd)
-    return b"".join(chunks), total <= size
+    return data, total <= size

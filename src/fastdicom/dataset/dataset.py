@@ -210,6 +210,31 @@ def _short(elem: Element) -> str:
     return s if len(s) <= 80 else s[:77] + "..."
 
 
+def _new_state(buf, table, mod, start, end, little, explicit, parent, depth, stopped) -> dict:
+    """The instance state of a Dataset (kept in one place for both constructors)."""
+    return {
+        "_buf": buf,
+        "_table": table,
+        "_mod": mod,
+        "_start": start,
+        "_end": end,
+        "_little": little,
+        "_explicit": explicit,
+        "_elements": {},
+        "_values": {},
+        "_modified": False,
+        "_parent": parent,
+        "_depth": depth,
+        "_codecs_cache": None,
+        "_item_undefined": False,
+        "file_meta": None,
+        "preamble": None,
+        "filename": None,
+        "_transfer_syntax": None,
+        "_stopped_before_pixels": stopped,
+    }
+
+
 class Dataset:
     """A DICOM data set: a mapping of tags to :class:`Element`.
 
@@ -221,27 +246,7 @@ class Dataset:
     """
 
     def __init__(self) -> None:
-        self.__dict__.update(
-            _buf=None,
-            _table=None,
-            _mod=None,
-            _start=0,
-            _end=0,
-            _little=True,
-            _explicit=True,
-            _elements={},
-            _values={},
-            _modified=True,
-            _parent=None,
-            _depth=0,
-            _codecs_cache=None,
-            _item_undefined=False,
-            file_meta=None,
-            preamble=None,
-            filename=None,
-            _transfer_syntax=None,
-            _stopped_before_pixels=False,
-        )
+        self.__dict__.update(_new_state(None, None, None, 0, 0, True, True, None, 0, False), _modified=True)
 
     @classmethod
     def _from_buffer(
@@ -281,25 +286,18 @@ class Dataset:
         ds = cls.__new__(cls)
         # One dict update: Dataset.__setattr__ is reserved for keywords.
         ds.__dict__.update(
-            _buf=buf,
-            _table=table,
-            _mod=mod,
-            _start=start,
-            _end=table.end,
-            _little=little,
-            _explicit=table.explicit_vr,
-            _elements={},
-            _values={},
-            _modified=False,
-            _parent=parent,
-            _depth=depth,
-            _codecs_cache=None,
-            _item_undefined=False,
-            file_meta=None,
-            preamble=None,
-            filename=None,
-            _transfer_syntax=None,
-            _stopped_before_pixels=stop_before_pixels and table.end < end,
+            _new_state(
+                buf,
+                table,
+                mod,
+                start,
+                table.end,
+                little,
+                table.explicit_vr,
+                parent,
+                depth,
+                stop_before_pixels and table.end < end,
+            )
         )
         return ds
 

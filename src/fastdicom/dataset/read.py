@@ -10,6 +10,7 @@ from typing import Any
 from .. import _backends
 from ..dictionary import uid as _uid
 from ..errors import InvalidDicomError
+from ._parse_py import read_fd
 from .dataset import Dataset
 
 #: Files up to this size are read into memory rather than mapped (a mapping
@@ -30,7 +31,7 @@ def _open(source: Any) -> tuple[Any, str | None]:
         try:
             size = os.fstat(fd).st_size
             if size <= MAP_THRESHOLD:
-                return memoryview(_read_fd(fd, size)), path
+                return memoryview(read_fd(fd, size)), path
             try:
                 m = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
             except (OSError, ValueError):  # not mappable (a pipe, some file systems)
@@ -50,18 +51,6 @@ def _open(source: Any) -> tuple[Any, str | None]:
             raise TypeError("file object must be opened in binary mode")
         return memoryview(data), getattr(source, "name", None)
     raise TypeError(f"cannot read DICOM from {type(source).__name__}")
-
-
-def _read_fd(fd: int, size: int) -> bytes:
-    chunks = []
-    left = size
-    while left > 0:
-        chunk = os.read(fd, left)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def read(source: Any, *, stop_before_pixels: bool = False, backend: str | None = None) -> Dataset:
