@@ -167,3 +167,17 @@ def test_byteswap_twins_agree():
         for size in (1, 2, 4, 8):
             results.add((size, mod.byteswap(data, size)))
     assert len({r for r in results}) == 4
+
+
+def test_group_lengths_are_recomputed_when_reencoding(backend):
+    ds = Dataset()
+    ds.add_new(0x00080000, "UL", 999)
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = "1.2.3"
+    ds.add_new(0x00100000, "UL", 1)
+    ds.PatientName = "A^B"
+    for ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"):
+        back = fastdicom.read(fastdicom.to_bytes(ds, transfer_syntax=ts), backend=backend)
+        for group in (0x0008, 0x0010):
+            elems = [e for e in back if e.tag >> 16 == group and e.tag & 0xFFFF]
+            assert back[group << 16].value == sum(e._end - e._hdr for e in elems)

@@ -116,15 +116,31 @@ def _swap_fragment_headers(content: bytes, src_little: bool) -> bytes:
 
 
 def encode_dataset(ds: Dataset, little: bool, explicit: bool) -> list[bytes]:
-    """The encoded elements of a data set, as a list of byte chunks."""
+    """The encoded elements of a data set, as a list of byte chunks.
+
+    When the data set is re-encoded, Group Length elements (gggg,0000) get the
+    length of their group as now encoded.
+    """
     if ds._buf is not None and ds._pristine() and ds._little == little and ds._explicit == explicit:
         return [ds._buf[ds._start : ds._end]]
-    out: list[bytes] = []
+    parts: list[tuple[int, list]] = []
     for elem in ds:
         if elem.tag >> 16 == 0x0002 and ds._parent is None and ds.file_meta is not None:
             continue
-        out += _element_bytes(elem, ds, little, explicit)
-    return out
+        parts.append((elem.tag, _element_bytes(elem, ds, little, explicit)))
+    if any(tag & 0xFFFF == 0 for tag, _ in parts):
+        sizes: dict[int, int] = {}
+        for tag, chunks in parts:
+            if tag & 0xFFFF:
+                sizes[tag >> 16] = sizes.get(tag >> 16, 0) + sum(len(c) for c in chunks)
+        fmt = "<L" if little else ">L"
+        parts = [
+            (tag, [_header(tag, "UL", 4, little, explicit), struct.pack(fmt, sizes.get(tag >> 16, 0))])
+            if tag & 0xFFFF == 0
+            else (tag, chunks)
+            for tag, chunks in parts
+        ]
+    return [c for _, chunks in parts for c in chunks]
 
 
 def _meta_bytes(meta: Dataset) -> bytes:
