@@ -27,6 +27,8 @@ try:
         ],
         compiler_directives={"language_level": "3"},
     )
+    for ext in ext_modules:  # cythonize does not carry `optional` over
+        ext.optional = not REQUIRE_NATIVE
 except ImportError:
     if REQUIRE_NATIVE:
         raise
