@@ -610,6 +610,32 @@ class Dataset:
             return False
         return all(e._pristine() for e in self._elements.values())
 
+    # -- pixels ----------------------------------------------------------------
+    @property
+    def pixels(self):
+        """The frames of Pixel Data (:class:`fastdicom.pixels.Frames`), or None without pixel data."""
+        cached = self.__dict__.get("_pixels_cache")
+        if cached is not None and not self._modified:
+            return cached
+        if not any(t in self for t in (0x7FE00010, 0x7FE00008, 0x7FE00009)):
+            return None
+        from ..pixels import Frames
+
+        frames = Frames(self)
+        if not self._modified:
+            self.__dict__["_pixels_cache"] = frames
+        return frames
+
+    @property
+    def pixel_array(self):
+        """What pydicom 3's ``pixel_array`` returns for the same file (shape, dtype, values)."""
+        from ..pixels import pixel_array
+
+        frames = self.pixels
+        if frames is None:
+            raise AttributeError("the data set has no Pixel Data")
+        return pixel_array(frames)
+
     # -- conversions -------------------------------------------------------
     def to_pydicom(self):
         """Build a ``pydicom.Dataset`` from this data set's elements."""
