@@ -23,6 +23,14 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
         ("rust", "fastdicom._rust", "open_dataset"),
         ("python", "fastdicom.dataset._parse_py", "open_dataset"),
     ],
+    "rle": [
+        ("rust", "fastdicom._rust", "rle_decode_frame"),
+        ("python", "fastdicom.pixels._rle_py", "rle_decode_frame"),
+    ],
+    "rle_encode": [
+        ("rust", "fastdicom._rust", "rle_encode_frame"),
+        ("python", "fastdicom.pixels._rle_py", "rle_encode_frame"),
+    ],
     "byteswap": [
         ("cython", "fastdicom._cy._kernels", "byteswap"),
         ("python", "fastdicom._kernels_py", "byteswap"),

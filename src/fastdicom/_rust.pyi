@@ -14,6 +14,8 @@ __all__ = [
     "parse_fragments",
     "parse_items",
     "read_prefix",
+    "rle_decode_frame",
+    "rle_encode_frame",
 ]
 __version__: str
 MAX_DEPTH: int
@@ -71,3 +73,5 @@ def open_dataset(
     ElementTable | None,
 ]: ...
 def read_prefix(path: str | PathLike[str], size: int) -> tuple[bytes, bool]: ...
+def rle_decode_frame(buf: Buffer, rows: int, columns: int, samples: int, bits_allocated: int) -> bytes: ...
+def rle_encode_frame(buf: Buffer, rows: int, columns: int, samples: int, bits_allocated: int) -> bytes: ...

@@ -20,8 +20,10 @@ pydicom = pytest.importorskip("pydicom")
 
 UNCOMPRESSED = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99", "")
 FILES = corpus_files()
-DECODABLE = [f for f in FILES if f.row["transfer_syntax_uid"] in UNCOMPRESSED and f.row["decode"] == "yes"]
-ENCAPSULATED = [f for f in FILES if f.row["transfer_syntax_uid"] not in UNCOMPRESSED and f.row["Rows"]]
+RLE = "1.2.840.10008.1.2.5"
+DECODABLE = [f for f in FILES if f.row["transfer_syntax_uid"] in (*UNCOMPRESSED, RLE) and f.row["decode"] == "yes"]
+ENCAPSULATED = [f for f in FILES if f.row["transfer_syntax_uid"] not in (*UNCOMPRESSED, RLE) and f.row["Rows"]]
+RLE_FILES = [f for f in FILES if f.row["transfer_syntax_uid"] == RLE]
 
 
 def _resolve(cf):

@@ -27,6 +27,7 @@ FLOAT_PIXEL_DATA = 0x7FE00008
 DOUBLE_FLOAT_PIXEL_DATA = 0x7FE00009
 EXTENDED_OFFSET_TABLE = 0x7FE00001
 EXTENDED_OFFSET_TABLE_LENGTHS = 0x7FE00002
+RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 
 
 class NoDecoderError(FastDicomError):
@@ -191,8 +192,18 @@ class Frames:
         """Frame ``i`` as an ndarray (a view of the buffer where possible)."""
         i = self._check_index(i)
         if self.encapsulated:
-            raise NoDecoderError(f"no decoder for transfer syntax {self.transfer_syntax} yet")
+            return self._decoded_frame(i)
         return self._uncompressed_frame(i)
+
+    def _decoded_frame(self, i: int) -> np.ndarray:
+        if self.transfer_syntax != RLE_LOSSLESS:
+            raise NoDecoderError(f"no decoder for transfer syntax {self.transfer_syntax} yet")
+        from .. import _backends
+
+        decode = _backends.resolve("rle")[1].rle_decode_frame
+        raw = decode(self.encoded_frame(i), self.rows, self.columns, self.samples, self.bits_allocated)
+        arr = np.frombuffer(raw, dtype=self.dtype.newbyteorder("<")).reshape(self._frame_shape())
+        return self._sign_correct(arr)
 
     def __iter__(self):
         for i in range(self.number_of_frames):
@@ -201,7 +212,10 @@ class Frames:
     def array(self) -> np.ndarray:
         """All frames as one ndarray, always with the frames axis."""
         if self.encapsulated:
-            raise NoDecoderError(f"no decoder for transfer syntax {self.transfer_syntax} yet")
+            out = np.empty(self.shape, dtype=self.dtype)
+            for i in range(self.number_of_frames):
+                out[i] = self._decoded_frame(i)
+            return out
         n = self.number_of_frames
         itemsize = self.dtype.itemsize
         px = self.frame_pixels

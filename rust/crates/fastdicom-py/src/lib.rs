@@ -350,6 +350,58 @@ fn read_prefix(
     Ok((PyBytes::new(py, &data).unbind(), complete))
 }
 
+fn codec_error(py: Python<'_>, e: fastdicom_codecs::rle::RleError) -> PyErr {
+    to_pyerr(
+        py,
+        parse::ParseError {
+            kind: parse::ErrorKind::UnexpectedTag,
+            tag: Some(parse::PIXEL_DATA),
+            offset: 0,
+            message: e.0,
+        },
+    )
+}
+
+/// Decode one RLE Lossless frame to interleaved little-endian pixel bytes (GIL released).
+#[pyfunction]
+fn rle_decode_frame(
+    py: Python<'_>,
+    buf: &Bound<'_, PyAny>,
+    rows: usize,
+    columns: usize,
+    samples: usize,
+    bits_allocated: usize,
+) -> PyResult<Py<PyBytes>> {
+    let bytes = Bytes::new(buf)?;
+    let data = bytes.as_slice();
+    let out = py
+        .allow_threads(|| {
+            fastdicom_codecs::rle::decode_frame(data, rows, columns, samples, bits_allocated)
+        })
+        .map_err(|e| codec_error(py, e))?;
+    Ok(PyBytes::new(py, &out).unbind())
+}
+
+/// Encode one frame of interleaved little-endian pixel bytes as RLE Lossless (GIL released).
+#[pyfunction]
+fn rle_encode_frame(
+    py: Python<'_>,
+    buf: &Bound<'_, PyAny>,
+    rows: usize,
+    columns: usize,
+    samples: usize,
+    bits_allocated: usize,
+) -> PyResult<Py<PyBytes>> {
+    let bytes = Bytes::new(buf)?;
+    let data = bytes.as_slice();
+    let out = py
+        .allow_threads(|| {
+            fastdicom_codecs::rle::encode_frame(data, rows, columns, samples, bits_allocated)
+        })
+        .map_err(|e| PyValueError::new_err(e.0))?;
+    Ok(PyBytes::new(py, &out).unbind())
+}
+
 #[pymodule]
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -360,5 +412,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_fragments, m)?)?;
     m.add_function(wrap_pyfunction!(open_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(read_prefix, m)?)?;
+    m.add_function(wrap_pyfunction!(rle_decode_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(rle_encode_frame, m)?)?;
     Ok(())
 }

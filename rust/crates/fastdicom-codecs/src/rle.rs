@@ -1,0 +1,289 @@
+//! RLE Lossless (1.2.840.10008.1.2.5), PS3.5 Annex G.
+//!
+//! A frame is a 64-byte header (number of segments, then 15 segment offsets,
+//! all little-endian u32) followed by PackBits-coded segments. Segment
+//! `s * bytes_per_sample + b` holds byte `b` (most significant first) of
+//! sample `s` for every pixel. The decoder writes straight into an
+//! interleaved little-endian output: pixel-major, then sample, then byte.
+//!
+//! Like pydicom, a segment that decodes to more bytes than a plane holds is
+//! cut to the plane (odd or over-padded segments); one that decodes to fewer
+//! is an error.
+
+use std::fmt;
+
+/// An error decoding RLE data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RleError(pub String);
+
+impl fmt::Display for RleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RleError {}
+
+fn fail<T>(msg: impl Into<String>) -> Result<T, RleError> {
+    Err(RleError(msg.into()))
+}
+
+/// The segment offsets of an RLE frame header.
+pub fn segment_offsets(data: &[u8]) -> Result<Vec<usize>, RleError> {
+    if data.len() < 64 {
+        return fail(format!(
+            "RLE frame of {} bytes is shorter than its 64-byte header",
+            data.len()
+        ));
+    }
+    let word = |i: usize| {
+        u32::from_le_bytes([
+            data[4 * i],
+            data[4 * i + 1],
+            data[4 * i + 2],
+            data[4 * i + 3],
+        ]) as usize
+    };
+    let n = word(0);
+    if n == 0 || n > 15 {
+        return fail(format!("RLE header gives {} segments (1 to 15 allowed)", n));
+    }
+    let offsets: Vec<usize> = (1..=n).map(word).collect();
+    for (k, &o) in offsets.iter().enumerate() {
+        if o < 64 || o > data.len() {
+            return fail(format!(
+                "RLE segment {} offset {} is outside the frame ({} bytes)",
+                k,
+                o,
+                data.len()
+            ));
+        }
+        if k > 0 && o < offsets[k - 1] {
+            return fail(format!(
+                "RLE segment offsets are not increasing at segment {}",
+                k
+            ));
+        }
+    }
+    Ok(offsets)
+}
+
+/// Decode one PackBits segment into `out[start], out[start + stride], ...`
+/// (`count` positions); return how many were written.
+fn decode_segment(seg: &[u8], out: &mut [u8], start: usize, stride: usize, count: usize) -> usize {
+    let mut i = 0;
+    let mut n = 0;
+    let mut pos = start;
+    while i < seg.len() && n < count {
+        let h = seg[i] as i8;
+        i += 1;
+        if h >= 0 {
+            let len = (h as usize + 1).min(seg.len() - i).min(count - n);
+            for &b in &seg[i..i + len] {
+                out[pos] = b;
+                pos += stride;
+            }
+            i += h as usize + 1;
+            n += len;
+        } else if h != -128 {
+            if i >= seg.len() {
+                break;
+            }
+            let b = seg[i];
+            i += 1;
+            let len = ((1 - h as isize) as usize).min(count - n);
+            for _ in 0..len {
+                out[pos] = b;
+                pos += stride;
+            }
+            n += len;
+        }
+    }
+    n
+}
+
+/// Decode one RLE frame into interleaved little-endian pixels.
+///
+/// `bits_allocated` is 8, 16, 32 or 64; the output holds
+/// `rows * columns * samples * bits_allocated / 8` bytes.
+pub fn decode_frame(
+    data: &[u8],
+    rows: usize,
+    columns: usize,
+    samples: usize,
+    bits_allocated: usize,
+) -> Result<Vec<u8>, RleError> {
+    if !matches!(bits_allocated, 8 | 16 | 32 | 64) {
+        return fail(format!(
+            "RLE decoding of Bits Allocated {} is not supported",
+            bits_allocated
+        ));
+    }
+    if samples == 0 || samples > 15 {
+        return fail(format!("Samples per Pixel {} is invalid for RLE", samples));
+    }
+    let bpp = bits_allocated / 8;
+    let pixels = rows
+        .checked_mul(columns)
+        .ok_or_else(|| RleError("frame size overflows".into()))?;
+    let offsets = segment_offsets(data)?;
+    let expected = samples * bpp;
+    if offsets.len() != expected {
+        return fail(format!(
+            "RLE frame has {} segments, {} samples of {} bits need {}",
+            offsets.len(),
+            samples,
+            bits_allocated,
+            expected
+        ));
+    }
+    // Output is bounded by what the segments can hold: PackBits expands at most 128/2 = 64x.
+    let total = pixels
+        .checked_mul(expected)
+        .ok_or_else(|| RleError("frame size overflows".into()))?;
+    if total > data.len().saturating_mul(64) + 64 {
+        return fail(format!(
+            "RLE frame of {} bytes cannot decode to {} bytes",
+            data.len(),
+            total
+        ));
+    }
+    let mut out = vec![0u8; total];
+    let stride = expected;
+    for (k, &start) in offsets.iter().enumerate() {
+        let end = offsets.get(k + 1).copied().unwrap_or(data.len());
+        let sample = k / bpp;
+        let byte = k % bpp; // 0 = most significant
+        let first = sample * bpp + (bpp - 1 - byte);
+        let n = decode_segment(&data[start..end], &mut out, first, stride, pixels);
+        if n < pixels {
+            return fail(format!(
+                "RLE segment {} decodes to {} bytes, the plane holds {}",
+                k, n, pixels
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Encode one frame of interleaved little-endian pixels as RLE.
+pub fn encode_frame(
+    pixels: &[u8],
+    rows: usize,
+    columns: usize,
+    samples: usize,
+    bits_allocated: usize,
+) -> Result<Vec<u8>, RleError> {
+    if !matches!(bits_allocated, 8 | 16 | 32 | 64) {
+        return fail(format!(
+            "RLE encoding of Bits Allocated {} is not supported",
+            bits_allocated
+        ));
+    }
+    let bpp = bits_allocated / 8;
+    let n = rows * columns;
+    let segments = samples * bpp;
+    if segments == 0 || segments > 15 {
+        return fail(format!(
+            "{} samples of {} bits need {} segments (at most 15)",
+            samples, bits_allocated, segments
+        ));
+    }
+    if pixels.len() != n * segments {
+        return fail(format!(
+            "frame holds {} bytes, expected {}",
+            pixels.len(),
+            n * segments
+        ));
+    }
+    let mut out = vec![0u8; 64];
+    out[0..4].copy_from_slice(&(segments as u32).to_le_bytes());
+    let mut plane = vec![0u8; n];
+    for k in 0..segments {
+        let sample = k / bpp;
+        let byte = bpp - 1 - k % bpp;
+        for (p, v) in plane.iter_mut().enumerate() {
+            *v = pixels[p * segments + sample * bpp + byte];
+        }
+        let off = out.len() as u32;
+        out[4 + 4 * k..8 + 4 * k].copy_from_slice(&off.to_le_bytes());
+        // Each row is coded separately (PS3.5 G.3.1).
+        for row in plane.chunks(columns.max(1)) {
+            packbits_row(row, &mut out);
+        }
+        if out.len() % 2 == 1 {
+            out.push(0);
+        }
+    }
+    Ok(out)
+}
+
+fn packbits_row(row: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < row.len() {
+        let mut run = 1;
+        while i + run < row.len() && run < 128 && row[i + run] == row[i] {
+            run += 1;
+        }
+        if run >= 2 {
+            out.push((1i16 - run as i16) as i8 as u8);
+            out.push(row[i]);
+            i += run;
+            continue;
+        }
+        let start = i;
+        while i < row.len() && i - start < 128 {
+            if i + 1 < row.len() && row[i + 1] == row[i] {
+                break;
+            }
+            i += 1;
+        }
+        if i == start {
+            i += 1;
+        }
+        out.push((i - start - 1) as u8);
+        out.extend_from_slice(&row[start..i]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_every_depth_and_sample_count() {
+        let mut seed = 12345u32;
+        for &ba in &[8usize, 16, 32] {
+            for &s in &[1usize, 3] {
+                let (r, c) = (7, 13);
+                let n = r * c * s * ba / 8;
+                let px: Vec<u8> = (0..n)
+                    .map(|i| {
+                        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                        if i % 5 < 2 {
+                            7
+                        } else {
+                            (seed >> 16) as u8
+                        }
+                    })
+                    .collect();
+                let enc = encode_frame(&px, r, c, s, ba).unwrap();
+                assert_eq!(decode_frame(&enc, r, c, s, ba).unwrap(), px);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_headers_are_errors() {
+        assert!(decode_frame(&[0u8; 10], 2, 2, 1, 8).is_err());
+        let mut h = vec![0u8; 64];
+        h[0] = 16;
+        assert!(decode_frame(&h, 2, 2, 1, 8).is_err());
+        h[0] = 1;
+        h[4] = 200;
+        assert!(decode_frame(&h, 2, 2, 1, 8).is_err());
+        h[4] = 64;
+        h.extend_from_slice(&[0, 1]); // one literal byte: too short for 4 pixels
+        assert!(decode_frame(&h, 2, 2, 1, 8).is_err());
+    }
+}
