@@ -12,6 +12,7 @@ from ._version import __version__
 from .dataset import Dataset, Element, read, to_bytes, write
 from .errors import FastDicomError, InvalidDicomError
 from .interop import from_pydicom
+from .pixels import decode
 
 __all__ = [
     "__version__",
@@ -20,6 +21,7 @@ __all__ = [
     "FastDicomError",
     "InvalidDicomError",
     "backend_info",
+    "decode",
     "from_pydicom",
     "read",
     "to_bytes",
