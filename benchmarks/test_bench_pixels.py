@@ -22,7 +22,7 @@ try:
 except ImportError:  # pragma: no cover - optional anchor
     imagecodecs = None
 try:
-    from rle.utils import decode_pixel_data as pylibjpeg_rle_decode
+    from rle.utils import decode_frame as pylibjpeg_rle_decode
     from rle.utils import encode_pixel_data as pylibjpeg_rle_encode
 except ImportError:  # pragma: no cover - optional anchor
     pylibjpeg_rle_decode = pylibjpeg_rle_encode = None
@@ -161,9 +161,7 @@ def test_rle_decode(benchmark, rle_frames, impl):
     elif impl == "imagecodecs":
         fn = lambda: [imagecodecs.dicomrle_decode(f, "<i2") for f in rle_frames]  # noqa: E731
     else:
-        fn = lambda: [  # noqa: E731
-            pylibjpeg_rle_decode(f, rows=ROWS, columns=COLS, samples_per_pixel=1, bits_allocated=16) for f in rle_frames
-        ]
+        fn = lambda: [pylibjpeg_rle_decode(f, ROWS * COLS, 16, "<") for f in rle_frames]  # noqa: E731
     result = benchmark.pedantic(fn, rounds=5, warmup_rounds=1)
     got = np.frombuffer(bytes(result[INDEX]), dtype="<i2")[: ROWS * COLS].reshape(ROWS, COLS)
     benchmark.extra_info["MB"] = round(len(rle_frames) * ROWS * COLS * 2 / 1e6, 1)

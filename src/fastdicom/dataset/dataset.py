@@ -227,7 +227,8 @@ def _new_state(buf, table, mod, start, end, little, explicit, parent, depth, sto
         "_depth": depth,
         "_codecs_cache": None,
         "_item_undefined": False,
-        "file_meta": None,
+        "_file_meta": None,
+        "_meta_args": None,
         "preamble": None,
         "filename": None,
         "_transfer_syntax": None,
@@ -591,8 +592,9 @@ class Dataset:
     @property
     def transfer_syntax(self) -> str | None:
         """The transfer syntax UID of the data set as read (or as set)."""
-        if self.file_meta is not None:
-            ts = self.file_meta.get(0x00020010)
+        d = self.__dict__
+        if d["_file_meta"] is not None:
+            ts = d["_file_meta"].get(0x00020010)
             if ts:
                 return ts
         return self._transfer_syntax
@@ -609,6 +611,23 @@ class Dataset:
         if self._modified:
             return False
         return all(e._pristine() for e in self._elements.values())
+
+    # -- File Meta (built on first use: a header scan never needs it) -------------
+    @property
+    def file_meta(self) -> Dataset | None:
+        """The File Meta Information (group 0002) as a Dataset, or None."""
+        d = self.__dict__
+        meta = d["_file_meta"]
+        if meta is None and d["_meta_args"] is not None:
+            buf, table, start, end, mod = d["_meta_args"]
+            meta = d["_file_meta"] = Dataset._from_table(buf, table, start, end, True, mod)
+            d["_meta_args"] = None
+        return meta
+
+    @file_meta.setter
+    def file_meta(self, value: Dataset | None) -> None:
+        self.__dict__["_file_meta"] = value
+        self.__dict__["_meta_args"] = None
 
     # -- pixels ----------------------------------------------------------------
     @property

@@ -116,7 +116,7 @@ def _from_opened(buf, filename, stop_before_pixels: bool, mod, complete: bool) -
         body_t = mod.parse_dataset(buf, 0, len(buf), little, explicit, stop_before_pixels)
     ds = Dataset._from_table(buf, body_t, pos, len(buf), little, mod, stop_before_pixels=stop_before_pixels)
     if meta_t is not None:
-        ds.__dict__["file_meta"] = Dataset._from_table(src, meta_t, meta_start, meta_end, True, mod)
+        ds.__dict__["_meta_args"] = (src, meta_t, meta_start, meta_end, mod)
     if pre:
         ds.__dict__["preamble"] = bytes(src[:128])
     d = ds.__dict__

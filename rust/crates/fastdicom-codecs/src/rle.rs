@@ -68,38 +68,63 @@ pub fn segment_offsets(data: &[u8]) -> Result<Vec<usize>, RleError> {
     Ok(offsets)
 }
 
-/// Decode one PackBits segment into `out[start], out[start + stride], ...`
-/// (`count` positions); return how many were written.
-fn decode_segment(seg: &[u8], out: &mut [u8], start: usize, stride: usize, count: usize) -> usize {
+/// Decode one PackBits segment into `plane` (contiguous); return how many
+/// bytes were written (at most `plane.len()`).
+fn decode_segment(seg: &[u8], plane: &mut [u8]) -> usize {
+    let count = plane.len();
     let mut i = 0;
     let mut n = 0;
-    let mut pos = start;
     while i < seg.len() && n < count {
         let h = seg[i] as i8;
         i += 1;
         if h >= 0 {
             let len = (h as usize + 1).min(seg.len() - i).min(count - n);
-            for &b in &seg[i..i + len] {
-                out[pos] = b;
-                pos += stride;
-            }
+            plane[n..n + len].copy_from_slice(&seg[i..i + len]);
             i += h as usize + 1;
             n += len;
         } else if h != -128 {
             if i >= seg.len() {
                 break;
             }
-            let b = seg[i];
-            i += 1;
             let len = ((1 - h as isize) as usize).min(count - n);
-            for _ in 0..len {
-                out[pos] = b;
-                pos += stride;
-            }
+            plane[n..n + len].fill(seg[i]);
+            i += 1;
             n += len;
         }
     }
     n
+}
+
+/// The output size of a frame, checked against what the input can hold.
+pub fn decoded_size(
+    data: &[u8],
+    rows: usize,
+    columns: usize,
+    samples: usize,
+    bits_allocated: usize,
+) -> Result<usize, RleError> {
+    if !matches!(bits_allocated, 8 | 16 | 32 | 64) {
+        return fail(format!(
+            "RLE decoding of Bits Allocated {} is not supported",
+            bits_allocated
+        ));
+    }
+    if samples == 0 || samples > 15 {
+        return fail(format!("Samples per Pixel {} is invalid for RLE", samples));
+    }
+    let total = rows
+        .checked_mul(columns)
+        .and_then(|p| p.checked_mul(samples * bits_allocated / 8))
+        .ok_or_else(|| RleError("frame size overflows".into()))?;
+    // PackBits expands at most 128/2 = 64x: refuse sizes the input cannot justify.
+    if total > data.len().saturating_mul(64) + 64 {
+        return fail(format!(
+            "RLE frame of {} bytes cannot decode to {} bytes",
+            data.len(),
+            total
+        ));
+    }
+    Ok(total)
 }
 
 /// Decode one RLE frame into interleaved little-endian pixels.
@@ -113,19 +138,36 @@ pub fn decode_frame(
     samples: usize,
     bits_allocated: usize,
 ) -> Result<Vec<u8>, RleError> {
-    if !matches!(bits_allocated, 8 | 16 | 32 | 64) {
+    let total = decoded_size(data, rows, columns, samples, bits_allocated)?;
+    let mut out = vec![0u8; total];
+    decode_frame_into(data, rows, columns, samples, bits_allocated, &mut out)?;
+    Ok(out)
+}
+
+thread_local! {
+    /// Per-thread scratch planes, reused across frames (fresh pages are costly).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Decode one RLE frame into `out` (exactly [`decoded_size`] bytes).
+pub fn decode_frame_into(
+    data: &[u8],
+    rows: usize,
+    columns: usize,
+    samples: usize,
+    bits_allocated: usize,
+    out: &mut [u8],
+) -> Result<(), RleError> {
+    let total = decoded_size(data, rows, columns, samples, bits_allocated)?;
+    if out.len() != total {
         return fail(format!(
-            "RLE decoding of Bits Allocated {} is not supported",
-            bits_allocated
+            "output holds {} bytes, the frame needs {}",
+            out.len(),
+            total
         ));
     }
-    if samples == 0 || samples > 15 {
-        return fail(format!("Samples per Pixel {} is invalid for RLE", samples));
-    }
     let bpp = bits_allocated / 8;
-    let pixels = rows
-        .checked_mul(columns)
-        .ok_or_else(|| RleError("frame size overflows".into()))?;
+    let pixels = rows * columns;
     let offsets = segment_offsets(data)?;
     let expected = samples * bpp;
     if offsets.len() != expected {
@@ -137,33 +179,46 @@ pub fn decode_frame(
             expected
         ));
     }
-    // Output is bounded by what the segments can hold: PackBits expands at most 128/2 = 64x.
-    let total = pixels
-        .checked_mul(expected)
-        .ok_or_else(|| RleError("frame size overflows".into()))?;
-    if total > data.len().saturating_mul(64) + 64 {
-        return fail(format!(
-            "RLE frame of {} bytes cannot decode to {} bytes",
-            data.len(),
-            total
-        ));
+    let segment = |k: usize| &data[offsets[k]..offsets.get(k + 1).copied().unwrap_or(data.len())];
+    let short = |k: usize, n: usize| {
+        fail(format!(
+            "RLE segment {} decodes to {} bytes, the plane holds {}",
+            k, n, pixels
+        ))
+    };
+    if expected == 1 {
+        let n = decode_segment(segment(0), out);
+        return if n < pixels { short(0, n) } else { Ok(()) };
     }
-    let mut out = vec![0u8; total];
-    let stride = expected;
-    for (k, &start) in offsets.iter().enumerate() {
-        let end = offsets.get(k + 1).copied().unwrap_or(data.len());
-        let sample = k / bpp;
-        let byte = k % bpp; // 0 = most significant
-        let first = sample * bpp + (bpp - 1 - byte);
-        let n = decode_segment(&data[start..end], &mut out, first, stride, pixels);
-        if n < pixels {
-            return fail(format!(
-                "RLE segment {} decodes to {} bytes, the plane holds {}",
-                k, n, pixels
-            ));
+    SCRATCH.with(|cell| {
+        let mut planes = cell.borrow_mut();
+        if planes.len() < total {
+            planes.resize(total, 0);
         }
-    }
-    Ok(out)
+        for k in 0..expected {
+            let n = decode_segment(segment(k), &mut planes[k * pixels..(k + 1) * pixels]);
+            if n < pixels {
+                return short(k, n);
+            }
+        }
+        // Segment k = sample * bpp + byte (most significant first) goes to
+        // output byte sample * bpp + (bpp - 1 - byte) of each pixel.
+        if expected == 2 {
+            let (hi, lo) = planes[..total].split_at(pixels);
+            for ((o, &l), &h) in out.chunks_exact_mut(2).zip(lo).zip(hi) {
+                o.copy_from_slice(&(((h as u16) << 8) | l as u16).to_le_bytes());
+            }
+        } else {
+            for k in 0..expected {
+                let dst = (k / bpp) * bpp + (bpp - 1 - k % bpp);
+                let plane = &planes[k * pixels..(k + 1) * pixels];
+                for (o, &v) in out.chunks_exact_mut(expected).zip(plane) {
+                    o[dst] = v;
+                }
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Encode one frame of interleaved little-endian pixels as RLE.

@@ -382,6 +382,8 @@ fn rle_call(
 }
 
 /// Decode one RLE Lossless frame to interleaved little-endian pixel bytes (GIL released).
+///
+/// The pixels are decoded straight into the returned `bytes` object.
 #[pyfunction]
 fn rle_decode_frame(
     py: Python<'_>,
@@ -391,16 +393,18 @@ fn rle_decode_frame(
     samples: usize,
     bits_allocated: usize,
 ) -> PyResult<Py<PyBytes>> {
-    rle_call(
-        py,
-        buf,
-        (rows, columns, samples, bits_allocated),
-        fastdicom_codecs::rle::decode_frame,
-    )
-    .map_err(|e| match e {
-        Ok(e) => codec_error(py, e),
-        Err(e) => e,
-    })
+    use fastdicom_codecs::rle;
+    let bytes = Bytes::new(buf)?;
+    let data = bytes.as_slice();
+    let total = rle::decoded_size(data, rows, columns, samples, bits_allocated)
+        .map_err(|e| codec_error(py, e))?;
+    let out = PyBytes::new_with(py, total, |out| {
+        py.allow_threads(|| {
+            rle::decode_frame_into(data, rows, columns, samples, bits_allocated, out)
+        })
+        .map_err(|e| codec_error(py, e))
+    })?;
+    Ok(out.unbind())
 }
 
 /// Encode one frame of interleaved little-endian pixel bytes as RLE Lossless (GIL released).
