@@ -84,6 +84,11 @@ class ElementTable:
         except ValueError:
             return -1
 
+    def lookup(self, tag: int) -> tuple | None:
+        """The record of the element with ``tag``, or None (``find`` and ``get`` in one call)."""
+        i = self.find(tag)
+        return None if i < 0 else self._records[i]
+
     def get(self, i: int) -> tuple:
         """``(tag, vr, header_offset, value_offset, value_length, undefined_length)``."""
         if i < 0:

@@ -416,15 +416,13 @@ class Dataset:
         v = values.get(tag, _UNSET)
         if v is not _UNSET:
             return v
-        table = self._table
-        i = table.find(tag)
-        if i < 0:
+        rec = self._table.lookup(tag)
+        if rec is None:
             return default
-        rec = table.get(i)
         vr = rec[1]
         decoder = _DIRECT.get(vr)
         if decoder is None:  # implicit VR, UN, SQ, text in a character set: through an Element
-            elem = self._elements[tag] = self._element_at(i)
+            elem = self._elements[tag] = self._element_from(rec)
             return elem.value
         off = rec[3]
         n = rec[4]

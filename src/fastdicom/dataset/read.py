@@ -16,8 +16,8 @@ from .dataset import Dataset
 #: Files up to this size are read into memory rather than mapped (a mapping
 #: costs a system call and a page fault per touched page; copying a small file is cheaper).
 MAP_THRESHOLD = 64 * 1024
-#: First prefix read for ``stop_before_pixels`` (grown 4x until the header fits).
-PREFIX = 16 * 1024
+#: First prefix read for ``stop_before_pixels`` (grown 4x until the header fits; most headers are 2-8 KiB).
+PREFIX = 8 * 1024
 
 #: Largest inflated size accepted for a deflated data set (bytes); see FASTDICOM_MAX_INFLATE.
 MAX_INFLATE = int(os.environ.get("FASTDICOM_MAX_INFLATE", str(4 << 30)))

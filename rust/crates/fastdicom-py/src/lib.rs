@@ -117,6 +117,15 @@ impl ElementTable {
         }
     }
 
+    /// The record of the element with `tag`, or None (`find` and `get` in one call).
+    fn lookup<'py>(&self, py: Python<'py>, tag: u32) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let i = self.find(tag);
+        if i < 0 {
+            return Ok(None);
+        }
+        self.get(py, i as usize).map(Some)
+    }
+
     /// `(tag, vr, header_offset, value_offset, value_length, undefined_length)` of element `i`.
     fn get<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyTuple>> {
         let r = self
