@@ -339,6 +339,10 @@ fn open_dataset(
 }
 
 /// The first `size` bytes of a file, and whether that is the whole file.
+///
+/// Reads `size + 1` bytes (no `fstat`): one byte more than asked says the
+/// file goes on. Small reads keep the GIL (releasing it costs more than the
+/// read); large ones release it.
 #[pyfunction]
 fn read_prefix(
     py: Python<'_>,
@@ -346,17 +350,21 @@ fn read_prefix(
     size: usize,
 ) -> PyResult<(Py<PyBytes>, bool)> {
     use std::io::Read;
-    let (data, complete) = py
-        .allow_threads(|| -> std::io::Result<(Vec<u8>, bool)> {
-            let f = std::fs::File::open(&path)?;
-            let total = f.metadata()?.len();
-            let want = (size as u64).min(total) as usize;
-            let mut data = Vec::with_capacity(want);
-            f.take(want as u64).read_to_end(&mut data)?;
-            Ok((data, total <= size as u64))
-        })
-        .map_err(PyErr::from)?;
-    Ok((PyBytes::new(py, &data).unbind(), complete))
+    let read = || -> std::io::Result<Vec<u8>> {
+        let f = std::fs::File::open(&path)?;
+        let mut data = Vec::with_capacity(size + 1);
+        f.take(size as u64 + 1).read_to_end(&mut data)?;
+        Ok(data)
+    };
+    let data = if size > DETACH_THRESHOLD {
+        py.allow_threads(read)
+    } else {
+        read()
+    }
+    .map_err(PyErr::from)?;
+    let complete = data.len() <= size;
+    let n = data.len().min(size);
+    Ok((PyBytes::new(py, &data[..n]).unbind(), complete))
 }
 
 fn codec_error(py: Python<'_>, e: fastdicom_codecs::rle::RleError) -> PyErr {
