@@ -156,3 +156,31 @@ def test_no_pixel_data_is_none(backend):
     assert ds.pixels is None
     with pytest.raises(AttributeError):
         _ = ds.pixel_array
+
+
+@pytest.mark.parametrize("ts", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"])
+def test_lying_number_of_frames_allocates_nothing(ts, backend):
+    head = _multiframe_header(2_000_000_000, 512, 512)
+    if ts != "1.2.840.10008.1.2.1":
+        ds = fastdicom.read(head)
+        head = fastdicom.to_bytes(ds, transfer_syntax=ts)
+    fmt = "<HH2sHL" if ts.endswith(".1") else ">HH2sHL"
+    data = head + struct.pack(fmt, 0x7FE0, 0x0010, b"OW", 0, 1024) + b"\0" * 1024
+    px = fastdicom.read(data, backend=backend).pixels
+    with pytest.raises(InvalidDicomError):
+        px.array()
+    with pytest.raises(fastdicom.pixels.DecodeError):
+        fastdicom.decode([data])
+
+
+def test_lying_rle_geometry_allocates_nothing(backend):
+    frag = struct.pack("<LL", 1, 64) + b"\0" * 56 + b"\x81\x00"
+    data = _encapsulated([frag], b"", 1)
+    data = data.replace(
+        struct.pack("<HH2sH", 0x0028, 0x0010, b"US", 2) + struct.pack("<H", 2),
+        struct.pack("<HH2sH", 0x0028, 0x0010, b"US", 2) + struct.pack("<H", 60000),
+    )
+    px = fastdicom.read(data, backend=backend).pixels
+    assert px.rows == 60000
+    with pytest.raises(InvalidDicomError):
+        px.array()

@@ -90,6 +90,7 @@ def decode(
             px = ds.pixels
             if px is None:
                 raise FastDicomError("no Pixel Data")
+            px.check_size()  # before the output is sized from the headers
         except FastDicomError as exc:
             err = DecodeError(f"{_name(src)}: {exc}", src, None)
             if errors == "raise":

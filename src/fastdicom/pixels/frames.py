@@ -108,6 +108,32 @@ class Frames:
     def _frame_shape(self) -> tuple[int, ...]:
         return self.shape[1:]
 
+    def check_size(self) -> None:
+        """Refuse geometry the Pixel Data cannot hold, before anything is allocated for it.
+
+        Uncompressed data must hold every frame; RLE can expand at most 64x
+        (PackBits); other encapsulated syntaxes are checked by their codecs.
+        """
+        n_bytes = len(self._elem.raw)
+        if self._subsampled_422:
+            need = self.number_of_frames * self.rows * self.columns * 2 * self.dtype.itemsize
+        elif self.bits_allocated == 1:
+            need = (self.number_of_frames * self.frame_pixels + 7) // 8
+        else:
+            need = self.number_of_frames * self.frame_pixels * self.dtype.itemsize
+        if not self.encapsulated and need > n_bytes:
+            raise InvalidDicomError(
+                f"Pixel Data holds {n_bytes} bytes; {self.number_of_frames} frames of "
+                f"{self.rows}x{self.columns}x{self.samples} need {need}",
+                self._tag,
+            )
+        if (
+            self.encapsulated
+            and self.transfer_syntax == RLE_LOSSLESS
+            and need > 64 * n_bytes + 64 * self.number_of_frames
+        ):
+            raise InvalidDicomError(f"{n_bytes} bytes of RLE data cannot decode to {need} bytes", self._tag)
+
     # -- uncompressed -------------------------------------------------------
     def _raw_little(self) -> bool:
         return self._ds.is_little_endian
@@ -211,6 +237,7 @@ class Frames:
 
     def array(self) -> np.ndarray:
         """All frames as one ndarray, always with the frames axis."""
+        self.check_size()
         if self.encapsulated:
             out = np.empty(self.shape, dtype=self.dtype)
             for i in range(self.number_of_frames):
