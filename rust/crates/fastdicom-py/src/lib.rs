@@ -379,25 +379,6 @@ fn codec_error(py: Python<'_>, e: fastdicom_codecs::rle::RleError) -> PyErr {
     )
 }
 
-type RleFn =
-    fn(&[u8], usize, usize, usize, usize) -> Result<Vec<u8>, fastdicom_codecs::rle::RleError>;
-
-/// Run an RLE frame function on a Python buffer with the GIL released.
-fn rle_call(
-    py: Python<'_>,
-    buf: &Bound<'_, PyAny>,
-    geometry: (usize, usize, usize, usize),
-    f: RleFn,
-) -> Result<Py<PyBytes>, PyResult<fastdicom_codecs::rle::RleError>> {
-    let bytes = Bytes::new(buf).map_err(Err)?;
-    let data = bytes.as_slice();
-    let (rows, columns, samples, bits) = geometry;
-    let out = py
-        .allow_threads(|| f(data, rows, columns, samples, bits))
-        .map_err(Ok)?;
-    Ok(PyBytes::new(py, &out).unbind())
-}
-
 /// Decode one RLE Lossless frame to interleaved little-endian pixel bytes (GIL released).
 ///
 /// The pixels are decoded straight into the returned `bytes` object.
@@ -434,16 +415,14 @@ fn rle_encode_frame(
     samples: usize,
     bits_allocated: usize,
 ) -> PyResult<Py<PyBytes>> {
-    rle_call(
-        py,
-        buf,
-        (rows, columns, samples, bits_allocated),
-        fastdicom_codecs::rle::encode_frame,
-    )
-    .map_err(|e| match e {
-        Ok(e) => PyValueError::new_err(e.0),
-        Err(e) => e,
-    })
+    let bytes = Bytes::new(buf)?;
+    let data = bytes.as_slice();
+    let out = py
+        .allow_threads(|| {
+            fastdicom_codecs::rle::encode_frame(data, rows, columns, samples, bits_allocated)
+        })
+        .map_err(|e| PyValueError::new_err(e.0))?;
+    Ok(PyBytes::new(py, &out).unbind())
 }
 
 #[pymodule]
