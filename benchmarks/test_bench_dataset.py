@@ -129,33 +129,23 @@ def _corpus_paths():
         p = cf.resolve()
         if p is not None:
             try:
-                _touch_fd(fastdicom.read(p))
-                _touch_pd(pydicom.dcmread(p, force=True))
+                _touch(fastdicom.read(p), "vr")
+                _touch(pydicom.dcmread(p, force=True), "VR")
             except Exception:  # malformed on purpose: not part of the timing
                 continue
             paths.append(p)
     return paths
 
 
-def _touch_fd(ds):
+def _touch(ds, vr_attr: str) -> int:
+    """Access every value, recursively; return the element count (fastdicom: "vr", pydicom: "VR")."""
     n = 0
     for e in ds:
         v = e.value
         n += 1
-        if e.vr == "SQ":
+        if getattr(e, vr_attr) == "SQ":
             for item in v:
-                n += _touch_fd(item)
-    return n
-
-
-def _touch_pd(ds):
-    n = 0
-    for e in ds:
-        v = e.value
-        n += 1
-        if e.VR == "SQ":
-            for item in v:
-                n += _touch_pd(item)
+                n += _touch(item, vr_attr)
     return n
 
 
@@ -176,14 +166,14 @@ def test_corpus_full_parse(benchmark, corpus_paths, impl):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if impl == "pydicom":
-                return sum(_touch_pd(pydicom.dcmread(p, force=True)) for p in corpus_paths)
+                return sum(_touch(pydicom.dcmread(p, force=True), "VR") for p in corpus_paths)
             backend = "rust" if impl == "fastdicom-rust" else "python"
-            return sum(_touch_fd(fastdicom.read(p, backend=backend)) for p in corpus_paths)
+            return sum(_touch(fastdicom.read(p, backend=backend), "vr") for p in corpus_paths)
 
     count = benchmark.pedantic(run, rounds=5, warmup_rounds=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        expected = sum(_touch_pd(pydicom.dcmread(p, force=True)) for p in corpus_paths)
+        expected = sum(_touch(pydicom.dcmread(p, force=True), "VR") for p in corpus_paths)
     benchmark.extra_info["files"] = len(corpus_paths)
     benchmark.extra_info["elements"] = count
     benchmark.extra_info["correct"] = count == expected

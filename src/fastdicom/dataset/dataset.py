@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .. import _backends
 from ..dictionary import entry as dict_entry
 from ..dictionary import private_entry, tag_of
 from ..errors import InvalidDicomError
@@ -51,10 +50,6 @@ def tag_from_key(key: Any) -> int:
     if isinstance(key, tuple) and len(key) == 2:
         return (int(key[0]) << 16) | int(key[1])
     raise TypeError(f"a DICOM tag is a keyword, an int or a (group, element) tuple, not {type(key).__name__}")
-
-
-def _parser(backend: str | None = None):
-    return _backends.resolve("parse", backend)[1]
 
 
 class Element:
@@ -159,7 +154,7 @@ class Element:
     @property
     def vm(self) -> int:
         """Value multiplicity."""
-        return _values.vm_of(self.vr, self._raw, self.value)
+        return _values.vm_of(self.vr, self.value)
 
     @property
     def is_undefined_length(self) -> bool:

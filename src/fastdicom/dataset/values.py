@@ -22,8 +22,6 @@ ASCII_TEXT_VRS = frozenset(("AE", "AS", "CS", "DA", "DT", "TM", "UI", "UR", "DS"
 #: VRs whose value is text in the Specific Character Set.
 CHARSET_TEXT_VRS = frozenset(("SH", "LO", "UC", "ST", "LT", "UT", "PN"))
 TEXT_VRS = ASCII_TEXT_VRS | CHARSET_TEXT_VRS
-#: Text VRs that never hold several values.
-SINGLE_VALUE_TEXT_VRS = frozenset(("ST", "LT", "UT", "UR"))
 BYTES_VRS = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "UN"))
 NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
 #: Empty value of text VRs is '' (None for the others, [] for SQ).
@@ -205,7 +203,7 @@ def decode(vr: str, raw, little: bool, codecs: tuple[str, ...]) -> Any:
     return DECODERS.get(vr, _bytes)(raw, little, codecs)
 
 
-def vm_of(vr: str, raw, value: Any) -> int:
+def vm_of(vr: str, value: Any) -> int:
     """Value multiplicity, as pydicom counts it."""
     if value is None or value == "" or (isinstance(value, list) and not value and vr != "SQ"):
         return 0

@@ -352,7 +352,7 @@ fn read_prefix(
     use std::io::Read;
     let read = || -> std::io::Result<Vec<u8>> {
         let f = std::fs::File::open(&path)?;
-        let mut data = Vec::with_capacity(size + 1);
+        let mut data = Vec::with_capacity((size + 1).min(1 << 16)); // grows with the data read
         f.take(size as u64 + 1).read_to_end(&mut data)?;
         Ok(data)
     };
