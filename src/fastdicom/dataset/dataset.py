@@ -114,6 +114,11 @@ class Element:
         if self.vr == "SQ":
             return self._decode_sequence()
         little = ds._little if ds is not None else True
+        mod = ds._mod if ds is not None else None
+        if mod is not None:  # plain ASCII text, numbers, tags: the parser's fast path
+            v = mod.decode_simple(self.vr, raw, little, _UNSET)
+            if v is not _UNSET:
+                return v
         codecs = ds._codecs() if ds is not None and self.vr in _values.CHARSET_TEXT_VRS else _DEFAULT_CODECS
         try:
             return _values.decode(self.vr, raw, little, codecs)
@@ -411,9 +416,12 @@ class Dataset:
         v = values.get(tag, _UNSET)
         if v is not _UNSET:
             return v
-        rec = self._table.lookup(tag)
-        if rec is None:
-            return default
+        rec = self._table.value(self._buf, tag, self._little, _UNSET)
+        if rec.__class__ is not tuple:  # decoded by the table (simple VRs), or absent
+            if rec is _UNSET:
+                return default
+            values[tag] = rec
+            return rec
         vr = rec[1]
         decoder = _DIRECT.get(vr)
         if decoder is None:  # implicit VR, UN, SQ, text in a character set: through an Element

@@ -25,6 +25,8 @@
 
 use std::fmt;
 
+pub mod value;
+
 /// The undefined length marker (PS3.5 section 7.1).
 pub const UNDEFINED_LENGTH: u32 = 0xFFFF_FFFF;
 /// Item tag (FFFE,E000).

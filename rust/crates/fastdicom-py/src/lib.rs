@@ -143,6 +143,41 @@ impl ElementTable {
             .into_pyobject(py)
     }
 
+    /// The decoded value of the element with `tag` when it is simple, else its record.
+    ///
+    /// Returns `missing` when the tag is absent, the value (as
+    /// `fastdicom.dataset.values` decodes it) for plain ASCII text, numbers
+    /// and tags, and the record tuple (as `lookup`) for everything else: the
+    /// caller decodes those its general way.
+    fn value<'py>(
+        &self,
+        py: Python<'py>,
+        buf: &Bound<'py, PyAny>,
+        tag: u32,
+        little_endian: bool,
+        missing: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let i = self.find(tag);
+        if i < 0 {
+            return Ok(missing);
+        }
+        let r = &self.records[i as usize];
+        if !r.undefined_length {
+            let bytes = Bytes::new(buf)?;
+            let data = bytes.as_slice();
+            let raw = r
+                .value_offset
+                .checked_add(r.value_length)
+                .and_then(|end| data.get(r.value_offset..end));
+            if let Some(v) =
+                raw.and_then(|raw| parse::value::decode_simple(r.vr, raw, little_endian))
+            {
+                return value_to_py(py, v);
+            }
+        }
+        Ok(self.get(py, i as usize)?.into_any())
+    }
+
     /// Every record, as `get` returns them, in the order they were read.
     fn records<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let items = self
@@ -172,6 +207,53 @@ impl ElementTable {
     #[getter]
     fn sorted(&self) -> bool {
         self.sorted
+    }
+}
+
+fn scalar_to_py<'py>(py: Python<'py>, s: parse::value::Scalar<'_>) -> PyResult<Bound<'py, PyAny>> {
+    use parse::value::Scalar;
+    Ok(match s {
+        Scalar::Text(t) => PyString::new(py, t).into_any(),
+        Scalar::Int(x) => x.into_pyobject(py)?.into_any(),
+        Scalar::UInt(x) => x.into_pyobject(py)?.into_any(),
+        Scalar::Float(x) => x.into_pyobject(py)?.into_any(),
+    })
+}
+
+fn value_to_py<'py>(py: Python<'py>, v: parse::value::Value<'_>) -> PyResult<Bound<'py, PyAny>> {
+    use parse::value::Value;
+    match v {
+        Value::Null => Ok(py.None().into_bound(py)),
+        Value::One(s) => scalar_to_py(py, s),
+        Value::Many(items) => {
+            let objs = items
+                .into_iter()
+                .map(|s| scalar_to_py(py, s))
+                .collect::<PyResult<Vec<_>>>()?;
+            Ok(PyList::new(py, objs)?.into_any())
+        }
+    }
+}
+
+/// The value of `raw` decoded as VR `vr` when it is simple, else `missing`.
+///
+/// The fast path of `fastdicom.dataset.values.decode` for plain ASCII text,
+/// numbers and tags (see `fastdicom_parse::value`).
+#[pyfunction]
+fn decode_simple<'py>(
+    py: Python<'py>,
+    vr: &str,
+    raw: &Bound<'py, PyAny>,
+    little_endian: bool,
+    missing: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Ok(vr) = <[u8; 2]>::try_from(vr.as_bytes()) else {
+        return Ok(missing);
+    };
+    let bytes = Bytes::new(raw)?;
+    match parse::value::decode_simple(vr, bytes.as_slice(), little_endian) {
+        Some(v) => value_to_py(py, v),
+        None => Ok(missing),
     }
 }
 
@@ -431,6 +513,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_DEPTH", parse::DEFAULT_MAX_DEPTH)?;
     m.add_class::<ElementTable>()?;
     m.add_function(wrap_pyfunction!(parse_dataset, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_simple, m)?)?;
     m.add_function(wrap_pyfunction!(parse_items, m)?)?;
     m.add_function(wrap_pyfunction!(parse_fragments, m)?)?;
     m.add_function(wrap_pyfunction!(open_dataset, m)?)?;
