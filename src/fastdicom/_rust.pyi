@@ -9,6 +9,7 @@ __all__ = [
     "ElementTable",
     "MAX_DEPTH",
     "__version__",
+    "decode_simple",
     "open_dataset",
     "parse_dataset",
     "parse_fragments",
