@@ -21,7 +21,7 @@ try:
                 "fastdicom._cy._kernels",
                 ["native/_kernels.pyx"],
                 include_dirs=[numpy.get_include()],
-                extra_compile_args=["-O3"],
+                extra_compile_args=["-O3", "-ffp-contract=off"],
                 optional=not REQUIRE_NATIVE,
             )
         ],

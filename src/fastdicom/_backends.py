@@ -35,6 +35,10 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
         ("cython", "fastdicom._cy._kernels", "byteswap"),
         ("python", "fastdicom._kernels_py", "byteswap"),
     ],
+    "processing": [
+        ("cython", "fastdicom._cy._kernels", "window_linear"),
+        ("python", "fastdicom._kernels_py", "window_linear"),
+    ],
 }
 
 _resolved: dict[str, tuple[str, ModuleType]] = {}

@@ -654,7 +654,15 @@ class Dataset:
         frames = self.pixels
         if frames is None:
             raise AttributeError("the data set has no Pixel Data")
-        return pixel_array(frames)
+        return pixel_array(frames, **self.__dict__.get("_pixel_options", {}))
+
+    def pixel_array_options(self, *, as_rgb: bool = True) -> None:
+        """Set how :attr:`pixel_array` converts (as pydicom 3's method of that name).
+
+        ``as_rgb=False`` keeps YBR_FULL and YBR_FULL_422 pixels in their
+        stored colour space instead of converting them to RGB.
+        """
+        self.__dict__["_pixel_options"] = {"as_rgb": bool(as_rgb)}
 
     # -- conversions -------------------------------------------------------
     def to_pydicom(self):
