@@ -13,6 +13,7 @@ from .dataset import Dataset, Element, read, to_bytes, write
 from .errors import FastDicomError, InvalidDicomError
 from .interop import from_pydicom
 from .pixels import decode
+from .series import Series, SeriesError, find_series, load_series
 
 __all__ = [
     "__version__",
@@ -20,9 +21,13 @@ __all__ = [
     "Element",
     "FastDicomError",
     "InvalidDicomError",
+    "Series",
+    "SeriesError",
     "backend_info",
     "decode",
+    "find_series",
     "from_pydicom",
+    "load_series",
     "read",
     "to_bytes",
     "write",

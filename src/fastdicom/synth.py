@@ -228,3 +228,106 @@ def write_ct_series(folder: str, slices: int = 300, *, rows: int = 512, columns:
         write(path, ds)
         paths.append(path)
     return paths
+
+
+ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
+
+
+def enhanced_ct(
+    frames: int = 50,
+    *,
+    rows: int = 128,
+    columns: int = 128,
+    thickness: float = 1.25,
+    orientation: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0),
+    order: list[int] | None = None,
+    series_uid: str | None = None,
+    pixels: np.ndarray | None = None,
+) -> Dataset:
+    """An Enhanced CT Image Storage object: ``frames`` frames with per-frame functional groups.
+
+    Frame ``i`` of the stack lies ``i * thickness`` mm along the slice normal
+    and holds ``pixels[i]`` (default: a phantom whose square is ``300 + i``);
+    ``order`` stores the frames in another order (a permutation of the stack
+    indices), as scanners sometimes do.
+    """
+    iop = np.asarray(orientation, dtype=np.float64)
+    normal = np.cross(iop[:3], iop[3:])
+    if pixels is None:
+        yy, xx = np.mgrid[0:rows, 0:columns]
+        base = np.where(np.hypot(yy - rows / 2, xx - columns / 2) < min(rows, columns) * 0.45, 40, -1000)
+        pixels = np.repeat(base[None].astype("<i2"), frames, axis=0)
+        for i in range(frames):
+            pixels[i, rows // 3 : rows // 3 + 8, columns // 3 : columns // 3 + 8] = 300 + i
+    order = list(range(frames)) if order is None else list(order)
+    ds = Dataset()
+    add = ds.add_new
+    add("SpecificCharacterSet", "CS", "ISO_IR 100")
+    add("ImageType", "CS", ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"])
+    add("SOPClassUID", "UI", ENHANCED_CT_IMAGE_STORAGE)
+    add("SOPInstanceUID", "UI", new_uid())
+    add("StudyDate", "DA", "20261123")
+    add("ContentDate", "DA", "20261123")
+    add("StudyTime", "TM", "100000")
+    add("ContentTime", "TM", "100700")
+    add("AccessionNumber", "SH", "ACC0001234")
+    add("Modality", "CS", "CT")
+    add("Manufacturer", "LO", "fastdicom synthetic")
+    add("PatientName", "PN", "Doe^Jane")
+    add("PatientID", "LO", "PID000042")
+    add("StudyInstanceUID", "UI", new_uid())
+    add("SeriesInstanceUID", "UI", series_uid or new_uid())
+    add("SeriesNumber", "IS", 4)
+    add("InstanceNumber", "IS", 1)
+    add("FrameOfReferenceUID", "UI", new_uid())
+    add("PositionReferenceIndicator", "LO", "SN")
+    add("ContentQualification", "CS", "PRODUCT")
+    add("NumberOfFrames", "IS", frames)
+    shared = _item(
+        [
+            (
+                "PixelMeasuresSequence",
+                "SQ",
+                [_item([("PixelSpacing", "DS", [0.5, 0.5]), ("SliceThickness", "DS", thickness)])],
+            ),
+            ("PlaneOrientationSequence", "SQ", [_item([("ImageOrientationPatient", "DS", [float(v) for v in iop])])]),
+            (
+                "PixelValueTransformationSequence",
+                "SQ",
+                [_item([("RescaleIntercept", "DS", -1024), ("RescaleSlope", "DS", 1), ("RescaleType", "LO", "HU")])],
+            ),
+        ]
+    )
+    add("SharedFunctionalGroupsSequence", "SQ", [shared])
+    per_frame = []
+    for stored, i in enumerate(order):
+        pos = np.array([-32.0, -32.0, -100.0]) + normal * (i * thickness)
+        per_frame.append(
+            _item(
+                [
+                    (
+                        "FrameContentSequence",
+                        "SQ",
+                        [_item([("InStackPositionNumber", "UL", i + 1), ("FrameAcquisitionNumber", "US", stored + 1)])],
+                    ),
+                    (
+                        "PlanePositionSequence",
+                        "SQ",
+                        [_item([("ImagePositionPatient", "DS", [round(float(v), 6) for v in pos])])],
+                    ),
+                ]
+            )
+        )
+    add("PerFrameFunctionalGroupsSequence", "SQ", per_frame)
+    add("SamplesPerPixel", "US", 1)
+    add("PhotometricInterpretation", "CS", "MONOCHROME2")
+    add("Rows", "US", rows)
+    add("Columns", "US", columns)
+    add("BitsAllocated", "US", 16)
+    add("BitsStored", "US", 16)
+    add("HighBit", "US", 15)
+    add("PixelRepresentation", "US", 1)
+    add("LossyImageCompression", "CS", "00")
+    stored_pixels = np.ascontiguousarray(np.asarray(pixels, dtype="<i2")[order])
+    add("PixelData", "OW", stored_pixels.tobytes())
+    return ds
