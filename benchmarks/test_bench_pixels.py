@@ -125,11 +125,18 @@ def rle_frames(multiframe):
 
 
 def _decode_all_fastdicom(frames, threads):
-    decode = _backends.resolve("rle", "rust")[1].rle_decode_frame
+    """Each frame into a fresh array, as ``Frames.frame`` does (imagecodecs also returns arrays)."""
+    decode_into = _backends.resolve("rle", "rust")[1].rle_decode_into
+
+    def one(f):
+        a = np.empty((ROWS, COLS), dtype="<i2")
+        decode_into(f, a.reshape(-1).view(np.uint8), ROWS, COLS, 1, 16)
+        return a
+
     if threads == 1:
-        return [decode(f, ROWS, COLS, 1, 16) for f in frames]
+        return [one(f) for f in frames]
     with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(lambda f: decode(f, ROWS, COLS, 1, 16), frames))
+        return list(pool.map(one, frames))
 
 
 @pytest.mark.benchmark(group="rle-decode-frames")

@@ -52,13 +52,34 @@ def _decode_segment(seg: bytes, count: int) -> bytearray:
     return out
 
 
-def rle_decode_frame(buf, rows: int, columns: int, samples: int, bits_allocated: int) -> bytes:
-    """Decode one RLE Lossless frame to interleaved little-endian pixel bytes."""
-    data = bytes(buf)
+def _decoded_size(data: bytes, rows: int, columns: int, samples: int, bits_allocated: int) -> int:
     if bits_allocated not in (8, 16, 32, 64):
         raise _fail(f"RLE decoding of Bits Allocated {bits_allocated} is not supported")
     if samples == 0 or samples > 15:
         raise _fail(f"Samples per Pixel {samples} is invalid for RLE")
+    total = rows * columns * samples * bits_allocated // 8
+    if total > len(data) * 64 + 64:
+        raise _fail(f"RLE frame of {len(data)} bytes cannot decode to {total} bytes")
+    return total
+
+
+def rle_decode_into(buf, out, rows: int, columns: int, samples: int, bits_allocated: int) -> None:
+    """Decode one RLE Lossless frame into ``out`` (a writable buffer of exactly the frame's size)."""
+    data = bytes(buf)
+    total = _decoded_size(data, rows, columns, samples, bits_allocated)
+    dst = memoryview(out)
+    if dst.readonly:
+        raise ValueError("output buffer is read-only")
+    dst = dst.cast("B")
+    if dst.nbytes != total:
+        raise _fail(f"output holds {dst.nbytes} bytes, the frame needs {total}")
+    dst[:] = rle_decode_frame(data, rows, columns, samples, bits_allocated)
+
+
+def rle_decode_frame(buf, rows: int, columns: int, samples: int, bits_allocated: int) -> bytes:
+    """Decode one RLE Lossless frame to interleaved little-endian pixel bytes."""
+    data = bytes(buf)
+    _decoded_size(data, rows, columns, samples, bits_allocated)
     bpp = bits_allocated // 8
     pixels = rows * columns
     offsets = segment_offsets(data)
@@ -67,9 +88,6 @@ def rle_decode_frame(buf, rows: int, columns: int, samples: int, bits_allocated:
         raise _fail(
             f"RLE frame has {len(offsets)} segments, {samples} samples of {bits_allocated} bits need {expected}"
         )
-    total = pixels * expected
-    if total > len(data) * 64 + 64:
-        raise _fail(f"RLE frame of {len(data)} bytes cannot decode to {total} bytes")
     out = np.zeros((pixels, expected), dtype=np.uint8)
     bounds = [*offsets, len(data)]
     for k in range(expected):

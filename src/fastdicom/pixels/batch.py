@@ -124,7 +124,7 @@ def decode(
     def work(task: tuple[int, Any, Any, int]) -> DecodeError | None:
         k, src, px, i = task
         try:
-            out[k] = px.frame(i)
+            px.frame_into(i, out[k])
             return None
         except (FastDicomError, IndexError) as exc:
             out[k] = 0

@@ -222,14 +222,39 @@ class Frames:
         return self._uncompressed_frame(i)
 
     def _decoded_frame(self, i: int) -> np.ndarray:
+        out = np.empty(self._frame_shape(), dtype=self.dtype.newbyteorder("<"))
+        self._decode_into_slot(i, out)
+        return out
+
+    def _decode_into_slot(self, i: int, out: np.ndarray) -> None:
+        """Decode encapsulated frame ``i`` straight into ``out`` (frame shape, little-endian, C-contiguous)."""
         if self.transfer_syntax != RLE_LOSSLESS:
             raise NoDecoderError(f"no decoder for transfer syntax {self.transfer_syntax} yet")
         from .. import _backends
 
-        decode = _backends.resolve("rle")[1].rle_decode_frame
-        raw = decode(self.encoded_frame(i), self.rows, self.columns, self.samples, self.bits_allocated)
-        arr = np.frombuffer(raw, dtype=self.dtype.newbyteorder("<")).reshape(self._frame_shape())
-        return self._sign_correct(arr)
+        decode = _backends.resolve("rle")[1].rle_decode_into
+        decode(
+            self.encoded_frame(i),
+            out.reshape(-1).view(np.uint8),
+            self.rows,
+            self.columns,
+            self.samples,
+            self.bits_allocated,
+        )
+        bs, ba = self.bits_stored, self.bits_allocated
+        if self.pixel_representation == 1 and bs < ba and out.dtype.kind == "i":
+            shift = ba - bs
+            out <<= shift  # sign-extend from Bits Stored, in place
+            out >>= shift
+
+    def _fits(self, out: np.ndarray) -> bool:
+        """Whether frames can be decoded straight into ``out`` (a slot of a caller's array)."""
+        return (
+            out.shape == self._frame_shape()
+            and out.dtype == self.dtype.newbyteorder("<")
+            and out.flags.c_contiguous
+            and out.flags.writeable
+        )
 
     def __iter__(self):
         for i in range(self.number_of_frames):
@@ -241,7 +266,7 @@ class Frames:
         if self.encapsulated:
             out = np.empty(self.shape, dtype=self.dtype)
             for i in range(self.number_of_frames):
-                out[i] = self._decoded_frame(i)
+                self.frame_into(i, out[i])
             return out
         n = self.number_of_frames
         itemsize = self.dtype.itemsize
@@ -270,8 +295,16 @@ class Frames:
         """Write frames (all, or the indices given) into ``out``; return ``out``."""
         idx = range(self.number_of_frames) if frames is None else list(frames)
         for k, i in enumerate(idx):
-            out[k] = self.frame(i)
+            self.frame_into(i, out[k])
         return out
+
+    def frame_into(self, i: int, out: np.ndarray) -> None:
+        """Write frame ``i`` into ``out`` (one frame's shape); encapsulated frames decode straight into it."""
+        i = self._check_index(i)
+        if self.encapsulated and self._fits(out):
+            self._decode_into_slot(i, out)
+        else:
+            out[...] = self.frame(i)
 
     # -- encapsulated -------------------------------------------------------
     def _fragments(self) -> list[tuple[int, int]]:

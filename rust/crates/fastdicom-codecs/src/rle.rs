@@ -68,12 +68,45 @@ pub fn segment_offsets(data: &[u8]) -> Result<Vec<usize>, RleError> {
     Ok(offsets)
 }
 
+/// Bytes a fast-path run may write past its end: every run fits in 128.
+const SLACK: usize = 128;
+
 /// Decode one PackBits segment into `plane` (contiguous); return how many
 /// bytes were written (at most `plane.len()`).
+///
+/// While at least [`SLACK`] bytes remain in both the segment and the plane,
+/// runs are copied or filled in fixed-size blocks (16 bytes for short runs,
+/// 128 for long ones) that the compiler turns into a few vector moves, and
+/// the bytes past the run are overwritten by the runs that follow. The last
+/// runs take the exact, bounds-checked path.
 fn decode_segment(seg: &[u8], plane: &mut [u8]) -> usize {
     let count = plane.len();
     let mut i = 0;
     let mut n = 0;
+    while i + SLACK + 1 < seg.len() && n + SLACK <= count {
+        let h = seg[i];
+        i += 1;
+        if h < 128 {
+            let len = h as usize + 1;
+            if len <= 16 {
+                plane[n..n + 16].copy_from_slice(&seg[i..i + 16]);
+            } else {
+                plane[n..n + SLACK].copy_from_slice(&seg[i..i + SLACK]);
+            }
+            i += len;
+            n += len;
+        } else if h > 128 {
+            let len = 257 - h as usize;
+            let v = seg[i];
+            if len <= 16 {
+                plane[n..n + 16].fill(v);
+            } else {
+                plane[n..n + SLACK].fill(v);
+            }
+            i += 1;
+            n += len;
+        }
+    }
     while i < seg.len() && n < count {
         let h = seg[i] as i8;
         i += 1;
@@ -92,7 +125,30 @@ fn decode_segment(seg: &[u8], plane: &mut [u8]) -> usize {
             n += len;
         }
     }
-    n
+    n.min(count)
+}
+
+/// Interleave a most- and a least-significant byte plane into little-endian u16.
+fn interleave2(hi: &[u8], lo: &[u8], out: &mut [u8]) {
+    const B: usize = 16;
+    let mut oc = out.chunks_exact_mut(2 * B);
+    let mut hc = hi.chunks_exact(B);
+    let mut lc = lo.chunks_exact(B);
+    for ((o, h), l) in (&mut oc).zip(&mut hc).zip(&mut lc) {
+        for j in 0..B {
+            o[2 * j] = l[j];
+            o[2 * j + 1] = h[j];
+        }
+    }
+    for ((o, &h), &l) in oc
+        .into_remainder()
+        .chunks_exact_mut(2)
+        .zip(hc.remainder())
+        .zip(lc.remainder())
+    {
+        o[0] = l;
+        o[1] = h;
+    }
 }
 
 /// The output size of a frame, checked against what the input can hold.
@@ -205,9 +261,7 @@ pub fn decode_frame_into(
         // output byte sample * bpp + (bpp - 1 - byte) of each pixel.
         if expected == 2 {
             let (hi, lo) = planes[..total].split_at(pixels);
-            for ((o, &l), &h) in out.chunks_exact_mut(2).zip(lo).zip(hi) {
-                o.copy_from_slice(&(((h as u16) << 8) | l as u16).to_le_bytes());
-            }
+            interleave2(hi, lo, out);
         } else {
             for k in 0..expected {
                 let dst = (k / bpp) * bpp + (bpp - 1 - k % bpp);
@@ -304,6 +358,76 @@ fn packbits_row(row: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain PackBits reading the fast path must agree with.
+    fn reference_segment(seg: &[u8], count: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < seg.len() && out.len() < count {
+            let h = seg[i] as i8;
+            i += 1;
+            if h >= 0 {
+                let end = (i + h as usize + 1).min(seg.len());
+                out.extend_from_slice(&seg[i..end]);
+                i = end;
+            } else if h != -128 && i < seg.len() {
+                out.extend(std::iter::repeat_n(seg[i], (1 - h as isize) as usize));
+                i += 1;
+            }
+        }
+        out.truncate(count);
+        out
+    }
+
+    #[test]
+    fn fast_path_agrees_with_plain_packbits() {
+        let mut seed = 99u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as u32
+        };
+        for round in 0..400 {
+            let len = (next() % 3000) as usize;
+            // Mix of short and long runs, and pure noise every few rounds.
+            let seg: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if round % 5 == 0 {
+                        r as u8
+                    } else if r % 4 == 0 {
+                        (r >> 8) as u8 | 0x80
+                    } else {
+                        (r >> 8) as u8 % 20
+                    }
+                })
+                .collect();
+            for count in [0usize, 1, 100, 1000, 5000, 20000] {
+                let expected = reference_segment(&seg, count);
+                let mut plane = vec![0xAAu8; count];
+                let n = decode_segment(&seg, &mut plane);
+                assert_eq!(n, expected.len(), "round {round} count {count}");
+                assert_eq!(&plane[..n], &expected[..], "round {round} count {count}");
+            }
+        }
+    }
+
+    #[test]
+    fn interleave_any_length() {
+        for n in [0usize, 1, 15, 16, 17, 33, 100] {
+            let hi: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let lo: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
+            let mut out = vec![0u8; 2 * n];
+            interleave2(&hi, &lo, &mut out);
+            for i in 0..n {
+                assert_eq!(
+                    u16::from_le_bytes([out[2 * i], out[2 * i + 1]]),
+                    (hi[i] as u16) << 8 | lo[i] as u16
+                );
+            }
+        }
+    }
 
     #[test]
     fn round_trip_every_depth_and_sample_count() {

@@ -66,6 +66,43 @@ impl Bytes {
     }
 }
 
+/// A writable view of a Python buffer (a numpy array's bytes) as a byte slice.
+struct BytesMut {
+    buf: PyBuffer<u8>,
+}
+
+impl BytesMut {
+    fn new(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let buf = PyBuffer::<u8>::get(obj)?;
+        if buf.readonly() {
+            return Err(PyValueError::new_err("output buffer is read-only"));
+        }
+        if !buf.is_c_contiguous() {
+            return Err(PyValueError::new_err("output buffer must be C-contiguous"));
+        }
+        Ok(BytesMut { buf })
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        let len = self.buf.len_bytes();
+        if len == 0 {
+            return &mut [];
+        }
+        // SAFETY: as for `Bytes::as_slice`: the exporter keeps `buf_ptr()`
+        // valid for `len_bytes()` bytes while `self` holds the PyBuffer, the
+        // memory is C-contiguous with item size 1, and it is writable
+        // (checked in `new`). The slice borrows `self` mutably, so Rust makes
+        // no second reference to it. Python code writing the same array from
+        // another thread during the call would race with us; the callers
+        // (`Frames`, `fastdicom.decode`) pass arrays they just allocated and
+        // hold no one else's reference to.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::slice::from_raw_parts_mut(self.buf.buf_ptr() as *mut u8, len)
+        }
+    }
+}
+
 fn vr_str<'py>(py: Python<'py>, vr: [u8; 2]) -> Bound<'py, PyString> {
     macro_rules! vrs {
         ($($v:literal),*) => {
@@ -487,6 +524,27 @@ fn rle_decode_frame(
     Ok(out.unbind())
 }
 
+/// Decode one RLE Lossless frame into `out`, a writable C-contiguous buffer of
+/// exactly the frame's size (GIL released; nothing allocated).
+#[pyfunction]
+fn rle_decode_into(
+    py: Python<'_>,
+    buf: &Bound<'_, PyAny>,
+    out: &Bound<'_, PyAny>,
+    rows: usize,
+    columns: usize,
+    samples: usize,
+    bits_allocated: usize,
+) -> PyResult<()> {
+    use fastdicom_codecs::rle;
+    let bytes = Bytes::new(buf)?;
+    let data = bytes.as_slice();
+    let mut dst = BytesMut::new(out)?;
+    let dst = dst.as_mut_slice();
+    py.allow_threads(|| rle::decode_frame_into(data, rows, columns, samples, bits_allocated, dst))
+        .map_err(|e| codec_error(py, e))
+}
+
 /// Encode one frame of interleaved little-endian pixel bytes as RLE Lossless (GIL released).
 #[pyfunction]
 fn rle_encode_frame(
@@ -519,6 +577,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(open_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(read_prefix, m)?)?;
     m.add_function(wrap_pyfunction!(rle_decode_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(rle_decode_into, m)?)?;
     m.add_function(wrap_pyfunction!(rle_encode_frame, m)?)?;
     Ok(())
 }
