@@ -112,4 +112,43 @@ def test_allocation_is_bounded_by_input():
 
 
 def test_python_twin_module_is_complete():
-    assert {"rle_decode_frame", "rle_encode_frame"} <= set(dir(_rle_py))
+    assert {"rle_decode_frame", "rle_decode_into", "rle_encode_frame"} <= set(dir(_rle_py))
+
+
+def _decode_into_impls():
+    return [(name, mod.rle_decode_into) for name, mod in _modules("rle")]
+
+
+def _modules(capability: str):
+    out = []
+    for name, module, attr in _backends.REGISTRY[capability]:
+        if _backends.forced() == "python" and name != "python":
+            continue
+        mod, _ = _backends._try(name, module, attr)
+        if mod is not None:
+            out.append((name, mod))
+    return out
+
+
+@pytest.mark.parametrize("bits", [8, 16, 32])
+@pytest.mark.parametrize("samples", [1, 3])
+def test_decode_into_writes_the_callers_array(bits, samples):
+    rng = np.random.default_rng(bits + samples)
+    rows, cols = 64, 77  # long enough for the fast path, odd enough for the tails
+    arr = rng.integers(0, 2**bits, size=(rows, cols, samples), dtype=f"<u{bits // 8}")
+    arr[10:40, 5:70] = 9
+    arr[50:60] = np.arange(cols)[None, :, None] % 3
+    encoded = ENCODERS[0][1](arr.tobytes(), rows, cols, samples, bits)
+    for _name, decode_into in _decode_into_impls():
+        out = np.full(arr.shape, 0xAB, dtype=arr.dtype)
+        decode_into(encoded, out.reshape(-1).view(np.uint8), rows, cols, samples, bits)
+        assert np.array_equal(out, arr)
+        with pytest.raises(InvalidDicomError):  # wrong size
+            decode_into(encoded, np.empty(arr.nbytes - 1, np.uint8), rows, cols, samples, bits)
+        ro = np.empty(arr.nbytes, np.uint8)
+        ro.flags.writeable = False
+        with pytest.raises(ValueError):
+            decode_into(encoded, ro, rows, cols, samples, bits)
+        for name in sorted(BAD):
+            with pytest.raises(InvalidDicomError):
+                decode_into(BAD[name], np.empty(4, np.uint8), 2, 2, 1, 8)
