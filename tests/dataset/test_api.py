@@ -181,3 +181,17 @@ def test_group_lengths_are_recomputed_when_reencoding(backend):
         for group in (0x0008, 0x0010):
             elems = [e for e in back if e.tag >> 16 == group and e.tag & 0xFFFF]
             assert back[group << 16].value == sum(e._end - e._hdr for e in elems)
+
+
+def test_keys_outside_the_tag_range(backend):
+    import fastdicom.synth as synth
+
+    ds = fastdicom.read(
+        fastdicom.to_bytes(synth.ct_slice(0, study_uid="1.2", series_uid="1.3", frame_uid="1.4", rows=4, columns=4)),
+        backend=backend,
+    )
+    for key in (-1, 2**32, 2**40, (0x10000, 0x10), (0x10, -1)):
+        assert key not in ds
+        assert ds.get(key, "absent") == "absent"
+        with pytest.raises(KeyError):
+            ds[key]

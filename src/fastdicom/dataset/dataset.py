@@ -41,6 +41,8 @@ _AMBIGUOUS_US_SS = frozenset(
 def tag_from_key(key: Any) -> int:
     """Turn a keyword, an int tag or a ``(group, element)`` tuple into an int tag."""
     if isinstance(key, int):
+        if not 0 <= key <= 0xFFFFFFFF:
+            raise KeyError(f"{key} is not a DICOM tag (0 to 0xFFFFFFFF)")
         return key
     if isinstance(key, str):
         t = tag_of(key)
@@ -48,7 +50,10 @@ def tag_from_key(key: Any) -> int:
             raise KeyError(f"unknown DICOM keyword {key!r}")
         return t
     if isinstance(key, tuple) and len(key) == 2:
-        return (int(key[0]) << 16) | int(key[1])
+        group, element = int(key[0]), int(key[1])
+        if not (0 <= group <= 0xFFFF and 0 <= element <= 0xFFFF):
+            raise KeyError(f"{key} is not a DICOM tag")
+        return (group << 16) | element
     raise TypeError(f"a DICOM tag is a keyword, an int or a (group, element) tuple, not {type(key).__name__}")
 
 
@@ -398,7 +403,7 @@ class Dataset:
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The value of an element (``default`` if absent)."""
-        if key.__class__ is int:
+        if key.__class__ is int and 0 <= key <= 0xFFFFFFFF:
             tag = key
         else:
             try:
@@ -441,9 +446,14 @@ class Dataset:
 
     def __contains__(self, key: Any) -> bool:
         try:
-            return self._lookup(tag_from_key(key)) is not None
+            tag = key if key.__class__ is int and 0 <= key <= 0xFFFFFFFF else tag_from_key(key)
         except (KeyError, TypeError):
             return False
+        if tag in self._elements:
+            return True
+        if self._modified or self._table is None:
+            return False
+        return self._table.find(tag) >= 0
 
     def _materialize(self) -> None:
         """Copy-on-write: turn the element table into our own element dict."""

@@ -61,11 +61,14 @@ class Frames:
 
     def __init__(self, ds) -> None:
         self._ds = ds
-        tag = next((t for t in (PIXEL_DATA, FLOAT_PIXEL_DATA, DOUBLE_FLOAT_PIXEL_DATA) if t in ds), None)
-        if tag is None:
+        for tag in (PIXEL_DATA, FLOAT_PIXEL_DATA, DOUBLE_FLOAT_PIXEL_DATA):
+            elem = ds._lookup(tag)
+            if elem is not None:
+                break
+        else:
             raise InvalidDicomError("no Pixel Data")
         self._tag = tag
-        self._elem = ds[tag]
+        self._elem = elem
         self.rows = _int(ds, 0x00280010)
         self.columns = _int(ds, 0x00280011)
         self.samples = _int(ds, 0x00280002, 1)
