@@ -479,9 +479,12 @@ def open_dataset(buf, stop_before_pixels: bool = False) -> tuple:
     return preamble, meta, meta_start, meta_end, ts, little, explicit, deflated, pos, body
 
 
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # O_BINARY exists on Windows only
+
+
 def read_prefix(path, size: int) -> tuple[bytes, bool]:
     """The first ``size`` bytes of a file, and whether that is the whole file."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    fd = os.open(path, _OPEN_FLAGS)
     try:
         total = os.fstat(fd).st_size
         data = read_fd(fd, min(size, total))

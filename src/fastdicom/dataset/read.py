@@ -19,6 +19,8 @@ MAP_THRESHOLD = 64 * 1024
 #: First prefix read for ``stop_before_pixels`` (grown 4x until the header fits; most headers are 2-8 KiB).
 PREFIX = 8 * 1024
 
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # O_BINARY exists on Windows only
+
 #: Largest inflated size accepted for a deflated data set (bytes); see FASTDICOM_MAX_INFLATE.
 MAX_INFLATE = int(os.environ.get("FASTDICOM_MAX_INFLATE", str(4 << 30)))
 
@@ -27,7 +29,7 @@ def _open(source: Any) -> tuple[Any, str | None]:
     """Return ``(buffer, filename)`` for any accepted source."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, _OPEN_FLAGS)
         try:
             size = os.fstat(fd).st_size
             if size <= MAP_THRESHOLD:
