@@ -18,6 +18,10 @@ from fastdicom import _backends
 
 pydicom = pytest.importorskip("pydicom")
 try:
+    import dicomsdl
+except ImportError:  # pragma: no cover - optional anchor
+    dicomsdl = None
+try:
     import imagecodecs
 except ImportError:  # pragma: no cover - optional anchor
     imagecodecs = None
@@ -201,4 +205,41 @@ def test_series_decode(benchmark, ct_series, impl):
     ref = pydicom.dcmread(ct_series[INDEX % len(ct_series)]).pixel_array
     benchmark.extra_info["files"] = len(ct_series)
     benchmark.extra_info["correct"] = bool(np.array_equal(result[INDEX % len(ct_series)], ref))
+    assert benchmark.extra_info["correct"]
+
+
+@pytest.mark.benchmark(group="series-decode-rle")
+@pytest.mark.parametrize(
+    "impl",
+    ["fastdicom.decode-1-thread", "fastdicom.decode-2-threads", "pydicom+imagecodecs", "dicomsdl", "pydicom-loop"],
+)
+def test_series_decode_rle(benchmark, ct_series_rle, impl):
+    """The 300-slice series in RLE Lossless, read and decoded into one array."""
+    paths = ct_series_rle
+    if impl == "pydicom+imagecodecs":
+        if imagecodecs is None:
+            pytest.skip("imagecodecs not installed")
+        from pydicom.encaps import generate_frames
+
+        def fn():
+            out = []
+            for p in paths:
+                ds = pydicom.dcmread(p)
+                frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+                raw = imagecodecs.dicomrle_decode(frame, "<i2")
+                out.append(np.frombuffer(raw, "<i2").reshape(ds.Rows, ds.Columns))
+            return np.stack(out)
+    elif impl == "dicomsdl":
+        if dicomsdl is None:
+            pytest.skip("dicomsdl not installed")
+        fn = lambda: np.stack([dicomsdl.open_file(p).pixelData(storedvalue=True) for p in paths])  # noqa: E731
+    elif impl == "pydicom-loop":
+        fn = lambda: np.stack([pydicom.dcmread(p).pixel_array for p in paths])  # noqa: E731
+    else:
+        threads = 1 if impl.endswith("1-thread") else 2
+        fn = lambda: fastdicom.decode(paths, threads=threads)  # noqa: E731
+    result = benchmark.pedantic(fn, rounds=3, warmup_rounds=1)
+    k = INDEX % len(paths)
+    benchmark.extra_info["MB"] = round(result.nbytes / 1e6, 1)
+    benchmark.extra_info["correct"] = bool(np.array_equal(result[k], pydicom.dcmread(paths[k]).pixel_array))
     assert benchmark.extra_info["correct"]
