@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_scan)
     p = sub.add_parser("backends", help="print the backend chosen for each capability and what is missing")
     p.set_defaults(func=cmd_backends)
+    from .net import register
+
+    register(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -1,0 +1,521 @@
+"""The Storage SCP: every association in its own thread, objects streamed to disk, durable before success.
+
+For each C-STORE the data set fragments go straight from the socket buffer to
+a temporary file in ``<archive>/.incoming`` behind a File Meta header written
+first, so memory stays flat whatever the object size. When the last fragment
+has arrived the file is flushed and fsynced, its header is read back to check
+the UIDs (and to find the study and series), and it is renamed atomically to
+``<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``; the folder is
+fsynced; only then is success answered. Any failure, an abort or a dropped
+connection removes the temporary file: no partial object is ever left where
+a reader would find it.
+
+UIDs become path components only after they pass the UID grammar (digits and
+dots, at most 64 characters), so a hostile object cannot escape the archive.
+
+Duplicate policy (the same SOP Instance UID again): ``"overwrite"`` (the
+default: the new copy replaces the old one atomically, so a re-send after a
+doubtful failure always leaves the latest object), ``"keep"`` (the stored copy
+stays; success is answered and the new copy discarded) or ``"reject"``
+(failure 0x0111, Duplicate SOP Instance).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import socket
+import ssl
+import struct
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..dataset.read import read
+from ..dictionary._uids import UIDS
+from ..errors import FastDicomError
+from . import dimse, pdu
+from .association import (
+    DEFAULT_MAX_PDU,
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    Association,
+    AssociationAborted,
+    NetworkError,
+    ReleaseRequested,
+)
+
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+DUPLICATE_SOP_INSTANCE = 0x0111
+
+_NOT_STORAGE = ("Commitment", "Storage Management", "Media Storage Directory")
+#: Storage SOP classes known to the dictionary (PS3.6 Table A-1: SOP classes named "... Storage").
+STORAGE_SOP_CLASSES = frozenset(
+    uid
+    for uid, (name, kind, _info, _retired, _kw) in UIDS.items()
+    if kind == "SOP Class" and "Storage" in name and not any(x in name for x in _NOT_STORAGE)
+)
+#: Transfer syntaxes the SCP stores as they come (it never needs to decode to store).
+TRANSFER_SYNTAXES = frozenset(uid for uid, entry in UIDS.items() if entry[1] == "Transfer Syntax")
+
+
+def valid_uid(uid: Any) -> bool:
+    return isinstance(uid, str) and 0 < len(uid) <= 64 and bool(_UID.match(uid))
+
+
+@dataclass
+class AssociationInfo:
+    calling_ae: str
+    called_ae: str
+    address: tuple
+    implementation_class_uid: str
+    implementation_version_name: str | None
+
+
+def _meta(sop_class: str, sop_instance: str, ts: str, source_ae: str) -> bytes:
+    """Preamble, 'DICM' and a File Meta group for a received object (explicit VR little endian)."""
+
+    def el(tag: int, vr: str, value: bytes) -> bytes:
+        if len(value) % 2:
+            value += b"\0" if vr == "UI" else b" "
+        if vr == "OB":
+            return struct.pack("<HH2sHL", 2, tag, b"OB", 0, len(value)) + value
+        return struct.pack("<HH2sH", 2, tag, vr.encode(), len(value)) + value
+
+    body = b"".join(
+        (
+            el(0x0001, "OB", b"\x00\x01"),
+            el(0x0002, "UI", sop_class.encode()),
+            el(0x0003, "UI", sop_instance.encode()),
+            el(0x0010, "UI", ts.encode()),
+            el(0x0012, "UI", IMPLEMENTATION_CLASS_UID.encode()),
+            el(0x0013, "SH", IMPLEMENTATION_VERSION_NAME.encode()),
+            el(0x0016, "AE", source_ae.encode("ascii", "replace")[:16]),
+        )
+    )
+    return bytes(128) + b"DICM" + struct.pack("<HH2sHL", 2, 0, b"UL", 4, len(body)) + body
+
+
+class _FileSink:
+    """Receives one object's data set fragments into a temporary file."""
+
+    def __init__(self, incoming: str, meta: bytes) -> None:
+        self.path = os.path.join(incoming, f"{uuid.uuid4().hex}.part")
+        self.file = open(self.path, "xb", buffering=1 << 20)  # noqa: SIM115 - closed in finish/discard
+        self.file.write(meta)
+        self.bytes = 0
+
+    def write(self, view: memoryview) -> None:
+        self.file.write(view)
+        self.bytes += len(view)
+
+    def finish(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+class _CountingSink:
+    """``--sink`` mode: checks the stream and drops it."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.head = bytearray()
+
+    def write(self, view: memoryview) -> None:
+        self.bytes += len(view)
+        if len(self.head) < 8:
+            self.head += view[: 8 - len(self.head)]
+
+    def finish(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        pass
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+class StorageSCP:
+    """A Storage SCP (and Verification SCP) on a port, storing into ``directory``.
+
+    Parameters
+    ----------
+    directory : str
+        The archive folder (created if missing). Ignored with ``sink=True``.
+    ae_title : str
+        Our AE title. Associations calling another title are rejected unless
+        ``strict_called_ae`` is False.
+    port, host : int, str
+        Where to listen (port 0 picks a free one; see :attr:`port`). The
+        default host listens on IPv6 and IPv4 where the system allows.
+    max_associations : int
+        More at once are answered with a transient A-ASSOCIATE-RJ (local limit exceeded).
+    allowed_aes : iterable of str, optional
+        Calling AE titles allowed in (others get a permanent rejection).
+    duplicates : {"overwrite", "keep", "reject"}
+        What to do with an SOP Instance UID already stored (module docstring).
+    sink : bool
+        Check and discard objects instead of storing them (measuring a sender).
+    tls : ssl.SSLContext, optional
+        A server context (TLS 1.2 or later; set ``verify_mode`` for mutual authentication).
+    on_association, on_store : callable, optional
+        Hooks called in a separate thread, off the data path:
+        ``on_association(AssociationInfo)`` and ``on_store(path, command, AssociationInfo)``.
+    """
+
+    def __init__(
+        self,
+        directory: str | None = None,
+        *,
+        ae_title: str = "FASTDICOM",
+        port: int = 11112,
+        host: str = "",
+        max_associations: int = 32,
+        allowed_aes=None,
+        strict_called_ae: bool = False,
+        duplicates: str = "overwrite",
+        sink: bool = False,
+        tls: ssl.SSLContext | None = None,
+        max_pdu: int = DEFAULT_MAX_PDU,
+        network_timeout: float = 60.0,
+        artim_timeout: float = 30.0,
+        accept_private_sop_classes: bool = True,
+        on_association: Callable[[AssociationInfo], Any] | None = None,
+        on_store: Callable[[str | None, dict, AssociationInfo], Any] | None = None,
+    ) -> None:
+        if duplicates not in ("overwrite", "keep", "reject"):
+            raise ValueError("duplicates must be 'overwrite', 'keep' or 'reject'")
+        if not sink and not directory:
+            raise ValueError("a Storage SCP needs a directory (or sink=True)")
+        self.directory = os.path.abspath(directory) if directory else None
+        self.ae_title = ae_title
+        self.host, self._port = host, port
+        self.max_associations = max_associations
+        self.allowed_aes = None if allowed_aes is None else {a.strip() for a in allowed_aes}
+        self.strict_called_ae = strict_called_ae
+        self.duplicates = duplicates
+        self.sink = sink
+        self.tls = tls
+        self.max_pdu = max_pdu
+        self.network_timeout = network_timeout
+        self.artim_timeout = artim_timeout
+        self.accept_private = accept_private_sop_classes
+        self.on_association = on_association
+        self.on_store = on_store
+        self._server: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._active = 0
+        self._active_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._hooks: queue.Queue = queue.Queue()
+        self._hook_thread: threading.Thread | None = None
+        self._workers: set[threading.Thread] = set()
+        #: Counters: stored, failed, bytes (read them for a summary).
+        self.stats = {"stored": 0, "failed": 0, "bytes": 0, "associations": 0, "rejected": 0}
+        if self.directory:
+            os.makedirs(os.path.join(self.directory, ".incoming"), exist_ok=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._server.getsockname()[1] if self._server else self._port
+
+    def _listen(self) -> socket.socket:
+        if self.host in ("", "::") and socket.has_dualstack_ipv6():
+            return socket.create_server(("", self._port), family=socket.AF_INET6, dualstack_ipv6=True, reuse_port=False)
+        return socket.create_server((self.host or "0.0.0.0", self._port))
+
+    def start(self) -> StorageSCP:
+        """Listen and serve in background threads; return self."""
+        self._server = self._listen()
+        self._server.settimeout(0.2)
+        self._hook_thread = threading.Thread(target=self._run_hooks, name="fastdicom-scp-hooks", daemon=True)
+        self._hook_thread.start()
+        self._thread = threading.Thread(target=self._accept_loop, name="fastdicom-scp", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.start()
+        try:
+            while not self._stop.is_set():
+                self._stop.wait(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._server is not None:
+            self._server.close()
+        for t in list(self._workers):
+            t.join(timeout)
+        self._hooks.put(None)
+        if self._hook_thread is not None:
+            self._hook_thread.join(timeout)
+
+    def __enter__(self) -> StorageSCP:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _accept_loop(self) -> None:
+        assert self._server is not None
+        while not self._stop.is_set():
+            try:
+                sock, addr = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    return
+                continue
+            t = threading.Thread(target=self._serve, args=(sock, addr), name="fastdicom-scp-assoc", daemon=True)
+            self._workers.add(t)
+            t.start()
+
+    def _run_hooks(self) -> None:
+        while True:
+            item = self._hooks.get()
+            if item is None:
+                return
+            fn, args = item
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - a failing hook must not stop the server
+                pass
+
+    # -- one association ---------------------------------------------------------------------------
+    def _negotiate(self, rq: pdu.AssociateRQ, over_limit: bool):
+        if over_limit:
+            return pdu.AssociateRJ(pdu.RJ_TRANSIENT, pdu.RJ_SOURCE_PRESENTATION, 2)
+        if rq.application_context != pdu.APPLICATION_CONTEXT:
+            return pdu.AssociateRJ(pdu.RJ_PERMANENT, pdu.RJ_SOURCE_USER, 2)
+        if self.allowed_aes is not None and rq.calling_ae.strip() not in self.allowed_aes:
+            return pdu.AssociateRJ(pdu.RJ_PERMANENT, pdu.RJ_SOURCE_USER, 3)
+        if self.strict_called_ae and rq.called_ae.strip() != self.ae_title:
+            return pdu.AssociateRJ(pdu.RJ_PERMANENT, pdu.RJ_SOURCE_USER, 7)
+        answers = []
+        for pc in rq.contexts:
+            ans = pdu.PresentationContext(pc.id, pc.abstract_syntax)
+            uid = pc.abstract_syntax or ""
+            known = uid in UIDS
+            if not (
+                uid == dimse.VERIFICATION_SOP_CLASS
+                or uid in STORAGE_SOP_CLASSES
+                or (self.accept_private and not known and valid_uid(uid))
+            ):
+                ans.result = pdu.PC_ABSTRACT_SYNTAX_NOT_SUPPORTED
+                ans.transfer_syntaxes = [pc.transfer_syntaxes[0]]
+            else:
+                ts = next((t for t in pc.transfer_syntaxes if t in TRANSFER_SYNTAXES), None)
+                if ts is None:
+                    ans.result = pdu.PC_TRANSFER_SYNTAXES_NOT_SUPPORTED
+                    ans.transfer_syntaxes = [pc.transfer_syntaxes[0]]
+                else:
+                    ans.result = pdu.PC_ACCEPTANCE
+                    ans.transfer_syntaxes = [ts]
+            answers.append(ans)
+        ui = pdu.UserInfo(
+            max_length=self.max_pdu,
+            implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+            implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+        )
+        if rq.user_info.async_ops is not None:
+            invoked, _performed = rq.user_info.async_ops
+            # We answer one operation at a time but let the requestor keep several outstanding.
+            ui.async_ops = (min(invoked, 64) if invoked else 64, 1)
+        # Role selection: we act as SCP only; echo the SCP role where it was offered.
+        ui.roles = [pdu.RoleSelection(r.sop_class_uid, False, r.scp) for r in rq.user_info.roles]
+        return pdu.AssociateAC(rq.called_ae, rq.calling_ae, answers, ui)
+
+    def _serve(self, sock: socket.socket, addr) -> None:
+        try:
+            with self._active_lock:
+                self._active += 1
+                over = self._active > self.max_associations
+            if self.tls is not None:
+                sock.settimeout(self.artim_timeout)
+                try:
+                    sock = self.tls.wrap_socket(sock, server_side=True)
+                except (OSError, ssl.SSLError):
+                    sock.close()
+                    return
+            assoc = Association.accept(
+                sock,
+                lambda rq: self._negotiate(rq, over),
+                max_pdu=self.max_pdu,
+                network_timeout=self.network_timeout,
+                artim_timeout=self.artim_timeout,
+            )
+            if assoc is None:
+                self.stats["rejected"] += 1
+                return
+            neg = assoc.negotiated
+            info = AssociationInfo(
+                neg.calling_ae,
+                neg.called_ae,
+                addr,
+                neg.peer_implementation_class_uid,
+                neg.peer_implementation_version_name,
+            )
+            self.stats["associations"] += 1
+            if self.on_association is not None:
+                self._hooks.put((self.on_association, (info,)))
+            self._messages(assoc, info)
+        finally:
+            with self._active_lock:
+                self._active -= 1
+            self._workers.discard(threading.current_thread())
+
+    def _messages(self, assoc: Association, info: AssociationInfo) -> None:
+        pending: list = []
+
+        def sink_factory(ctx: int, command: dict):
+            if command.get("CommandField") != dimse.C_STORE_RQ:
+                return None
+            if self.sink:
+                s = _CountingSink()
+            else:
+                ts = assoc.negotiated.contexts[ctx].transfer_syntax
+                meta = _meta(
+                    str(command.get("AffectedSOPClassUID", "")),
+                    str(command.get("AffectedSOPInstanceUID", "")),
+                    ts,
+                    info.calling_ae,
+                )
+                s = _FileSink(os.path.join(self.directory, ".incoming"), meta)
+            pending.append(s)
+            return s
+
+        try:
+            while True:
+                try:
+                    msg = assoc.receive_message(sink_factory)
+                except ReleaseRequested:
+                    assoc.answer_release()
+                    return
+                cmd = msg.command
+                field = cmd.get("CommandField")
+                if field == dimse.C_ECHO_RQ:
+                    assoc.send_message(
+                        msg.context_id,
+                        {
+                            "CommandField": dimse.C_ECHO_RSP,
+                            "MessageIDBeingRespondedTo": cmd.get("MessageID", 0),
+                            "AffectedSOPClassUID": cmd.get("AffectedSOPClassUID", dimse.VERIFICATION_SOP_CLASS),
+                            "Status": dimse.SUCCESS,
+                        },
+                    )
+                elif field == dimse.C_STORE_RQ:
+                    sink = pending.pop() if pending else None
+                    status, comment, path = self._store(assoc, msg, sink)
+                    rsp = {
+                        "CommandField": dimse.C_STORE_RSP,
+                        "MessageIDBeingRespondedTo": cmd.get("MessageID", 0),
+                        "AffectedSOPClassUID": cmd.get("AffectedSOPClassUID", ""),
+                        "AffectedSOPInstanceUID": cmd.get("AffectedSOPInstanceUID", ""),
+                        "Status": status,
+                    }
+                    if comment:
+                        rsp["ErrorComment"] = comment[:64]
+                    assoc.send_message(msg.context_id, rsp)
+                    if status == dimse.SUCCESS and self.on_store is not None:
+                        self._hooks.put((self.on_store, (path, cmd, info)))
+                elif field is not None and not field & 0x8000 and field != dimse.C_CANCEL_RQ:
+                    assoc.send_message(
+                        msg.context_id,
+                        {
+                            "CommandField": field | 0x8000,
+                            "MessageIDBeingRespondedTo": cmd.get("MessageID", 0),
+                            "Status": dimse.UNRECOGNIZED_OPERATION,
+                        },
+                    )
+        except (AssociationAborted, NetworkError):
+            pass
+        finally:
+            for s in pending:  # an interrupted transfer leaves nothing behind
+                s.discard()
+
+    def _store(self, assoc: Association, msg, sink) -> tuple[int, str, str | None]:
+        """Make the received object durable; return (status, error comment, stored path)."""
+        cmd = msg.command
+        sop_class = cmd.get("AffectedSOPClassUID")
+        sop_instance = cmd.get("AffectedSOPInstanceUID")
+        if sink is None:  # the data set came without a sink (should not happen): refuse
+            return dimse.CANNOT_UNDERSTAND, "no data set received", None
+        if not (valid_uid(sop_instance) and valid_uid(sop_class)):
+            sink.discard()
+            self.stats["failed"] += 1
+            return dimse.INVALID_SOP_INSTANCE, "invalid SOP Class or Instance UID in the command", None
+        if self.sink:
+            self.stats["stored"] += 1
+            self.stats["bytes"] += sink.bytes
+            if sink.bytes == 0 or sink.bytes % 2:
+                self.stats["failed"] += 1
+                return dimse.CANNOT_UNDERSTAND, "empty or odd-length data set", None
+            return dimse.SUCCESS, "", None
+        try:
+            sink.finish()
+            ds = read(sink.path, stop_before_pixels=True)
+            got_class, got_instance = ds.get("SOPClassUID"), ds.get("SOPInstanceUID")
+            if got_class != sop_class or got_instance != sop_instance:
+                sink.discard()
+                self.stats["failed"] += 1
+                return dimse.DATA_SET_MISMATCH, "SOP Class/Instance UID differ from the command", None
+            study, series = ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID")
+            if not (valid_uid(study) and valid_uid(series)):
+                sink.discard()
+                self.stats["failed"] += 1
+                return dimse.DATA_SET_MISMATCH, "missing or invalid Study/Series Instance UID", None
+            folder = os.path.join(self.directory, study, series)
+            final = os.path.join(folder, sop_instance + ".dcm")
+            os.makedirs(folder, exist_ok=True)
+            if os.path.exists(final):
+                if self.duplicates == "keep":
+                    sink.discard()
+                    self.stats["stored"] += 1
+                    return dimse.SUCCESS, "", final
+                if self.duplicates == "reject":
+                    sink.discard()
+                    self.stats["failed"] += 1
+                    return DUPLICATE_SOP_INSTANCE, "SOP Instance already stored", None
+            os.replace(sink.path, final)
+            _fsync_dir(folder)
+            self.stats["stored"] += 1
+            self.stats["bytes"] += sink.bytes
+            return dimse.SUCCESS, "", final
+        except FastDicomError as exc:
+            sink.discard()
+            self.stats["failed"] += 1
+            return dimse.CANNOT_UNDERSTAND, f"cannot read the data set: {exc}", None
+        except OSError as exc:
+            sink.discard()
+            self.stats["failed"] += 1
+            return dimse.OUT_OF_RESOURCES, f"cannot store: {exc.strerror or exc}", None
