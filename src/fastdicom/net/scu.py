@@ -42,7 +42,7 @@ from typing import Any
 
 from .. import _backends
 from ..dataset.read import read
-from ..dataset.write import to_bytes
+from ..dataset.write import encode_dataset
 from ..dictionary import uid as _uid
 from ..errors import FastDicomError
 from . import dimse, pdu
@@ -271,11 +271,16 @@ class _Pipeline:
         self.tls = tls
         self.on_result = on_result
         self.associations = 0
+        self.live = 0
         self.fatal: str | None = None
 
     # -- queue ---------------------------------------------------------------------------------
     def _take(self, block: bool) -> _Item | None:
-        """The next item ready to go. Blocking: None only when everything is done (or a fatal error)."""
+        """The next item ready to go; None when the queue is empty (or, not blocking, nothing is ready yet).
+
+        A worker never waits for items other workers hold: whoever holds an
+        item retries it itself, so an idle worker can leave.
+        """
         with self.cond:
             while True:
                 now = time.monotonic()
@@ -285,7 +290,7 @@ class _Pipeline:
                         self.in_flight += 1
                         return it
                     self.queue.append(it)
-                if not block or (not self.queue and self.in_flight == 0) or self.fatal is not None:
+                if not block or not self.queue or self.fatal is not None:
                     return None
                 self.cond.wait(0.05)
 
@@ -328,6 +333,7 @@ class _Pipeline:
                 )
                 with self.lock:
                     self.associations += 1
+                    self.live += 1
                 return a
             except AssociationRejected as exc:
                 if not exc.transient:
@@ -337,11 +343,18 @@ class _Pipeline:
             except NetworkError as exc:
                 why = str(exc)
             if attempt == self.retries:
-                self.fatal = why
+                with self.lock:
+                    # Others still sending (the peer limits associations): this worker just leaves.
+                    if self.live == 0:
+                        self.fatal = why
                 return None
             time.sleep(delay)
             delay *= 2
         return None
+
+    def _lost(self) -> None:
+        with self.lock:
+            self.live -= 1
 
     def _context_for(self, assoc: Association, r: InstanceResult) -> tuple[int, str] | None:
         same, other = None, None
@@ -363,9 +376,11 @@ class _Pipeline:
                     raise FastDicomError("no data set after the File Meta")
                 m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
             return memoryview(m)[it.body_start :], m
-        ds = read(r.path)
-        ds.file_meta = None
-        return memoryview(to_bytes(ds, transfer_syntax=ts)), None
+        little, explicit, deflated = _uid.encoding_of(ts)
+        if deflated:
+            raise FastDicomError("conversion to the deflated syntax is not offered")
+        body = b"".join(bytes(c) for c in encode_dataset(read(r.path), little, explicit))
+        return memoryview(body), None
 
     def _send(self, assoc: Association, it: _Item, outstanding: dict) -> None:
         r = it.result
@@ -408,27 +423,20 @@ class _Pipeline:
         try:
             while True:
                 if assoc is None:
-                    first = self._take(block=True)
-                    if first is None:
+                    if self._idle():
                         break
-                    assoc = self._connect()
+                    assoc = self._connect()  # holding no item while waiting for the peer
                     if assoc is None:
-                        first.result.error = f"network: {self.fatal}"
-                        self._done(first)
-                        continue
+                        break
                     window = max(1, assoc.negotiated.async_ops[0] or 64) if self.async_ops else 1
-                    pending: _Item | None = first
-                else:
-                    pending = None
                 try:
                     while len(outstanding) < window:
-                        it = pending or self._take(block=not outstanding)
-                        pending = None
+                        it = self._take(block=not outstanding)
                         if it is None:
                             break
                         self._send(assoc, it, outstanding)
                     if not outstanding:
-                        if self._take_would_block_forever():
+                        if self._idle():
                             break
                         continue
                     rsp = assoc.receive_message()
@@ -451,10 +459,9 @@ class _Pipeline:
                         _close(mapping)
                         self._retry(it, f"network: {exc}")
                     outstanding.clear()
-                    if pending is not None:
-                        self._retry(pending, f"network: {exc}")
                     assoc.abort()
                     assoc = None
+                    self._lost()
         finally:
             for it, _t0, mapping in outstanding.values():
                 _close(mapping)
@@ -465,10 +472,12 @@ class _Pipeline:
                     assoc.release()
                 except NetworkError:
                     assoc.abort()
+                self._lost()
 
-    def _take_would_block_forever(self) -> bool:
+    def _idle(self) -> bool:
+        """Nothing left for this worker: the queue is empty, or a fatal error stopped the pipeline."""
         with self.lock:
-            return (not self.queue and self.in_flight == 0) or self.fatal is not None
+            return not self.queue or self.fatal is not None
 
     def run(self) -> None:
         threads = [

@@ -1,0 +1,204 @@
+"""fastdicom against real peers on loopback: itself, pynetdicom and DCMTK, in both roles."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import threading
+
+import pytest
+
+import fastdicom
+from fastdicom import _backends
+from fastdicom.net import StorageSCP, echo, store
+
+from .conftest import free_port, need, wait_port
+
+pynetdicom = pytest.importorskip("pynetdicom")
+
+
+def _body(path) -> bytes:
+    data = open(path, "rb").read()
+    return data[_backends.resolve("parse")[1].open_dataset(memoryview(data), True)[8] :]
+
+
+def _archived(archive) -> list[str]:
+    return sorted(glob.glob(os.path.join(archive, "*", "*", "*.dcm")))
+
+
+def _assert_arrived_intact(paths, archive):
+    got = {os.path.basename(p)[:-4]: p for p in _archived(archive)}
+    for p in paths:
+        uid = fastdicom.read(p, stop_before_pixels=True).SOPInstanceUID
+        assert uid in got, f"{p} did not arrive"
+        assert _body(got[uid]) == _body(p)
+    assert not os.listdir(os.path.join(archive, ".incoming"))  # no partial file left
+
+
+def test_fastdicom_to_fastdicom(series, tmp_path):
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        address = f"ANY@127.0.0.1:{scp.port}"
+        assert echo(address) == 0
+        report = store(series, address, associations=3, async_ops=4, progress=False, log=str(tmp_path / "log.jsonl"))
+    assert len(report.sent) == len(series) and not report.failed
+    assert report.latency_ms(50) is not None and report.bytes > 0
+    _assert_arrived_intact(series, str(tmp_path))
+    lines = open(tmp_path / "log.jsonl").read().splitlines()
+    assert len(lines) == len(series) and all('"ok": true' in line for line in lines)
+
+
+def test_pynetdicom_scu_to_fastdicom_scp(series, tmp_path):
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage, Verification
+
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        ae = AE(ae_title="PYNETDICOM")
+        ae.add_requested_context(Verification)
+        ae.add_requested_context(CTImageStorage)
+        assoc = ae.associate("127.0.0.1", scp.port, ae_title="FASTDICOM")
+        assert assoc.is_established
+        assert assoc.send_c_echo().Status == 0
+        import pydicom
+
+        for p in series:
+            status = assoc.send_c_store(pydicom.dcmread(p))
+            assert status.Status == 0
+        assoc.release()
+    got = _archived(str(tmp_path))
+    assert len(got) == len(series)
+    by_uid = {pydicom.dcmread(s, stop_before_pixels=True).SOPInstanceUID: s for s in series}
+    for p in got:  # pynetdicom may re-encode (implicit VR): compare the public elements and the pixels
+        a = pydicom.dcmread(p)
+        b = pydicom.dcmread(by_uid[a.SOPInstanceUID])
+        assert [e.tag for e in a] == [e.tag for e in b]
+        for e in b:
+            if not e.tag.is_private and e.VR != "SQ":
+                assert a[e.tag].value == e.value, e
+        assert a.PixelData == b.PixelData
+
+
+def test_fastdicom_scu_to_pynetdicom_scp(series):
+    from pynetdicom import AE, AllStoragePresentationContexts, evt
+    from pynetdicom.sop_class import Verification
+
+    received = {}
+
+    def on_store(event):
+        ds = event.dataset
+        received[ds.SOPInstanceUID] = ds
+        return 0x0000
+
+    ae = AE(ae_title="PYSCP")
+    ae.supported_contexts = AllStoragePresentationContexts
+    ae.add_supported_context(Verification)
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        address = f"PYSCP@127.0.0.1:{port}"
+        assert echo(address) == 0
+        report = store(series, address, associations=2, progress=False)
+    finally:
+        server.shutdown()
+    assert not report.failed and len(received) == len(series)
+    import pydicom
+
+    for p in series:
+        src = pydicom.dcmread(p)
+        assert received[src.SOPInstanceUID].PixelData == src.PixelData
+
+
+def test_dcmtk_storescu_and_echoscu_to_fastdicom_scp(series, tmp_path):
+    storescu = need("storescu")
+    echoscu = need("echoscu")
+    with StorageSCP(str(tmp_path), port=0, ae_title="FASTDICOM") as scp:
+        r = subprocess.run(
+            [echoscu, "-aec", "FASTDICOM", "127.0.0.1", str(scp.port)], capture_output=True, text=True, timeout=60
+        )
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run(
+            [storescu, "-aec", "FASTDICOM", "127.0.0.1", str(scp.port), *series],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stderr
+    _assert_arrived_intact(series, str(tmp_path))
+
+
+def test_fastdicom_scu_to_dcmtk_storescp(series, tmp_path):
+    storescp = need("storescp")
+    port = free_port()
+    out = tmp_path / "dcmtk"
+    out.mkdir()
+    proc = subprocess.Popen(
+        [storescp, "-od", str(out), "-aet", "DCMTK", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        wait_port(port)
+        address = f"DCMTK@127.0.0.1:{port}"
+        assert echo(address) == 0
+        report = store(series, address, associations=2, progress=False)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert not report.failed, [r.error or r.status for r in report.failed]
+    files = sorted(os.listdir(out))
+    assert len(files) == len(series)
+    bodies = {_body(str(out / f)) for f in files}
+    assert bodies == {_body(p) for p in series}
+
+
+def test_reconnects_after_an_abort_and_sends_nothing_twice(series):
+    """pynetdicom aborts the association at the fourth object; the pipeline reconnects and finishes."""
+    from pynetdicom import AE, AllStoragePresentationContexts, evt
+
+    calls: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def on_store(event):
+        uid = event.request.AffectedSOPInstanceUID
+        with lock:
+            calls[uid] = calls.get(uid, 0) + 1
+            n = sum(calls.values())
+        if n == 4:
+            event.assoc.abort()
+            return 0xA700
+        return 0x0000
+
+    ae = AE(ae_title="PYSCP")
+    ae.supported_contexts = AllStoragePresentationContexts
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        report = store(series, f"PYSCP@127.0.0.1:{port}", associations=1, backoff=0.05, progress=False)
+    finally:
+        server.shutdown()
+    assert not report.failed and len(report.sent) == len(series)
+    assert report.associations >= 2
+    assert sorted(calls.values()).count(2) == 1 and max(calls.values()) == 2  # only the aborted one went twice
+
+
+def test_out_of_resources_is_retried(series):
+    from pynetdicom import AE, AllStoragePresentationContexts, evt
+
+    seen: dict[str, int] = {}
+
+    def on_store(event):
+        uid = event.request.AffectedSOPInstanceUID
+        seen[uid] = seen.get(uid, 0) + 1
+        return 0xA700 if seen[uid] == 1 else 0x0000  # every object fails once
+
+    ae = AE(ae_title="PYSCP")
+    ae.supported_contexts = AllStoragePresentationContexts
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        report = store(series[:4], f"PYSCP@127.0.0.1:{port}", associations=2, backoff=0.01, progress=False)
+        failing = store(series[4:6], f"PYSCP@127.0.0.1:{port}", associations=1, retries=0, progress=False)
+    finally:
+        server.shutdown()
+    assert not report.failed and all(
+        v == 2 for uid, v in seen.items() if uid in {r.sop_instance_uid for r in report.results}
+    )
+    assert len(failing.failed) == 2 and {r.status for r in failing.failed} == {0xA700}

@@ -1,0 +1,284 @@
+"""The Storage SCP against hostile, slow, broken and greedy peers; durability; duplicates."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+import fastdicom
+from fastdicom import synth
+from fastdicom.net import Association, AssociationRejected, StorageSCP, dimse, echo, pdu, store
+
+from .conftest import free_port
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+EXPLICIT = "1.2.840.10008.1.2.1"
+
+
+def _assoc(port, calling="SCU", contexts=None):
+    contexts = contexts or [
+        pdu.PresentationContext(1, CT, [EXPLICIT]),
+        pdu.PresentationContext(3, dimse.VERIFICATION_SOP_CLASS, [EXPLICIT]),
+    ]
+    return Association.request(
+        "127.0.0.1", port, calling_ae=calling, called_ae="FASTDICOM", contexts=contexts, network_timeout=10
+    )
+
+
+def _files(archive):
+    out = []
+    for root, _dirs, files in os.walk(archive):
+        out += [os.path.join(root, f) for f in files]
+    return out
+
+
+def test_association_limit_answers_transient_rejection(tmp_path):
+    with StorageSCP(str(tmp_path), port=0, max_associations=1) as scp:
+        first = _assoc(scp.port)
+        with pytest.raises(AssociationRejected) as info:
+            _assoc(scp.port)
+        assert info.value.transient and info.value.source == pdu.RJ_SOURCE_PRESENTATION
+        first.release()
+        time.sleep(0.2)
+        assert echo(f"FASTDICOM@127.0.0.1:{scp.port}") == 0  # the slot is free again
+
+
+def test_calling_ae_allow_list(tmp_path):
+    with StorageSCP(str(tmp_path), port=0, allowed_aes=["GOOD"]) as scp:
+        with pytest.raises(AssociationRejected) as info:
+            _assoc(scp.port, calling="EVIL")
+        assert not info.value.transient and info.value.reason == 3
+        _assoc(scp.port, calling="GOOD").release()
+
+
+def test_unsupported_abstract_syntax_is_refused_per_context(tmp_path):
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        a = _assoc(
+            scp.port,
+            contexts=[
+                pdu.PresentationContext(1, "1.2.840.10008.5.1.4.1.2.1.1", [EXPLICIT]),
+                pdu.PresentationContext(3, CT, ["1.2.3.4.5.6.7"]),
+                pdu.PresentationContext(5, CT, ["1.2.3.4.5.6.7", EXPLICIT]),
+            ],
+        )
+        results = {pc.id: pc.result for pc in a.negotiated.results}
+        assert results == {1: pdu.PC_ABSTRACT_SYNTAX_NOT_SUPPORTED, 3: pdu.PC_TRANSFER_SYNTAXES_NOT_SUPPORTED, 5: 0}
+        assert a.negotiated.contexts[5].transfer_syntax == EXPLICIT
+        a.release()
+
+
+def _raw_connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return s
+
+
+def _read_pdu(s):
+    hdr = b""
+    while len(hdr) < 6:
+        chunk = s.recv(6 - len(hdr))
+        if not chunk:
+            return None, None
+        hdr += chunk
+    kind, _, n = struct.unpack(">BBL", hdr)
+    body = b""
+    while len(body) < n:
+        chunk = s.recv(n - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return kind, body
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x09\x00\x00\x00\x00\x04abcd",  # unknown PDU type
+        b"\x01\x00\x00\x00\x00\x10" + b"\x00" * 16,  # A-ASSOCIATE-RQ too short
+        b"\x01\x00\xff\xff\xff\xff",  # a 4 GiB A-ASSOCIATE-RQ: refused before any allocation
+        b"\x04\x00\x00\x00\x00\x08" + b"\x00" * 8,  # P-DATA before association
+    ],
+)
+def test_malformed_first_pdu_gets_an_abort_and_the_server_lives(tmp_path, garbage):
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        s = _raw_connect(scp.port)
+        s.sendall(garbage)
+        kind, body = _read_pdu(s)
+        s.close()
+        assert kind in (pdu.A_ABORT, None)
+        if kind == pdu.A_ABORT:
+            assert body[2] == pdu.ABORT_SOURCE_PROVIDER
+        assert echo(f"FASTDICOM@127.0.0.1:{scp.port}") == 0
+
+
+def test_garbage_after_association_gets_provider_abort(tmp_path):
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        a = _assoc(scp.port)
+        a.sock.sendall(b"\x04\x00\x00\x00\x00\x06\x00\x00\x00\x02\x63\x03")  # PDV on context 99 (never negotiated)
+        kind, body = _read_pdu(a.sock)
+        assert kind == pdu.A_ABORT and body[2] == pdu.ABORT_SOURCE_PROVIDER
+        a.close()
+
+
+def test_artim_closes_a_silent_connection(tmp_path):
+    with StorageSCP(str(tmp_path), port=0, artim_timeout=0.5) as scp:
+        s = _raw_connect(scp.port)
+        t0 = time.time()
+        assert s.recv(10) == b""  # closed by the SCP
+        assert time.time() - t0 < 5
+        s.close()
+
+
+def _store_command(uid, sop_class=CT):
+    return {
+        "CommandField": dimse.C_STORE_RQ,
+        "MessageID": 1,
+        "Priority": 0,
+        "AffectedSOPClassUID": sop_class,
+        "AffectedSOPInstanceUID": uid,
+    }
+
+
+def _ct_bytes(**changes):
+    ds = synth.ct_slice(0, study_uid="1.2.3", series_uid="1.2.3.4", frame_uid="1.2.3.5", rows=16, columns=16)
+    for k, v in changes.items():
+        setattr(ds, k, v)
+    from fastdicom.dataset.write import encode_dataset
+
+    return ds, b"".join(bytes(c) for c in encode_dataset(ds, True, True))
+
+
+def test_interrupted_transfer_leaves_nothing(tmp_path):
+    ds, body = _ct_bytes()
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        a = _assoc(scp.port)
+        a._send_pdvs(1, dimse.encode_command({**_store_command(ds.SOPInstanceUID), "CommandDataSetType": 0}), True)
+        a._event(9)
+        half = body[: len(body) // 2 & ~1]
+        a.sock.sendall(pdu.pdata_header(1, 0, len(half)) + half)  # not the last fragment
+        time.sleep(0.3)
+        a.sock.close()
+        time.sleep(0.5)
+    assert _files(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize(
+    "field,value", [("SOPInstanceUID", "../../../etc/evil"), ("StudyInstanceUID", "../x"), ("SeriesInstanceUID", "")]
+)
+def test_hostile_uids_never_become_paths(tmp_path, field, value):
+    ds, body = _ct_bytes(**{field: value})
+    with StorageSCP(str(tmp_path / "archive"), port=0) as scp:
+        a = _assoc(scp.port)
+        a.send_message(1, _store_command(ds.SOPInstanceUID if field != "SOPInstanceUID" else value), body)
+        rsp = a.receive_message()
+        a.release()
+    assert dimse.status_category(rsp.command["Status"]) == "failure"
+    assert [p for p in _files(str(tmp_path)) if p.endswith(".dcm")] == []
+    assert not os.path.exists(tmp_path / "etc")
+
+
+def test_command_and_data_set_must_agree(tmp_path):
+    ds, body = _ct_bytes()
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        a = _assoc(scp.port)
+        a.send_message(1, _store_command("1.2.3.999"), body)
+        assert a.receive_message().command["Status"] == dimse.DATA_SET_MISMATCH
+        a.release()
+    assert [p for p in _files(str(tmp_path)) if p.endswith(".dcm")] == []
+
+
+@pytest.mark.parametrize(
+    "policy,second_status,kept", [("overwrite", 0, "new"), ("keep", 0, "old"), ("reject", 0x0111, "old")]
+)
+def test_duplicate_policies(tmp_path, policy, second_status, kept):
+    ds, body = _ct_bytes(PatientID="OLD")
+    _, body2 = _ct_bytes(PatientID="NEW", SOPInstanceUID=ds.SOPInstanceUID)
+    with StorageSCP(str(tmp_path), port=0, duplicates=policy) as scp:
+        a = _assoc(scp.port)
+        a.send_message(1, _store_command(ds.SOPInstanceUID), body)
+        assert a.receive_message().command["Status"] == 0
+        a.send_message(1, _store_command(ds.SOPInstanceUID), body2)
+        assert a.receive_message().command["Status"] == second_status
+        a.release()
+    [path] = [p for p in _files(str(tmp_path)) if p.endswith(".dcm")]
+    assert fastdicom.read(path).PatientID == kept.upper()
+
+
+def test_hooks_run_off_the_data_path(tmp_path, series):
+    seen = []
+    done = threading.Event()
+
+    def on_store(path, command, info):
+        time.sleep(0.2)  # a slow hook must not slow the C-STORE responses
+        seen.append((path, info.calling_ae))
+        if len(seen) == len(series):
+            done.set()
+
+    with StorageSCP(
+        str(tmp_path), port=0, on_store=on_store, on_association=lambda info: seen.append(("assoc", info.calling_ae))
+    ) as scp:
+        t0 = time.time()
+        report = store(series, f"X@127.0.0.1:{scp.port}", associations=1, calling_ae="HOOKED", progress=False)
+        elapsed = time.time() - t0
+        assert done.wait(10)
+    assert not report.failed and elapsed < 0.2 * len(series)
+    assert ("assoc", "HOOKED") in seen and all(os.path.exists(p) for p, _ in seen if p != "assoc")
+
+
+def test_sink_mode_discards(series):
+    with StorageSCP(port=0, sink=True) as scp:
+        report = store(series, f"X@127.0.0.1:{scp.port}", progress=False)
+    assert not report.failed and scp.stats["stored"] == len(series) and scp.stats["bytes"] == report.bytes
+
+
+def test_memory_stays_flat_for_a_large_object(tmp_path):
+    """A 256 MB object streams through an SCP in another process whose resident memory barely moves."""
+    frames, rows = 64, 1024
+    px = np.zeros((frames, rows, rows), dtype="<i2")
+    ds = synth.enhanced_ct(frames, rows=rows, columns=rows, pixels=px)
+    src = tmp_path / "big.dcm"
+    fastdicom.write(src, ds)
+    archive = tmp_path / "archive"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastdicom", "serve", "--port", str(port), "--dir", str(archive), "--host", "127.0.0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        proc.stdout.readline()  # "listening"
+        p = psutil.Process(proc.pid)
+        base = p.memory_info().rss
+        peak = [base]
+        stop = threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                try:
+                    peak[0] = max(peak[0], p.memory_info().rss)
+                except psutil.Error:
+                    return
+                time.sleep(0.01)
+
+        t = threading.Thread(target=watch)
+        t.start()
+        report = store([src], f"FASTDICOM@127.0.0.1:{port}", progress=False)
+        stop.set()
+        t.join()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert not report.failed
+    growth = (peak[0] - base) / 2**20
+    print(f"SCP RSS growth {growth:.1f} MB")
+    assert growth < 48, f"SCP resident memory grew {growth:.0f} MB for a {os.path.getsize(src) / 2**20:.0f} MB object"
+    [stored] = [f for f in _files(str(archive)) if f.endswith(".dcm")]
+    assert os.path.getsize(stored) > frames * rows * rows * 2
