@@ -282,3 +282,71 @@ def test_memory_stays_flat_for_a_large_object(tmp_path):
     assert growth < 48, f"SCP resident memory grew {growth:.0f} MB for a {os.path.getsize(src) / 2**20:.0f} MB object"
     [stored] = [f for f in _files(str(archive)) if f.endswith(".dcm")]
     assert os.path.getsize(stored) > frames * rows * rows * 2
+
+
+def test_scp_killed_mid_transfer_then_send_repeated(tmp_path):
+    """SIGKILL the SCP while a series streams in; restart it; send again: each object stored once, intact."""
+    import signal
+
+    from fastdicom import _backends
+
+    paths = synth.write_ct_series(str(tmp_path / "src"), 40, rows=512, columns=512)
+    archive = tmp_path / "archive"
+    port = free_port()
+
+    def serve():
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fastdicom",
+                "serve",
+                "--port",
+                str(port),
+                "--dir",
+                str(archive),
+                "--host",
+                "127.0.0.1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        proc.stdout.readline()
+        return proc
+
+    proc = serve()
+    result = {}
+    t = threading.Thread(
+        target=lambda: result.setdefault(
+            "r", store(paths, f"X@127.0.0.1:{port}", associations=2, retries=0, progress=False)
+        )
+    )
+    t.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and len([f for f in _files(str(archive)) if f.endswith(".dcm")]) < 5:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    t.join(60)
+    first = result["r"]
+    assert first.failed  # the kill cut the transfer short, and the report says so per instance
+    assert all(r.error or r.status for r in first.failed)
+
+    proc = serve()  # the restart sweeps what the killed server left in .incoming
+    try:
+        again = store(paths, f"X@127.0.0.1:{port}", associations=2, progress=False)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert not again.failed
+    stored = [f for f in _files(str(archive)) if f.endswith(".dcm")]
+    assert len(stored) == len(paths) == len({os.path.basename(f) for f in stored})
+    assert not [f for f in _files(str(archive)) if f.endswith(".part")]
+
+    def body(path):
+        data = open(path, "rb").read()
+        return data[_backends.resolve("parse")[1].open_dataset(memoryview(data), True)[8] :]
+
+    by_uid = {fastdicom.read(p, stop_before_pixels=True).SOPInstanceUID: p for p in paths}
+    for f in stored:
+        assert body(f) == body(by_uid[os.path.basename(f)[:-4]])

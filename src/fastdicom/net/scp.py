@@ -8,7 +8,8 @@ the UIDs (and to find the study and series), and it is renamed atomically to
 ``<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``; the folder is
 fsynced; only then is success answered. Any failure, an abort or a dropped
 connection removes the temporary file: no partial object is ever left where
-a reader would find it.
+a reader would find it. A server killed outright (SIGKILL) leaves its
+temporary files in ``.incoming``; the next start removes them.
 
 UIDs become path components only after they pass the UID grammar (digits and
 dots, at most 64 characters), so a hostile object cannot escape the archive.
@@ -237,6 +238,16 @@ class StorageSCP:
         if self.directory:
             os.makedirs(os.path.join(self.directory, ".incoming"), exist_ok=True)
 
+    def _sweep_incoming(self) -> None:
+        """Remove the temporary files a killed server left behind (they were never answered with success)."""
+        if not self.directory:
+            return
+        incoming = os.path.join(self.directory, ".incoming")
+        for name in os.listdir(incoming):
+            if name.endswith(".part"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(incoming, name))
+
     # -- lifecycle ---------------------------------------------------------------------------------
     @property
     def port(self) -> int:
@@ -249,6 +260,7 @@ class StorageSCP:
 
     def start(self) -> StorageSCP:
         """Listen and serve in background threads; return self."""
+        self._sweep_incoming()
         self._server = self._listen()
         self._server.settimeout(0.2)
         self._hook_thread = threading.Thread(target=self._run_hooks, name="fastdicom-scp-hooks", daemon=True)
