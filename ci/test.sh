@@ -9,7 +9,7 @@ echo "== lint"
 bash ci/lint.sh
 
 echo "== cargo test (pure crates)"
-(cd rust && cargo test --locked -p fastdicom-parse -p fastdicom-codecs)
+(cd rust && cargo test --locked -p fastdicom-parse -p fastdicom-codecs -p fastdicom-net)
 
 echo "== pytest, native backends required"
 FASTDICOM_REQUIRE_NATIVE=1 $PY -m fastdicom backends

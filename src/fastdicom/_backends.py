@@ -35,6 +35,10 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
         ("cython", "fastdicom._cy._kernels", "byteswap"),
         ("python", "fastdicom._kernels_py", "byteswap"),
     ],
+    "pdata_send": [
+        ("rust", "fastdicom._rust", "pdata_send"),
+        ("python", "fastdicom.net._send_py", "pdata_send"),
+    ],
     "processing": [
         ("cython", "fastdicom._cy._kernels", "window_linear"),
         ("python", "fastdicom._kernels_py", "window_linear"),

@@ -143,3 +143,74 @@ def test_state_table_covers_the_standard():
     assert TRANSITIONS[("Sta6", 12)] == ("AR-2", "Sta8")  # release request received while established
     assert TRANSITIONS[("Sta13", 6)] == ("AA-7", "Sta13")
     assert TRANSITIONS[("Sta7", 13)] == ("AR-3", "Sta1")
+
+
+def _senders():
+    from fastdicom import _backends
+
+    out = []
+    for name, module, attr in _backends.REGISTRY["pdata_send"]:
+        if _backends.forced() == "python" and name != "python":
+            continue
+        mod, _ = _backends._try(name, module, attr)
+        if mod is not None:
+            out.append((name, mod.pdata_send))
+    return out
+
+
+@pytest.mark.parametrize("fragment", [2, 6, 1000, 16378, 1 << 20])
+@pytest.mark.parametrize("command", [True, False])
+def test_pdata_send_twins_put_the_same_bytes_on_the_wire(fragment, command):
+    import socket
+    import threading
+
+    payload = bytes(range(256)) * 97 + b"xy"  # even
+    wires = []
+    for _name, send in _senders():
+        a, b = socket.socketpair()
+        a.settimeout(10)
+        got = bytearray()
+
+        def reader():
+            while True:
+                chunk = b.recv(7919)  # small reads: the sender sees partial writes
+                if not chunk:
+                    return
+                got.extend(chunk)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        send(a, memoryview(payload), 5, command, fragment)
+        a.close()
+        t.join()
+        b.close()
+        wires.append(bytes(got))
+    assert all(w == wires[0] for w in wires)
+    # and the bytes are what the Python PDU codec reads back
+    pos, data, controls = 0, b"", []
+    while pos < len(wires[0]):
+        kind, _, n = struct.unpack(">BBL", wires[0][pos : pos + 6])
+        for ctx, control, value in pdu.decode(kind, memoryview(wires[0])[pos + 6 : pos + 6 + n]).pdvs:
+            assert ctx == 5
+            data += bytes(value)
+            controls.append(control)
+        pos += 6 + n
+    assert data == payload
+    assert controls[-1] == (3 if command else 2) and all(c == (1 if command else 0) for c in controls[:-1])
+
+
+def test_pdata_send_times_out_on_a_peer_that_stops_reading():
+    import socket
+    import time
+
+    for _name, send in _senders():
+        a, b = socket.socketpair()
+        a.settimeout(0.3)
+        t0 = time.time()
+        with pytest.raises(OSError):
+            send(a, bytes(64 << 20), 1, False, 1 << 20)
+        assert time.time() - t0 < 10
+        a.close()
+        b.close()
+    with pytest.raises((OSError, ValueError)):
+        _senders()[0][1](a, b"ab", 1, False, 2)  # closed socket

@@ -29,10 +29,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import _backends
 from .._version import __version__
 from ..errors import FastDicomError
 from . import dimse, pdu
+from ._send_py import pdata_send as _PDATA_SEND_PY
 from .pdu import PDUError
+
+
+def _pdata_send():
+    return _backends.resolve("pdata_send")[1].pdata_send
+
 
 #: Our Implementation Class UID (2.25 root, derived from a fixed UUID) and version name.
 IMPLEMENTATION_CLASS_UID = "2.25.293749828714376233497417934316453410427"
@@ -550,31 +557,13 @@ class Association:
         return max(2, size - size % 2)
 
     def _send_pdvs(self, context_id: int, payload, command: bool) -> None:
+        """One message part as P-DATA-TF PDUs: in Rust with the GIL released (plain sockets), else the twin."""
         self._event(EVT_PDATA_REQUEST)
-        view = memoryview(payload).cast("B") if not isinstance(payload, memoryview) else payload.cast("B")
-        size = self._fragment_size()
-        n = len(view)
-        pos = 0
-        base = 0x01 if command else 0x00
-        while True:
-            end = min(pos + size, n)
-            last = end == n
-            header = pdu.pdata_header(context_id, base | (0x02 if last else 0x00), end - pos)
-            chunk = view[pos:end]
-            try:
-                if self._tls:
-                    self.sock.sendall(header + bytes(chunk))
-                else:
-                    sent = self.sock.sendmsg([header, chunk])
-                    total = len(header) + len(chunk)
-                    if sent < total:  # a partial write: finish it
-                        rest = (header + bytes(chunk))[sent:]
-                        self.sock.sendall(rest)
-            except (OSError, ValueError) as exc:
-                self._closed(f"send failed: {exc}")
-            pos = end
-            if last:
-                return
+        send = _PDATA_SEND_PY if self._tls else _pdata_send()
+        try:
+            send(self.sock, payload, context_id, command, self._fragment_size())
+        except (OSError, ValueError) as exc:
+            self._closed(f"send failed: {exc}")
 
     def send_message(self, context_id: int, command: dict[str, Any], data=None) -> None:
         """Send a DIMSE message: command set, then data set (bytes, memoryview) when given."""

@@ -565,6 +565,115 @@ fn rle_encode_frame(
     Ok(PyBytes::new(py, &out).unbind())
 }
 
+/// A connected socket borrowed by its descriptor: sends with `MSG_NOSIGNAL`,
+/// waits with `poll` when the socket is non-blocking (Python's timeouts).
+#[cfg(unix)]
+struct SocketWriter {
+    fd: libc::c_int,
+    timeout_ms: libc::c_int,
+}
+
+#[cfg(unix)]
+impl SocketWriter {
+    fn wait_writable(&self) -> std::io::Result<()> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        loop {
+            // SAFETY: `pfd` is a valid, exclusively borrowed pollfd and we pass
+            // a count of 1; poll only reads `fd`/`events` and writes `revents`.
+            #[allow(unsafe_code)]
+            let r = unsafe { libc::poll(&mut pfd, 1, self.timeout_ms) };
+            if r > 0 {
+                return Ok(());
+            }
+            if r == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "timed out sending to the peer",
+                ));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+impl std::io::Write for SocketWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_vectored(&[std::io::IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        #[cfg(target_os = "linux")]
+        let flags = libc::MSG_NOSIGNAL;
+        #[cfg(not(target_os = "linux"))]
+        let flags = 0;
+        let count = bufs.len().min(1024);
+        loop {
+            // SAFETY: `IoSlice` is ABI-compatible with `struct iovec` on unix
+            // (documented by std), `bufs` outlives the call, and `msg` points
+            // only at it (no name, no control data). sendmsg reads the iovecs
+            // and the memory they describe; it writes nothing of ours.
+            #[allow(unsafe_code)]
+            let n = unsafe {
+                let mut msg: libc::msghdr = std::mem::zeroed();
+                msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+                msg.msg_iovlen = count as _;
+                libc::sendmsg(self.fd, &msg, flags)
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock => self.wait_writable()?,
+                _ => return Err(e),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Send one message part as P-DATA-TF PDUs on a connected socket (GIL released).
+///
+/// `sock` is a Python socket (not TLS); its timeout bounds each wait. The
+/// payload is sent from the caller's buffer (a memory map, say) without a copy.
+#[cfg(unix)]
+#[pyfunction]
+fn pdata_send(
+    py: Python<'_>,
+    sock: &Bound<'_, PyAny>,
+    payload: &Bound<'_, PyAny>,
+    context_id: u8,
+    command: bool,
+    fragment: usize,
+) -> PyResult<()> {
+    let fd: libc::c_int = sock.call_method0("fileno")?.extract()?;
+    if fd < 0 {
+        return Err(pyo3::exceptions::PyOSError::new_err("socket is closed"));
+    }
+    let timeout: Option<f64> = sock.call_method0("gettimeout")?.extract()?;
+    let timeout_ms = match timeout {
+        None => -1,
+        Some(t) => (t * 1000.0).clamp(0.0, i32::MAX as f64) as libc::c_int,
+    };
+    let bytes = Bytes::new(payload)?;
+    let data = bytes.as_slice();
+    let mut w = SocketWriter { fd, timeout_ms };
+    py.allow_threads(|| fastdicom_net::send_message(&mut w, data, context_id, command, fragment))
+        .map_err(PyErr::from)
+}
+
 #[pymodule]
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -579,5 +688,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rle_decode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(rle_decode_into, m)?)?;
     m.add_function(wrap_pyfunction!(rle_encode_frame, m)?)?;
+    #[cfg(unix)]
+    m.add_function(wrap_pyfunction!(pdata_send, m)?)?;
     Ok(())
 }
