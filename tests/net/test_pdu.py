@@ -171,7 +171,7 @@ def test_pdata_send_twins_put_the_same_bytes_on_the_wire(fragment, command):
         a.settimeout(10)
         got = bytearray()
 
-        def reader():
+        def reader(b=b, got=got):
             while True:
                 chunk = b.recv(7919)  # small reads: the sender sees partial writes
                 if not chunk:

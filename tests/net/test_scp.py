@@ -16,7 +16,7 @@ import pytest
 
 import fastdicom
 from fastdicom import synth
-from fastdicom.net import Association, AssociationRejected, StorageSCP, dimse, echo, pdu, store
+from fastdicom.net import Association, AssociationRejected, NetworkError, StorageSCP, dimse, echo, pdu, store
 
 from .conftest import free_port
 
@@ -350,3 +350,171 @@ def test_scp_killed_mid_transfer_then_send_repeated(tmp_path):
     by_uid = {fastdicom.read(p, stop_before_pixels=True).SOPInstanceUID: p for p in paths}
     for f in stored:
         assert body(f) == body(by_uid[os.path.basename(f)[:-4]])
+
+
+def test_user_identity_requested_and_answered(tmp_path):
+    seen = []
+
+    def authenticate(identity, calling_ae):
+        seen.append((identity.type, identity.primary, identity.secondary, calling_ae))
+        return identity.primary == b"alice" and identity.secondary == b"secret"
+
+    with StorageSCP(str(tmp_path), port=0, authenticate=authenticate, require_identity=True) as scp:
+        ok = pdu.UserIdentity(2, b"alice", b"secret", positive_response_requested=True)
+        a = Association.request(
+            "127.0.0.1",
+            scp.port,
+            calling_ae="SCU",
+            called_ae="FASTDICOM",
+            contexts=[pdu.PresentationContext(1, dimse.VERIFICATION_SOP_CLASS, [EXPLICIT])],
+            user_identity=ok,
+        )
+        assert a.negotiated.user_identity_response == b""
+        a.release()
+        with pytest.raises(AssociationRejected):
+            echo(f"FASTDICOM@127.0.0.1:{scp.port}", user_identity=pdu.UserIdentity(2, b"alice", b"wrong"))
+        with pytest.raises(AssociationRejected):
+            echo(f"FASTDICOM@127.0.0.1:{scp.port}")  # identity required
+    assert seen[0] == (2, b"alice", b"secret", "SCU")
+
+
+def test_ipv6_loopback(tmp_path, series):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        try:
+            socket.create_connection(("::1", scp.port), timeout=2).close()
+        except OSError:
+            pytest.skip("IPv6 loopback unavailable")
+        assert echo(f"FASTDICOM@[::1]:{scp.port}") == 0
+        report = store(series[:3], f"FASTDICOM@[::1]:{scp.port}", progress=False)
+        assert echo(f"FASTDICOM@127.0.0.1:{scp.port}") == 0  # the same listener serves IPv4
+    assert not report.failed
+
+
+def test_release_collision_as_requestor():
+    """Both sides send A-RELEASE-RQ at once: the requestor answers first (Sta9 -> Sta11), then gets its RP."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+    log = []
+
+    def fake_acceptor():
+        conn, _ = srv.accept()
+        kind, body = _read_pdu(conn)
+        rq = pdu.decode(kind, memoryview(body))
+        ac = pdu.AssociateAC(
+            rq.called_ae,
+            rq.calling_ae,
+            [pdu.PresentationContext(pc.id, None, pc.transfer_syntaxes[:1], 0) for pc in rq.contexts],
+            pdu.UserInfo(implementation_class_uid="1.2.3"),
+        )
+        conn.sendall(pdu.encode(ac))
+        conn.sendall(pdu.encode(pdu.ReleaseRQ()))  # collides with the requestor's
+        log.append(_read_pdu(conn)[0])  # their RQ
+        log.append(_read_pdu(conn)[0])  # their RP (the requestor answers first)
+        conn.sendall(pdu.encode(pdu.ReleaseRP()))
+        log.append(_read_pdu(conn)[0])  # then they close
+        conn.close()
+
+    t = threading.Thread(target=fake_acceptor)
+    t.start()
+    a = Association.request(
+        "127.0.0.1",
+        port,
+        calling_ae="SCU",
+        called_ae="X",
+        contexts=[pdu.PresentationContext(1, dimse.VERIFICATION_SOP_CLASS, [EXPLICIT])],
+        network_timeout=5,
+    )
+    time.sleep(0.2)  # let the acceptor's RQ arrive first
+    a.release()
+    t.join(10)
+    srv.close()
+    assert log == [pdu.A_RELEASE_RQ, pdu.A_RELEASE_RP, None]
+    assert a.state == "Sta1"
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    d = tmp_path_factory.mktemp("pki")
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        cwd=d,
+    )
+    for name in ("server", "client"):
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            "-subj",
+            f"/CN={'localhost' if name == 'server' else 'scu'}",
+            cwd=d,
+        )
+        (d / f"{name}.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.pem",
+            "-days",
+            "2",
+            "-extfile",
+            f"{name}.ext",
+            cwd=d,
+        )
+    return d
+
+
+def test_tls_with_mutual_authentication(tmp_path, series, pki):
+    import ssl
+
+    from fastdicom.net.tls import client_context, server_context
+
+    server = server_context(
+        str(pki / "server.pem"), str(pki / "server.key"), ca=str(pki / "ca.pem"), require_client_cert=True
+    )
+    with StorageSCP(str(tmp_path), port=0, tls=server, host="127.0.0.1") as scp:
+        address = f"FASTDICOM@127.0.0.1:{scp.port}"
+        client = client_context(ca=str(pki / "ca.pem"), cert=str(pki / "client.pem"), key=str(pki / "client.key"))
+        assert echo(address, tls=client) == 0
+        report = store(series[:4], address, tls=client, progress=False)
+        assert not report.failed
+        anonymous = client_context(ca=str(pki / "ca.pem"))
+        with pytest.raises(NetworkError):  # no client certificate: the handshake or the association fails
+            echo(address, tls=anonymous, timeout=5)
+        old = client_context(ca=str(pki / "ca.pem"), cert=str(pki / "client.pem"), key=str(pki / "client.key"))
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        assert echo(address, tls=old) == 0  # TLS 1.2 is the floor, and allowed
+    assert len([f for f in _files(str(tmp_path)) if f.endswith(".dcm")]) == 4

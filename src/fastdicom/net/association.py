@@ -182,6 +182,10 @@ class Negotiated:
     peer_implementation_class_uid: str = ""
     peer_implementation_version_name: str | None = None
     roles: list[pdu.RoleSelection] = field(default_factory=list)
+    #: The acceptor's User Identity server response, when it sent one.
+    user_identity_response: bytes | None = None
+    #: SOP class extended negotiation answered by the acceptor (SOP class UID -> service-specific bytes).
+    sop_class_extended: dict[str, bytes] = field(default_factory=dict)
     request: pdu.AssociateRQ | None = None
 
 
@@ -367,6 +371,8 @@ class Association:
         async_ops: tuple[int, int] | None = None,
         roles: list[pdu.RoleSelection] | None = None,
         user_identity: pdu.UserIdentity | None = None,
+        sop_class_extended: dict[str, bytes] | None = None,
+        common_extended: list[pdu.CommonExtended] | None = None,
         max_pdu: int = DEFAULT_MAX_PDU,
         connect_timeout: float = 15.0,
         network_timeout: float = 60.0,
@@ -399,6 +405,8 @@ class Association:
                 async_ops=async_ops,
                 roles=list(roles or []),
                 user_identity=user_identity,
+                sop_class_extended=dict(sop_class_extended or {}),
+                common_extended=list(common_extended or []),
             ),
         )
         assoc._send(pdu.encode(rq))
@@ -427,6 +435,8 @@ class Association:
         neg.peer_implementation_class_uid = ui.implementation_class_uid
         neg.peer_implementation_version_name = ui.implementation_version_name
         neg.roles = ui.roles
+        neg.user_identity_response = ui.user_identity_response
+        neg.sop_class_extended = ui.sop_class_extended
         if async_ops is not None and ui.async_ops is not None:
             neg.async_ops = ui.async_ops
         assoc.negotiated = neg

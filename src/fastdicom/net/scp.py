@@ -184,6 +184,13 @@ class StorageSCP:
     on_association, on_store : callable, optional
         Hooks called in a separate thread, off the data path:
         ``on_association(AssociationInfo)`` and ``on_store(path, command, AssociationInfo)``.
+    authenticate : callable, optional
+        ``authenticate(user_identity, calling_ae)`` for associations that carry
+        User Identity negotiation: False rejects the association (permanent),
+        True or bytes accept it (the bytes are the server response, sent when
+        the requestor asked for a positive response). Without it the identity
+        is not checked and no response is sent. An association without the
+        item is refused when ``authenticate`` is set and ``require_identity`` is True.
     """
 
     def __init__(
@@ -203,8 +210,10 @@ class StorageSCP:
         network_timeout: float = 60.0,
         artim_timeout: float = 30.0,
         accept_private_sop_classes: bool = True,
+        require_identity: bool = False,
         on_association: Callable[[AssociationInfo], Any] | None = None,
         on_store: Callable[[str | None, dict, AssociationInfo], Any] | None = None,
+        authenticate: Callable[[pdu.UserIdentity, str], bool | bytes] | None = None,
     ) -> None:
         if duplicates not in ("overwrite", "keep", "reject"):
             raise ValueError("duplicates must be 'overwrite', 'keep' or 'reject'")
@@ -223,8 +232,10 @@ class StorageSCP:
         self.network_timeout = network_timeout
         self.artim_timeout = artim_timeout
         self.accept_private = accept_private_sop_classes
+        self.require_identity = require_identity
         self.on_association = on_association
         self.on_store = on_store
+        self.authenticate = authenticate
         self._server: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._active = 0
@@ -333,6 +344,21 @@ class StorageSCP:
             return pdu.AssociateRJ(pdu.RJ_PERMANENT, pdu.RJ_SOURCE_USER, 3)
         if self.strict_called_ae and rq.called_ae.strip() != self.ae_title:
             return pdu.AssociateRJ(pdu.RJ_PERMANENT, pdu.RJ_SOURCE_USER, 7)
+        identity_response = None
+        identity = rq.user_info.user_identity
+        if self.authenticate is not None:
+            if identity is None:
+                if self.require_identity:
+                    return pdu.AssociateRJ(pdu.RJ_PERMANENT, pdu.RJ_SOURCE_USER, 1)
+            else:
+                try:
+                    verdict = self.authenticate(identity, rq.calling_ae)
+                except Exception:  # noqa: BLE001 - a failing hook refuses, never crashes the server
+                    verdict = False
+                if verdict is False or verdict is None:
+                    return pdu.AssociateRJ(pdu.RJ_PERMANENT, pdu.RJ_SOURCE_USER, 1)
+                if identity.positive_response_requested:
+                    identity_response = verdict if isinstance(verdict, (bytes, bytearray)) else b""
         answers = []
         for pc in rq.contexts:
             ans = pdu.PresentationContext(pc.id, pc.abstract_syntax)
@@ -363,6 +389,7 @@ class StorageSCP:
             invoked, _performed = rq.user_info.async_ops
             # We answer one operation at a time but let the requestor keep several outstanding.
             ui.async_ops = (min(invoked, 64) if invoked else 64, 1)
+        ui.user_identity_response = None if identity_response is None else bytes(identity_response)
         # Role selection: we act as SCP only; echo the SCP role where it was offered.
         ui.roles = [pdu.RoleSelection(r.sop_class_uid, False, r.scp) for r in rq.user_info.roles]
         return pdu.AssociateAC(rq.called_ae, rq.calling_ae, answers, ui)

@@ -62,12 +62,19 @@ def parse_address(address: str) -> tuple[str, str, int]:
     return m.group(1), host, int(m.group(3))
 
 
-def echo(address: str, *, calling_ae: str = "FASTDICOM", timeout: float = 30.0, tls=None) -> int:
+def echo(address: str, *, calling_ae: str = "FASTDICOM", timeout: float = 30.0, tls=None, user_identity=None) -> int:
     """C-ECHO the peer; return the status (0 is success). Raises NetworkError when no association is made."""
     called, host, port = parse_address(address)
     ctx = pdu.PresentationContext(1, dimse.VERIFICATION_SOP_CLASS, list(UNCOMPRESSED))
     assoc = Association.request(
-        host, port, calling_ae=calling_ae, called_ae=called, contexts=[ctx], network_timeout=timeout, tls=tls
+        host,
+        port,
+        calling_ae=calling_ae,
+        called_ae=called,
+        contexts=[ctx],
+        network_timeout=timeout,
+        tls=tls,
+        user_identity=user_identity,
     )
     try:
         if 1 not in assoc.negotiated.contexts:
@@ -253,6 +260,7 @@ class _Pipeline:
         timeout,
         tls,
         on_result,
+        user_identity=None,
     ):
         self.called, self.host, self.port = parse_address(address)
         self.contexts = contexts
@@ -269,6 +277,7 @@ class _Pipeline:
         self.max_pdu = max_pdu
         self.timeout = timeout
         self.tls = tls
+        self.user_identity = user_identity
         self.on_result = on_result
         self.associations = 0
         self.live = 0
@@ -330,6 +339,7 @@ class _Pipeline:
                     max_pdu=self.max_pdu,
                     network_timeout=self.timeout,
                     tls=self.tls,
+                    user_identity=self.user_identity,
                 )
                 with self.lock:
                     self.associations += 1
@@ -508,6 +518,7 @@ def store(
     tls=None,
     log: str | None = None,
     progress: bool | None = None,
+    user_identity: pdu.UserIdentity | None = None,
 ) -> StoreReport:
     """Send DICOM files (paths, folders) to a Storage SCP; return a :class:`StoreReport`.
 
@@ -567,6 +578,7 @@ def store(
                 timeout=timeout,
                 tls=tls,
                 on_result=on_result,
+                user_identity=user_identity,
             )
             pipe.run()
             report.associations += pipe.associations
