@@ -518,3 +518,20 @@ def test_tls_with_mutual_authentication(tmp_path, series, pki):
         old.maximum_version = ssl.TLSVersion.TLSv1_2
         assert echo(address, tls=old) == 0  # TLS 1.2 is the floor, and allowed
     assert len([f for f in _files(str(tmp_path)) if f.endswith(".dcm")]) == 4
+
+
+def test_oversized_pdu_mid_association_aborts_it_and_others_carry_on(tmp_path):
+    ds, body = _ct_bytes()
+    with StorageSCP(str(tmp_path), port=0, max_pdu=64 * 1024) as scp:
+        good = _assoc(scp.port)
+        bad = _assoc(scp.port)
+        bad._event(9)
+        bad.sock.sendall(struct.pack(">BBL", pdu.P_DATA_TF, 0, 10 << 20) + b"\0" * 1024)  # claims 10 MiB > 64 KiB
+        kind, payload = _read_pdu(bad.sock)
+        assert kind == pdu.A_ABORT and payload[2] == pdu.ABORT_SOURCE_PROVIDER
+        bad.close()
+        good.send_message(1, _store_command(ds.SOPInstanceUID), body)  # the other association is untouched
+        assert good.receive_message().command["Status"] == 0
+        good.release()
+    stored = [f for f in _files(str(tmp_path)) if f.endswith(".dcm")]
+    assert len(stored) == 1 and not [f for f in _files(str(tmp_path)) if f.endswith(".part")]
