@@ -647,11 +647,15 @@ class Dataset:
         cached = self.__dict__.get("_pixels_cache")
         if cached is not None and not self._modified:
             return cached
-        if not any(t in self for t in (0x7FE00010, 0x7FE00008, 0x7FE00009)):
+        for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
+            elem = self._lookup(tag)
+            if elem is not None:
+                break
+        else:
             return None
-        from ..pixels import Frames
+        from ..pixels.frames import Frames
 
-        frames = Frames(self)
+        frames = Frames(self, (tag, elem))
         if not self._modified:
             self.__dict__["_pixels_cache"] = frames
         return frames

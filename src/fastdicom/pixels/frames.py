@@ -59,14 +59,17 @@ class Frames:
         Of the decoded pixels.
     """
 
-    def __init__(self, ds) -> None:
+    def __init__(self, ds, found: tuple | None = None) -> None:
         self._ds = ds
-        for tag in (PIXEL_DATA, FLOAT_PIXEL_DATA, DOUBLE_FLOAT_PIXEL_DATA):
-            elem = ds._lookup(tag)
-            if elem is not None:
-                break
+        if found is not None:  # (tag, element), when the caller has looked already
+            tag, elem = found
         else:
-            raise InvalidDicomError("no Pixel Data")
+            for tag in (PIXEL_DATA, FLOAT_PIXEL_DATA, DOUBLE_FLOAT_PIXEL_DATA):
+                elem = ds._lookup(tag)
+                if elem is not None:
+                    break
+            else:
+                raise InvalidDicomError("no Pixel Data")
         self._tag = tag
         self._elem = elem
         self.rows = _int(ds, 0x00280010)
