@@ -30,7 +30,7 @@ $PY -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 $PY -m pip install -q \
   "setuptools>=68" "setuptools-rust>=1.9" "Cython>=3.0" "numpy>=1.24" wheel \
   "pytest>=8" "pytest-benchmark>=4" "hypothesis>=6" psutil ruff mypy "typing_extensions>=4.6" \
-  "pydicom==3.0.2" "pydicom-data==1.0.0" "deid-data==0.0.20" "pynetdicom==3.0.4"
+  "pydicom==3.0.2" "pydicom-data==1.0.0" "deid-data==0.0.20" "pynetdicom==3.0.4" "imagecodecs==2026.3.6"
 
 # Build everything; a missing or failing native build is an error here.
 FASTDICOM_REQUIRE_NATIVE=1 $PY -m pip install -q --no-build-isolation -e .

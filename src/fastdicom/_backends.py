@@ -39,6 +39,12 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
         ("rust", "fastdicom._rust", "pdata_send"),
         ("python", "fastdicom.net._send_py", "pdata_send"),
     ],
+    # Codecs of compressed transfer syntaxes (fastdicom.pixels.codecs); Rust ones come with the codec issue.
+    "jpeg": [("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg_decode")],
+    "jpegls": [("python", "fastdicom.pixels._codecs_imagecodecs", "jpegls_decode")],
+    "jpeg2000": [("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg2000_decode")],
+    "htj2k": [("python", "fastdicom.pixels._codecs_imagecodecs", "htj2k_decode")],
+    "deflate_image": [("python", "fastdicom.pixels._codecs_py", "deflate_image_decode")],
     "processing": [
         ("cython", "fastdicom._cy._kernels", "window_linear"),
         ("python", "fastdicom._kernels_py", "window_linear"),
@@ -128,9 +134,21 @@ def resolve(capability: str, backend: str | None = None) -> tuple[str, ModuleTyp
     raise BackendError(f"no implementation of {capability!r} is available: {missing}")
 
 
+#: Capabilities that may have no implementation at all (a codec library not installed).
+OPTIONAL = frozenset(("jpeg", "jpegls", "jpeg2000", "htj2k"))
+
+
 def backend_info() -> dict[str, str]:
-    """``{capability: implementation name}`` for every capability."""
-    return {cap: resolve(cap)[0] for cap in REGISTRY}
+    """``{capability: implementation name}`` for every capability ("missing" for an absent optional codec)."""
+    out = {}
+    for cap in REGISTRY:
+        try:
+            out[cap] = resolve(cap)[0]
+        except BackendError:
+            if cap not in OPTIONAL:
+                raise
+            out[cap] = "missing"
+    return out
 
 
 def missing_info() -> dict[str, dict[str, str]]:

@@ -2,7 +2,8 @@
 
 from . import processing
 from .batch import DecodeError, DecodeReport, decode
-from .frames import Frames, NoDecoderError
+from .codecs import NoDecoderError
+from .frames import Frames
 from .transforms import pixel_array, ybr_full_to_rgb
 
 __all__ = [

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..dictionary import uid as _uid
 from ..errors import FastDicomError, InvalidDicomError
+from . import codecs as _codecs
 
 PIXEL_DATA = 0x7FE00010
 FLOAT_PIXEL_DATA = 0x7FE00008
@@ -28,10 +29,6 @@ DOUBLE_FLOAT_PIXEL_DATA = 0x7FE00009
 EXTENDED_OFFSET_TABLE = 0x7FE00001
 EXTENDED_OFFSET_TABLE_LENGTHS = 0x7FE00002
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"
-
-
-class NoDecoderError(FastDicomError):
-    """No codec can decode this transfer syntax (yet)."""
 
 
 def _int(ds, key: int, default: int | None = None) -> int:
@@ -232,10 +229,18 @@ class Frames:
         self._decode_into_slot(i, out)
         return out
 
+    @property
+    def decoded_photometric(self) -> str:
+        """The colour space frames come out in (JPEG decoders turn YCbCr into RGB, J2K ones undo RCT/ICT)."""
+        if not self.encapsulated:
+            return self.photometric
+        return _codecs.decoded_photometric(self.transfer_syntax, self.photometric, self.samples)
+
     def _decode_into_slot(self, i: int, out: np.ndarray) -> None:
         """Decode encapsulated frame ``i`` straight into ``out`` (frame shape, little-endian, C-contiguous)."""
         if self.transfer_syntax != RLE_LOSSLESS:
-            raise NoDecoderError(f"no decoder for transfer syntax {self.transfer_syntax} yet")
+            _codecs.decode_frame(self, self.encoded_frame(i), out)
+            return
         from .. import _backends
 
         decode = _backends.resolve("rle")[1].rle_decode_into

@@ -20,6 +20,7 @@ def pixel_array(frames: Frames, *, as_rgb: bool = True) -> np.ndarray:
     data is converted to RGB; without it the stored colour space is kept.
     """
     arr = frames.array()
-    if as_rgb and frames.samples == 3 and frames.photometric in ("YBR_FULL", "YBR_FULL_422") and arr.dtype == np.uint8:
+    stored = frames.decoded_photometric
+    if as_rgb and frames.samples == 3 and stored in ("YBR_FULL", "YBR_FULL_422") and arr.dtype == np.uint8:
         arr = ybr_full_to_rgb(arr)
     return arr[0] if frames.number_of_frames == 1 else arr

@@ -1,0 +1,49 @@
+"""Frame decoders over imagecodecs (libjpeg-turbo, CharLS, OpenJPEG, OpenJPH): the pure-Python backend.
+
+Importing this module fails without imagecodecs, which tells the registry
+that this implementation is missing. Each function takes one frame's
+codestream and returns the decoded ndarray as the library gives it; the DICOM
+rules (sign, precision, colour) are applied by ``fastdicom.pixels.codecs``.
+"""
+
+from __future__ import annotations
+
+import imagecodecs
+import numpy as np
+
+REQUIRES = "imagecodecs"
+
+
+def jpeg_decode(data, ycbcr: bool | None = None) -> np.ndarray:
+    """JPEG baseline, extended (12-bit) and lossless (processes 1, 2/4 and 14) through libjpeg-turbo 3.
+
+    ``ycbcr`` (3 components): True converts YCbCr to RGB, False takes the
+    components as RGB; None lets libjpeg guess.
+    """
+    try:
+        if ycbcr is None:
+            return imagecodecs.jpeg8_decode(data)
+        return imagecodecs.jpeg8_decode(data, colorspace="YCbCr" if ycbcr else "RGB", outcolorspace="RGB")
+    except Exception as first:  # noqa: BLE001 - try the dedicated lossless decoders before giving up
+        for fallback in (imagecodecs.ljpeg_decode, imagecodecs.jpegsof3_decode):
+            try:
+                return fallback(data)
+            except Exception:  # noqa: BLE001
+                continue
+        raise ValueError(str(first)) from None
+
+
+def jpegls_decode(data) -> np.ndarray:
+    return imagecodecs.jpegls_decode(data)
+
+
+def jpeg2000_decode(data) -> np.ndarray:
+    return imagecodecs.jpeg2k_decode(data)
+
+
+def htj2k_decode(data) -> np.ndarray:
+    """OpenJPEG first (what pydicom's plugins use, so lossy frames round alike), then OpenJPH."""
+    try:
+        return imagecodecs.jpeg2k_decode(data)
+    except Exception:  # noqa: BLE001
+        return imagecodecs.htj2k_decode(data)

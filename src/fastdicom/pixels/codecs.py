@@ -1,0 +1,193 @@
+"""Compressed frames: which codec serves a transfer syntax, and the DICOM rules decoders get wrong.
+
+Decoders come from the registry (capabilities ``jpeg``, ``jpegls``,
+``jpeg2000``, ``htj2k``, ``deflate_image``); today they are imagecodecs (and
+the standard library for deflate). Without one, decoding raises
+:class:`NoDecoderError` naming what to install.
+
+What is applied after a decoder, as pydicom 3 does:
+
+- the decoded shape must be (rows, columns[, samples]): anything else is an error,
+  not a reshape;
+- samples come out interleaved whatever Planar Configuration says (it does
+  not apply to compressed data);
+- the bytes are reinterpreted in the frame's type (Pixel Representation
+  decides signed or not) and, for signed data with Bits Stored below Bits
+  Allocated, sign-extended from Bits Stored (JPEG-LS and JPEG 2000 codestreams
+  of signed data are often unsigned);
+- JPEG decoders convert YCbCr to RGB and JPEG 2000 decoders undo the RCT/ICT:
+  such frames are reported as RGB (:func:`decoded_photometric`), so nobody
+  converts them twice.
+
+A decoder that fails, or returns fewer pixels than the frame has (a truncated
+codestream some libraries decode silently), raises
+:class:`~fastdicom.errors.InvalidDicomError`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _backends
+from ..errors import BackendError, FastDicomError, InvalidDicomError
+
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
+JPEG_LOSSLESS_P14 = "1.2.840.10008.1.2.4.57"
+JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
+JPEG_LS_LOSSLESS = "1.2.840.10008.1.2.4.80"
+JPEG_LS_NEAR_LOSSLESS = "1.2.840.10008.1.2.4.81"
+JPEG_2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
+JPEG_2000 = "1.2.840.10008.1.2.4.91"
+HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+HTJ2K_LOSSLESS_RPCL = "1.2.840.10008.1.2.4.202"
+HTJ2K = "1.2.840.10008.1.2.4.203"
+DEFLATED_IMAGE_FRAME = "1.2.840.10008.1.2.8.1"
+
+#: transfer syntax -> registry capability
+CAPABILITY = {
+    JPEG_BASELINE: "jpeg",
+    JPEG_EXTENDED: "jpeg",
+    JPEG_LOSSLESS_P14: "jpeg",
+    JPEG_LOSSLESS_SV1: "jpeg",
+    JPEG_LS_LOSSLESS: "jpegls",
+    JPEG_LS_NEAR_LOSSLESS: "jpegls",
+    JPEG_2000_LOSSLESS: "jpeg2000",
+    JPEG_2000: "jpeg2000",
+    HTJ2K_LOSSLESS: "htj2k",
+    HTJ2K_LOSSLESS_RPCL: "htj2k",
+    HTJ2K: "htj2k",
+    DEFLATED_IMAGE_FRAME: "deflate_image",
+}
+#: What to install for each capability when no implementation is present.
+INSTALL = {
+    "jpeg": "imagecodecs",
+    "jpegls": "imagecodecs (or pyjpegls)",
+    "jpeg2000": "imagecodecs (or glymur)",
+    "htj2k": "imagecodecs",
+}
+LOSSY = frozenset((JPEG_BASELINE, JPEG_EXTENDED, JPEG_LS_NEAR_LOSSLESS, JPEG_2000, HTJ2K))
+
+
+class NoDecoderError(FastDicomError):
+    """No codec can decode this transfer syntax here (the message names what to install)."""
+
+
+def decoded_photometric(transfer_syntax: str, photometric: str, samples: int) -> str:
+    """The colour space of decoded frames (decoders convert YCbCr and undo the J2K transforms)."""
+    if samples == 3:
+        cap = CAPABILITY.get(transfer_syntax)
+        if cap == "jpeg" and photometric in ("YBR_FULL", "YBR_FULL_422"):
+            return "RGB"
+        if cap in ("jpeg2000", "htj2k") and photometric in ("YBR_RCT", "YBR_ICT"):
+            return "RGB"
+    return photometric
+
+
+def jpeg_is_ycbcr(data, photometric: str) -> bool:
+    """Whether a 3-component JPEG codestream holds YCbCr (to be converted) rather than RGB.
+
+    Decided per frame from the markers, as libjpeg reads them, with the data
+    set's Photometric Interpretation where the markers are silent: an Adobe
+    APP14 marker's transform flag (0: RGB, otherwise YCbCr); else a JFIF APP0
+    marker (YCbCr); else component identifiers 'R', 'G', 'B' (RGB); else
+    YCbCr for YBR_* and RGB for RGB (PS3.5 8.2.1: RGB means "no colour
+    transform"; libjpeg alone would guess YCbCr).
+    """
+    b = bytes(data[:65536]) if not isinstance(data, bytes) else data[:65536]
+    jfif = False
+    adobe = None
+    ids = None
+    pos = 2 if b[:2] == b"\xff\xd8" else 0
+    while pos + 4 <= len(b):
+        if b[pos] != 0xFF:
+            break
+        marker = b[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        seg = int.from_bytes(b[pos + 2 : pos + 4], "big")
+        body = b[pos + 4 : pos + 2 + seg]
+        if marker == 0xE0 and body[:5] == b"JFIF\0":
+            jfif = True
+        elif marker == 0xEE and body[:5] == b"Adobe" and len(body) >= 12:
+            adobe = body[11]
+        elif marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            if len(body) >= 6:
+                n = body[5]
+                ids = bytes(body[6 + 3 * k] for k in range(n) if 6 + 3 * k < len(body))
+        elif marker == 0xDA:  # start of scan: the headers are over
+            break
+        pos += 2 + seg
+    if adobe is not None:
+        return adobe != 0
+    if jfif:
+        return True
+    if ids == b"RGB":
+        return False
+    return photometric != "RGB"
+
+
+def decoder(transfer_syntax: str):
+    """The decode function for a transfer syntax (raises NoDecoderError)."""
+    cap = CAPABILITY.get(transfer_syntax)
+    if cap is None:
+        raise NoDecoderError(f"no decoder for transfer syntax {transfer_syntax}")
+    attr = f"{cap}_decode"
+    try:
+        return getattr(_backends.resolve(cap)[1], attr)
+    except BackendError:
+        raise NoDecoderError(
+            f"decoding {transfer_syntax} needs a codec: pip install {INSTALL.get(cap, 'imagecodecs')}"
+        ) from None
+
+
+def _check_complete(data, ts: str) -> None:
+    """A JPEG, JPEG-LS or JPEG 2000 codestream must end with its end marker (FFD9), padding aside.
+
+    Decoders fill what a truncated stream lacks with grey and report
+    success (libjpeg warns, CharLS and OpenJPEG may say nothing): refuse such
+    frames instead of returning plausible pixels. FFD9 cannot occur inside
+    the entropy-coded data of any of these codestreams (byte stuffing), so its
+    presence near the end is a safe test.
+    """
+    tail = bytes(data[-32:])
+    if b"\xff\xd9" not in tail:
+        raise InvalidDicomError(f"truncated {ts} codestream: no end-of-image marker (FFD9) at its end")
+
+
+def decode_frame(frames, data, out: np.ndarray) -> None:
+    """Decode one frame's codestream into ``out`` (frame shape and type), applying the DICOM rules."""
+    ts = frames.transfer_syntax
+    fn = decoder(ts)
+    shape = out.shape
+    if CAPABILITY[ts] == "deflate_image":
+        raw = fn(data, out.nbytes)
+        out.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, dtype=np.uint8)
+    else:
+        _check_complete(data, ts)
+        try:
+            if CAPABILITY[ts] == "jpeg" and frames.samples == 3:
+                arr = np.asarray(fn(data, ycbcr=jpeg_is_ycbcr(data, frames.photometric)))
+            else:
+                arr = np.asarray(fn(data))
+        except FastDicomError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a library's error becomes ours
+            raise InvalidDicomError(f"frame does not decode as {ts}: {exc}") from None
+        if arr.ndim == 3 and arr.shape[-1] == 1 and len(shape) == 2:
+            arr = arr[..., 0]
+        if arr.shape != shape:
+            raise InvalidDicomError(f"decoded frame has shape {arr.shape}, the data set says {shape}")
+        if arr.dtype.itemsize == out.dtype.itemsize and arr.dtype.kind in "iu":
+            out[...] = arr.view(out.dtype)
+        else:
+            out[...] = arr.astype(out.dtype, copy=False)
+    bs, ba = frames.bits_stored, frames.bits_allocated
+    if frames.pixel_representation == 1 and bs < ba and out.dtype.kind == "i":
+        shift = ba - bs
+        out <<= shift
+        out >>= shift
