@@ -14,6 +14,7 @@ from .errors import FastDicomError, InvalidDicomError
 from .interop import from_pydicom
 from .pixels import decode
 from .series import Series, SeriesError, find_series, load_series
+from .transcode import transcode
 
 __all__ = [
     "__version__",
@@ -30,6 +31,7 @@ __all__ = [
     "load_series",
     "read",
     "to_bytes",
+    "transcode",
     "write",
 ]
 

@@ -39,3 +39,24 @@ def test_echo_send_and_log(tmp_path):
 def test_echo_nobody_listening():
     r = run("echo", "X@127.0.0.1:1", "--timeout", "2")
     assert r.returncode == 2 and "cannot connect" in r.stderr
+
+
+def test_transcode_cli(tmp_path):
+    import numpy as np
+
+    import fastdicom
+
+    paths = synth.write_ct_series(str(tmp_path / "src"), 4, rows=16, columns=16)
+    r = run("transcode", str(tmp_path / "src"), "--to", "rle", "-o", str(tmp_path / "rle"), "-j", "2")
+    assert r.returncode == 0, r.stderr
+    assert "4 of 4 files written as 1.2.840.10008.1.2.5" in r.stdout
+    r = run("transcode", str(tmp_path / "rle"), "--to", "ImplicitVRLittleEndian", "-o", str(tmp_path / "back"))
+    assert r.returncode == 0, r.stderr
+    for p in paths:
+        name = p.split("/")[-1]
+        a = fastdicom.read(p).pixel_array
+        assert fastdicom.read(tmp_path / "rle" / name).transfer_syntax == "1.2.840.10008.1.2.5"
+        back = fastdicom.read(tmp_path / "back" / name)
+        assert back.transfer_syntax == "1.2.840.10008.1.2" and np.array_equal(back.pixel_array, a)
+    r = run("transcode", str(tmp_path / "src"), "--to", "nonsense", "-o", str(tmp_path / "x"))
+    assert r.returncode == 2

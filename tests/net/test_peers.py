@@ -202,3 +202,40 @@ def test_out_of_resources_is_retried(series):
         v == 2 for uid, v in seen.items() if uid in {r.sop_instance_uid for r in report.results}
     )
     assert len(failing.failed) == 2 and {r.status for r in failing.failed} == {0xA700}
+
+
+def test_compressed_objects_are_decoded_for_a_peer_that_only_takes_native(tmp_path):
+    """The peer accepts Explicit VR Little Endian only: compressed objects are decoded, never stripped."""
+    import numpy as np
+    from pynetdicom import AE, StoragePresentationContexts, evt
+
+    from tests.pixels.test_codecs import DECODABLE
+
+    wanted = ("MR_small_jpeg_ls_lossless.dcm", "SC_rgb_jpeg_gdcm.dcm", "US1_J2KR.dcm", "SC_rgb_jpeg_dcmtk.dcm")
+    files = [f.resolve() for f in DECODABLE if f.path.endswith(wanted) and f.resolve()]
+    if len(files) < 2:
+        pytest.skip("corpus files not installed")
+    received = {}
+
+    def on_store(event):
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        received[ds.SOPInstanceUID] = ds
+        return 0
+
+    ae = AE(ae_title="NATIVE")
+    for cx in StoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, ["1.2.840.10008.1.2.1"])
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        report = store([str(p) for p in files], f"NATIVE@127.0.0.1:{port}", progress=False)
+    finally:
+        server.shutdown()
+    assert not report.failed, [(r.path, r.error) for r in report.failed]
+    assert all(r.sent_as == "1.2.840.10008.1.2.1" for r in report.results)
+    for p in files:
+        src = fastdicom.read(p)
+        got = received[src.SOPInstanceUID]
+        assert np.array_equal(got.pixel_array, src.pixel_array)
+        assert got.PhotometricInterpretation == src.pixels.decoded_photometric

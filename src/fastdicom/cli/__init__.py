@@ -155,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("backends", help="print the backend chosen for each capability and what is missing")
     p.set_defaults(func=cmd_backends)
     from .net import register
+    from .transcode import register as register_transcode
 
     register(sub)
+    register_transcode(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -269,3 +269,34 @@ def encode(vr: str, value: Any, little: bool, codecs: tuple[str, ...]) -> bytes:
             b = text.encode(DEFAULT_ENCODING)
         return _pad(vr, b)
     raise InvalidDicomError(f"cannot encode a value of VR {vr!r}")
+
+
+class Encapsulated:
+    """An encapsulated Pixel Data value to write (PS3.5 A.4): compressed frames, one fragment each.
+
+    Assign it to Pixel Data (VR OB); the writer emits the undefined-length
+    element, a Basic Offset Table (filled, unless ``offset_table`` is False),
+    one item per frame (padded to even length) and the sequence delimiter.
+    """
+
+    __slots__ = ("frames", "offset_table")
+
+    def __init__(self, frames: list[bytes], *, offset_table: bool = True) -> None:
+        self.frames = [bytes(f) for f in frames]
+        self.offset_table = offset_table
+
+    def items(self, little: bool) -> list[bytes]:
+        fmt = "<HHL" if little else ">HHL"
+        frames = [f + b"\0" if len(f) % 2 else f for f in self.frames]
+        offsets, pos = [], 0
+        for f in frames:
+            offsets.append(pos)
+            pos += 8 + len(f)
+        if pos > 0xFFFFFFFF:
+            raise ValueError("encapsulated frames exceed the 4 GiB a Basic Offset Table can address")
+        bot = struct.pack(("<" if little else ">") + f"{len(offsets)}L", *offsets) if self.offset_table else b""
+        out = [struct.pack(fmt, 0xFFFE, 0xE000, len(bot)), bot]
+        for f in frames:
+            out += [struct.pack(fmt, 0xFFFE, 0xE000, len(f)), f]
+        out.append(struct.pack(fmt, 0xFFFE, 0xE0DD, 0))
+        return out

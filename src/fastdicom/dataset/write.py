@@ -82,6 +82,10 @@ def _element_bytes(elem: Element, ds: Dataset, little: bool, explicit: bool) -> 
             body += _item(encode_dataset(item, little, explicit), little)
         n = sum(len(b) for b in body)
         return [_header(elem.tag, vr, n, little, explicit), *body]
+    from .values import Encapsulated
+
+    if isinstance(elem._value, Encapsulated):
+        return [_header(elem.tag, "OB", 0xFFFFFFFF, little, explicit), *elem._value.items(little)]
     if elem._undefined and elem._raw is not None and not elem._dirty:
         # Encapsulated data: fragments keep their bytes; only the headers' byte order can change.
         content = bytes(elem._raw)

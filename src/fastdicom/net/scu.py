@@ -11,9 +11,10 @@
    shared queue; the object's bytes go from the memory-mapped file to the
    socket (``sendmsg`` of the PDU header and a view of the mapping: no copy,
    the GIL released during the system call);
-3. an object is sent in its own transfer syntax when accepted, converted
-   between the uncompressed syntaxes when only those are accepted, and
-   otherwise reported as failed: pixel data is never stripped or altered;
+3. an object is sent in its own transfer syntax when accepted; otherwise it
+   is converted to an accepted uncompressed syntax (decoded first when it is
+   compressed and a codec can, see :func:`fastdicom.transcode`), and when
+   nothing can, reported as failed: pixel data is never stripped;
 4. out-of-resources statuses (A7xx), transient rejections and dropped
    associations are retried with exponential backoff on a new association;
    an object whose C-STORE succeeded is never sent again;
@@ -45,6 +46,7 @@ from ..dataset.read import read
 from ..dataset.write import encode_dataset
 from ..dictionary import uid as _uid
 from ..errors import FastDicomError
+from ..transcode import transcode
 from . import dimse, pdu
 from .association import Association, AssociationAborted, AssociationRejected, NetworkError
 
@@ -374,7 +376,7 @@ class _Pipeline:
                 continue
             if pc.transfer_syntax == r.transfer_syntax:
                 same = (pc.id, pc.transfer_syntax)
-            elif pc.transfer_syntax in _uid.UNCOMPRESSED and r.transfer_syntax in _uid.UNCOMPRESSED:
+            elif pc.transfer_syntax in UNCOMPRESSED:  # converted, or decoded when a codec can
                 other = other or (pc.id, pc.transfer_syntax)
         return same or other
 
@@ -391,7 +393,11 @@ class _Pipeline:
         little, explicit, deflated = _uid.encoding_of(ts)
         if deflated:
             raise FastDicomError("conversion to the deflated syntax is not offered")
-        body = b"".join(bytes(c) for c in encode_dataset(read(r.path), little, explicit))
+        ds = read(r.path)
+        if _uid.is_encapsulated(r.transfer_syntax):
+            # The peer refused the compressed syntax: decode (never strip) when a codec can.
+            ds = transcode(ds, ts)
+        body = b"".join(bytes(c) for c in encode_dataset(ds, little, explicit))
         return memoryview(body), None
 
     def _send(self, assoc: Association, it: _Item, outstanding: dict) -> None:
@@ -405,7 +411,7 @@ class _Pipeline:
         try:
             data, mapping = self._payload(it, ts)
         except (FastDicomError, OSError) as exc:
-            r.error = f"unreadable: {exc}"
+            r.error = f"not sent: {exc}"
             self._done(it)
             return
         mid = assoc.next_message_id()
