@@ -7,18 +7,19 @@ import pytest
 from fastdicom import _backends
 
 
-def _backends_to_test() -> list[str]:
+def backends_to_test(capability: str = "parse") -> list[str]:
+    """The implementations of a capability to run tests against (only 'python' under FASTDICOM_BACKEND=python)."""
     if _backends.forced() == "python":
         return ["python"]
     names = []
-    for name, module, attr in _backends.REGISTRY["parse"]:
+    for name, module, attr in _backends.REGISTRY[capability]:
         mod, _why = _backends._try(name, module, attr)
         if mod is not None or _backends.require_native():
             names.append(name)
     return names
 
 
-@pytest.fixture(params=_backends_to_test())
+@pytest.fixture(params=backends_to_test())
 def backend(request) -> str:
     """Each parse backend in turn (only 'python' under FASTDICOM_BACKEND=python)."""
     return request.param

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import fastdicom
 from fastdicom import _backends
+from fastdicom.dataset import _parse_py
 from fastdicom.dataset import values as _values
 
 from ..corpus import corpus_files
@@ -23,27 +24,7 @@ py = _backends.resolve("parse", "python")[1]
 
 pytestmark = pytest.mark.skipif(rust is None or _backends.forced() == "python", reason="native backend not in use")
 
-SIMPLE = (
-    "UI",
-    "DA",
-    "DT",
-    "TM",
-    "AS",
-    "CS",
-    "AE",
-    "UR",
-    "DS",
-    "IS",
-    "US",
-    "SS",
-    "UL",
-    "SL",
-    "UV",
-    "SV",
-    "FL",
-    "FD",
-    "AT",
-)
+SIMPLE = tuple(_parse_py._SIMPLE)
 LONG = {"UR", "UV", "SV"}
 TAG = 0x00091010
 MISSING = object()

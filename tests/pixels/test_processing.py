@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import fastdicom
-from fastdicom import _backends
 from fastdicom.pixels import processing as fp
 
+from ..conftest import backends_to_test
 from ..corpus import corpus_files
 
 pydicom = pytest.importorskip("pydicom")
@@ -23,14 +23,7 @@ FILES = [f for f in corpus_files() if f.row["transfer_syntax_uid"] in (*UNCOMPRE
 
 
 def _kernel_backends() -> list[str]:
-    if _backends.forced() == "python":
-        return ["python"]
-    names = []
-    for name, module, attr in _backends.REGISTRY["processing"]:
-        mod, _ = _backends._try(name, module, attr)
-        if mod is not None or _backends.require_native():
-            names.append(name)
-    return names
+    return backends_to_test("processing")
 
 
 @pytest.fixture(params=_kernel_backends())

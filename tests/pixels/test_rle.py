@@ -18,15 +18,20 @@ from ..corpus import corpus_files
 pydicom = pytest.importorskip("pydicom")
 
 
-def _impls(capability: str):
+def _modules(capability: str):
     out = []
     for name, module, attr in _backends.REGISTRY[capability]:
         if _backends.forced() == "python" and name != "python":
             continue
         mod, _ = _backends._try(name, module, attr)
         if mod is not None:
-            out.append((name, getattr(mod, attr)))
+            out.append((name, mod))
     return out
+
+
+def _impls(capability: str):
+    attr = _backends.REGISTRY[capability][0][2]
+    return [(name, getattr(mod, attr)) for name, mod in _modules(capability)]
 
 
 DECODERS = _impls("rle")
@@ -117,17 +122,6 @@ def test_python_twin_module_is_complete():
 
 def _decode_into_impls():
     return [(name, mod.rle_decode_into) for name, mod in _modules("rle")]
-
-
-def _modules(capability: str):
-    out = []
-    for name, module, attr in _backends.REGISTRY[capability]:
-        if _backends.forced() == "python" and name != "python":
-            continue
-        mod, _ = _backends._try(name, module, attr)
-        if mod is not None:
-            out.append((name, mod))
-    return out
 
 
 @pytest.mark.parametrize("bits", [8, 16, 32])
