@@ -131,6 +131,8 @@ def resolve(capability: str, backend: str | None = None) -> tuple[str, ModuleTyp
                 _missing[capability] = missing
             return result
         missing[name] = why
+    if want is None:
+        _missing[capability] = missing
     raise BackendError(f"no implementation of {capability!r} is available: {missing}")
 
 

@@ -83,7 +83,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
     info = _backends.backend_info()
     missing = _backends.missing_info()
     for cap, name in info.items():
-        line = f"{cap:<12} {name}"
+        line = f"{cap:<14} {name}"
         miss = missing.get(cap) or {}
         if miss:
             line += "   (missing: " + "; ".join(f"{k}: {v}" for k, v in miss.items()) + ")"
