@@ -14,7 +14,9 @@ then O(1).
 
 from __future__ import annotations
 
+import os
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -276,8 +278,15 @@ class Frames:
         self.check_size()
         if self.encapsulated:
             out = np.empty(self.shape, dtype=self.dtype)
-            for i in range(self.number_of_frames):
-                self.frame_into(i, out[i])
+            n = self.number_of_frames
+            workers = min(n, os.cpu_count() or 1)
+            if workers > 1:  # codecs release the GIL: frames decode on every core
+                self.encoded_frame(0)  # build the frame index once, before the threads
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    list(pool.map(lambda i: self.frame_into(i, out[i]), range(n)))
+            else:
+                for i in range(n):
+                    self.frame_into(i, out[i])
             return out
         n = self.number_of_frames
         itemsize = self.dtype.itemsize
