@@ -535,3 +535,133 @@ def test_oversized_pdu_mid_association_aborts_it_and_others_carry_on(tmp_path):
         good.release()
     stored = [f for f in _files(str(tmp_path)) if f.endswith(".dcm")]
     assert len(stored) == 1 and not [f for f in _files(str(tmp_path)) if f.endswith(".part")]
+
+
+def test_non_ascii_from_the_peer_never_kills_the_server(tmp_path):
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        rq = pdu.AssociateRQ(
+            "FASTDICOM",
+            "X",
+            [pdu.PresentationContext(1, dimse.VERIFICATION_SOP_CLASS, [EXPLICIT])],
+            pdu.UserInfo(implementation_class_uid="1.2.3"),
+        )
+        raw = bytearray(pdu.encode(rq))
+        raw[6 + 20 : 6 + 22] = b"\xff\xfe"  # calling AE title with bytes that are not ASCII
+        s = _raw_connect(scp.port)
+        s.sendall(raw)
+        kind, _ = _read_pdu(s)
+        assert kind == pdu.A_ASSOCIATE_AC
+        cmd = dimse.encode_command(
+            {
+                "CommandField": dimse.C_ECHO_RQ,
+                "MessageID": 1,
+                "AffectedSOPClassUID": "1.2.\xff",
+                "CommandDataSetType": 0x0101,
+            }
+        )
+        s.sendall(pdu.pdata_header(1, 3, len(cmd)) + cmd)
+        kind, _ = _read_pdu(s)
+        assert kind == pdu.P_DATA_TF  # answered, not a dead thread
+        s.close()
+        assert echo(f"FASTDICOM@127.0.0.1:{scp.port}") == 0
+
+
+def test_disk_error_is_answered_out_of_resources(tmp_path):
+    import shutil
+
+    ds, body = _ct_bytes()
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        a = _assoc(scp.port)
+        shutil.rmtree(tmp_path / ".incoming")
+        a.send_message(1, _store_command(ds.SOPInstanceUID), body)
+        assert a.receive_message().command["Status"] == dimse.OUT_OF_RESOURCES
+        (tmp_path / ".incoming").mkdir()
+        a.send_message(1, _store_command(ds.SOPInstanceUID), body)  # the association carries on
+        assert a.receive_message().command["Status"] == 0
+        a.release()
+
+
+def test_role_selection_answer_keeps_the_requestor_scu_role(tmp_path):
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        a = Association.request(
+            "127.0.0.1",
+            scp.port,
+            calling_ae="SCU",
+            called_ae="FASTDICOM",
+            contexts=[pdu.PresentationContext(1, CT, [EXPLICIT])],
+            roles=[pdu.RoleSelection(CT, True, True)],
+        )
+        assert [(r.sop_class_uid, r.scu, r.scp) for r in a.negotiated.roles] == [(CT, True, False)]
+        a.release()
+
+
+def test_more_than_128_contexts_each_object_once(tmp_path):
+    from fastdicom.net.scp import STORAGE_SOP_CLASSES
+
+    classes = sorted(STORAGE_SOP_CLASSES)[:130]
+    paths = []
+    for i, sop_class in enumerate(classes):
+        ds, _ = _ct_bytes(SOPClassUID=sop_class, SOPInstanceUID=f"1.2.826.0.1.{i + 1}")
+        p = tmp_path / "src" / f"{i}.dcm"
+        p.parent.mkdir(exist_ok=True)
+        fastdicom.write(p, ds)
+        paths.append(str(p))
+    with StorageSCP(str(tmp_path / "archive"), port=0) as scp:
+        report = store(paths, f"X@127.0.0.1:{scp.port}", associations=2, progress=False)
+    assert len(report.results) == 130 and not report.failed
+    assert scp.stats["stored"] == 130 and report.associations >= 2
+
+
+def test_data_on_a_command_without_one_and_pdvs_sharing_a_pdu(tmp_path):
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        a = _assoc(scp.port)
+        a._event(9)
+        echo_cmd = dimse.encode_command(
+            {
+                "CommandField": dimse.C_ECHO_RQ,
+                "MessageID": 1,
+                "AffectedSOPClassUID": dimse.VERIFICATION_SOP_CLASS,
+                "CommandDataSetType": 0,
+            }
+        )
+        data = b"\0" * (512 << 10)
+        a.sock.sendall(pdu.pdata_header(3, 3, len(echo_cmd)) + echo_cmd)
+        for _ in range(7):
+            a.sock.sendall(pdu.pdata_header(3, 0, len(data)) + data)  # 4 MiB drained, not collected
+        a.sock.sendall(pdu.pdata_header(3, 2, len(data)) + data)
+        assert a.receive_message().command["Status"] == 0
+        # The end of one message and the whole next one in a single P-DATA-TF PDU.
+        cmd2 = dimse.encode_command(
+            {
+                "CommandField": dimse.C_ECHO_RQ,
+                "MessageID": 2,
+                "AffectedSOPClassUID": dimse.VERIFICATION_SOP_CLASS,
+                "CommandDataSetType": 0x0101,
+            }
+        )
+        cmd3 = dimse.encode_command(
+            {
+                "CommandField": dimse.C_ECHO_RQ,
+                "MessageID": 3,
+                "AffectedSOPClassUID": dimse.VERIFICATION_SOP_CLASS,
+                "CommandDataSetType": 0x0101,
+            }
+        )
+        pdvs = pdu.PDataTF([(3, 3, memoryview(cmd2)), (3, 3, memoryview(cmd3))])
+        a.sock.sendall(pdu.encode(pdvs))
+        ids = {a.receive_message().command["MessageIDBeingRespondedTo"] for _ in range(2)}
+        assert ids == {2, 3}
+        a.release()
+
+
+def test_store_on_the_wrong_context_and_uids_with_newlines(tmp_path):
+    from fastdicom.net.scp import valid_uid
+
+    assert not valid_uid("1.2.3\n") and valid_uid("1.2.3")
+    ds, body = _ct_bytes()
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        a = _assoc(scp.port)
+        a.send_message(3, _store_command(ds.SOPInstanceUID), body)  # context 3 is Verification
+        assert a.receive_message().command["Status"] == dimse.SOP_CLASS_NOT_SUPPORTED
+        a.release()
+    assert [f for f in _files(str(tmp_path)) if f.endswith(".dcm")] == []

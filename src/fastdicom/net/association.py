@@ -210,7 +210,8 @@ class Association:
         self.negotiated: Negotiated | None = None
         self.abort_reason: str | None = None
         self._hdr = bytearray(6)
-        self._body = bytearray(max(max_pdu, 64 * 1024) + 16)
+        self._body = bytearray(64 * 1024)  # grows to the largest PDU received, never past max_pdu
+        self._leftover: list[tuple[int, int, bytes]] = []
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._next_message_id = 1
         self._lock = threading.Lock()
@@ -250,11 +251,16 @@ class Association:
         self.close()
         raise AssociationAborted(f"A-P-ABORT: {why}")
 
-    def _recv_exact(self, view: memoryview) -> bool:
-        """Fill ``view``; False if the peer closed before sending anything."""
+    def _recv_exact(self, view: memoryview, deadline: float | None) -> bool:
+        """Fill ``view`` before ``deadline``; False if the peer closed before sending anything."""
         got = 0
         n = len(view)
         while got < n:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the peer is too slow")
+                self.sock.settimeout(left)
             try:
                 k = self.sock.recv_into(view[got:], n - got)
             except TimeoutError:
@@ -269,29 +275,27 @@ class Association:
         return True
 
     def _read_pdu(self, timeout: float | None):
-        """Read one PDU: ``(type, decoded)``; closing, timeouts and bad PDUs become events."""
+        """Read one PDU: ``(type, decoded)``; closing, timeouts and bad PDUs become events.
+
+        ``timeout`` bounds the whole PDU, not each read.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
         self.sock.settimeout(timeout)
         hdr = memoryview(self._hdr)
-        try:
-            if not self._recv_exact(hdr):
-                self._closed("connection closed by the peer")
-            kind, _, length = struct.unpack(">BBL", hdr)
-            limit = self.max_pdu if kind == pdu.P_DATA_TF else pdu.MAX_ASSOCIATE_PDU
-            if kind not in _RECEIVED:
-                raise PDUError(f"unrecognized PDU type {kind:02X}H", pdu.REASON_UNRECOGNIZED_PDU)
-            if length > limit:
-                raise PDUError(f"PDU of {length} bytes exceeds the maximum length {limit}")
-            if length > len(self._body):
-                self._body = bytearray(length)
-            body = memoryview(self._body)[:length]
-            if not self._recv_exact(body):
-                self._closed("connection closed inside a PDU")
-        except TimeoutError:
-            raise
-        try:
-            return kind, pdu.decode(kind, body)
-        except PDUError:
-            raise
+        if not self._recv_exact(hdr, deadline):
+            self._closed("connection closed by the peer")
+        kind, _, length = struct.unpack(">BBL", hdr)
+        limit = self.max_pdu if kind == pdu.P_DATA_TF else pdu.MAX_ASSOCIATE_PDU
+        if kind not in _RECEIVED:
+            raise PDUError(f"unrecognized PDU type {kind:02X}H", pdu.REASON_UNRECOGNIZED_PDU)
+        if length > limit:
+            raise PDUError(f"PDU of {length} bytes exceeds the maximum length {limit}")
+        if length > len(self._body):
+            self._body = bytearray(length)
+        body = memoryview(self._body)[:length]
+        if not self._recv_exact(body, deadline):
+            self._closed("connection closed inside a PDU")
+        return kind, pdu.decode(kind, body)
 
     def _provider_abort(self, reason: int, why: str) -> None:
         """AA-8: send A-ABORT (provider), close, report."""
@@ -324,6 +328,11 @@ class Association:
         if action == "AA-8":
             self.state = "Sta13"
             self._provider_abort(pdu.REASON_UNEXPECTED_PDU, f"unexpected PDU {kind:02X}H in this state")
+        if action == "AA-7":
+            try:
+                self.sock.sendall(pdu.encode(pdu.Abort(pdu.ABORT_SOURCE_PROVIDER, pdu.REASON_UNEXPECTED_PDU)))
+            except OSError:
+                pass
         if action in ("AA-6", "AA-7"):
             return self._receive(timeout)
         return kind, obj
@@ -579,46 +588,55 @@ class Association:
         """Send a DIMSE message: command set, then data set (bytes, memoryview) when given."""
         if context_id not in (self.negotiated.contexts if self.negotiated else {}):
             raise NetworkError(f"presentation context {context_id} is not accepted on this association")
+        if data is not None and len(data) % 2:
+            raise NetworkError("a data set must have an even length")
         command = dict(command)
         command["CommandDataSetType"] = dimse.NO_DATA_SET if data is None else dimse.HAS_DATA_SET
         self.sock.settimeout(self.network_timeout)
         with self._lock:
             self._send_pdvs(context_id, dimse.encode_command(command), True)
             if data is not None:
-                if len(data) % 2:
-                    raise NetworkError("a data set must have an even length")
                 self._send_pdvs(context_id, data, False)
 
     def receive_message(
         self,
         sink_factory: Callable[[int, dict[str, Any]], Any] | None = None,
         timeout: float | None = None,
+        max_data: int = 64 << 20,
     ) -> Message:
         """Receive one DIMSE message.
 
         ``sink_factory(context_id, command)`` may return an object with
         ``write(memoryview)`` that gets the data set fragments as they arrive
         (the message's ``data`` is then None); otherwise the data set is
-        collected. A peer's A-RELEASE-RQ raises :class:`ReleaseRequested`
-        (answer it with :meth:`answer_release`).
+        collected, up to ``max_data`` bytes (more aborts the association). A
+        peer's A-RELEASE-RQ raises :class:`ReleaseRequested` (answer it with
+        :meth:`answer_release`). PDVs of the next message that share a PDU with
+        the end of this one are kept for the next call.
         """
         command_buf = bytearray()
         command: dict[str, Any] | None = None
         context: int | None = None
         data_parts: list[bytes] = []
+        collected = 0
         sink = None
         expect_data = False
         first = True
         while True:
-            kind, obj = self._receive(timeout if first else None)
-            first = False
-            if kind == pdu.A_RELEASE_RQ:
-                if command is not None or command_buf:
-                    self._provider_abort(pdu.REASON_UNEXPECTED_PDU, "A-RELEASE-RQ in the middle of a message")
-                raise ReleaseRequested("the peer released the association")
-            if kind != pdu.P_DATA_TF:
-                self._provider_abort(pdu.REASON_UNEXPECTED_PDU, f"unexpected PDU {kind:02X}H")
-            for ctx, control, value in obj.pdvs:
+            if self._leftover:
+                pdvs = [(c, f, memoryview(v)) for c, f, v in self._leftover]
+                self._leftover = []
+            else:
+                kind, obj = self._receive(timeout if first else None)
+                first = False
+                if kind == pdu.A_RELEASE_RQ:
+                    if command is not None or command_buf:
+                        self._provider_abort(pdu.REASON_UNEXPECTED_PDU, "A-RELEASE-RQ in the middle of a message")
+                    raise ReleaseRequested("the peer released the association")
+                if kind != pdu.P_DATA_TF:
+                    self._provider_abort(pdu.REASON_UNEXPECTED_PDU, f"unexpected PDU {kind:02X}H")
+                pdvs = obj.pdvs
+            for k, (ctx, control, value) in enumerate(pdvs):
                 if context is None:
                     if self.negotiated is None or ctx not in self.negotiated.contexts:
                         self._provider_abort(pdu.REASON_INVALID_PARAMETER, f"PDV on unaccepted context {ctx}")
@@ -627,6 +645,7 @@ class Association:
                     self._provider_abort(pdu.REASON_INVALID_PARAMETER, "PDVs of one message on two contexts")
                 is_command = bool(control & 1)
                 last = bool(control & 2)
+                done: Message | None = None
                 if is_command:
                     if command is not None:
                         self._provider_abort(pdu.REASON_UNEXPECTED_PARAMETER, "command fragment after the command")
@@ -640,8 +659,8 @@ class Association:
                             self._provider_abort(pdu.REASON_INVALID_PARAMETER, str(exc))
                         expect_data = command.get("CommandDataSetType", dimse.NO_DATA_SET) != dimse.NO_DATA_SET
                         if not expect_data:
-                            return Message(context, command)
-                        if sink_factory is not None:
+                            done = Message(context, command)
+                        elif sink_factory is not None:
                             sink = sink_factory(context, command)
                 else:
                     if command is None or not expect_data:
@@ -649,9 +668,19 @@ class Association:
                     if sink is not None:
                         sink.write(value)
                     else:
+                        collected += len(value)
+                        if collected > max_data:
+                            self._provider_abort(
+                                pdu.REASON_NOT_SPECIFIED,
+                                f"data set larger than {max_data} bytes where none was expected",
+                            )
                         data_parts.append(bytes(value))
                     if last:
-                        return Message(context, command, None if sink is not None else b"".join(data_parts))
+                        done = Message(context, command, None if sink is not None else b"".join(data_parts))
+                if done is not None:
+                    # The rest of this PDU belongs to the next message: keep it (the buffer is reused).
+                    self._leftover = [(c, f, bytes(v)) for c, f, v in pdvs[k + 1 :]]
+                    return done
 
 
 def wait(seconds: float) -> None:

@@ -100,7 +100,7 @@ def _value(vr: str, value: Any) -> bytes:
     if vr == "AT":
         tags = value if isinstance(value, (list, tuple)) else [value]
         return b"".join(struct.pack("<HH", t >> 16, t & 0xFFFF) for t in tags)
-    raw = str(value).encode("ascii")
+    raw = str(value).encode("ascii", "replace")
     if len(raw) % 2:
         raw += b"\0" if vr == "UI" else b" "
     return raw

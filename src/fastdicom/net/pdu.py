@@ -361,7 +361,8 @@ def _item(t: int, value: bytes) -> bytes:
 
 
 def _ascii(s: str) -> bytes:
-    return s.encode("ascii")
+    # Received text may hold replacement characters (bytes that were not ASCII): never fail on them.
+    return s.encode("ascii", "replace")
 
 
 def _lv(s: bytes) -> bytes:
@@ -395,7 +396,7 @@ def _encode_user_info(ui: UserInfo, kind: int) -> bytes:
 
 
 def _pad_ae(ae: str) -> bytes:
-    raw = _ascii(ae)
+    raw = _ascii(ae)[:16] if "\ufffd" in ae else _ascii(ae)
     if len(raw) > 16:
         raise ValueError(f"AE title {ae!r} is longer than 16 characters")
     return raw.ljust(16, b" ")

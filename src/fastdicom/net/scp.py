@@ -65,7 +65,7 @@ TRANSFER_SYNTAXES = frozenset(uid for uid, entry in UIDS.items() if entry[1] == 
 
 
 def valid_uid(uid: Any) -> bool:
-    return isinstance(uid, str) and 0 < len(uid) <= 64 and bool(_UID.match(uid))
+    return isinstance(uid, str) and 0 < len(uid) <= 64 and _UID.fullmatch(uid) is not None
 
 
 @dataclass
@@ -102,28 +102,61 @@ def _meta(sop_class: str, sop_instance: str, ts: str, source_ae: str) -> bytes:
 
 
 class _FileSink:
-    """Receives one object's data set fragments into a temporary file."""
+    """Receives one object's data set fragments into a temporary file.
+
+    A disk error (full, no descriptors, folder gone) does not end the
+    association: the sink remembers it, drains the rest of the object, and
+    the store is answered with an out-of-resources status.
+    """
 
     def __init__(self, incoming: str, meta: bytes) -> None:
         self.path = os.path.join(incoming, f"{uuid.uuid4().hex}.part")
-        self.file = open(self.path, "xb", buffering=1 << 20)  # noqa: SIM115 - closed in finish/discard
-        self.file.write(meta)
         self.bytes = 0
+        self.error: OSError | None = None
+        self.file = None
+        try:
+            self.file = open(self.path, "xb", buffering=1 << 20)  # noqa: SIM115 - closed in finish/discard
+            self.file.write(meta)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        self.error = exc
+        self.discard()
 
     def write(self, view: memoryview) -> None:
-        self.file.write(view)
         self.bytes += len(view)
+        if self.error is None:
+            try:
+                self.file.write(view)
+            except OSError as exc:
+                self._fail(exc)
 
     def finish(self) -> None:
+        if self.error is not None:
+            raise self.error
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
 
     def discard(self) -> None:
-        with contextlib.suppress(OSError):
-            self.file.close()
+        if self.file is not None:
+            with contextlib.suppress(OSError):
+                self.file.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)
+
+
+class _DiscardSink:
+    """Drains a data set nobody asked for (on a command that carries none)."""
+
+    bytes = 0
+
+    def write(self, view: memoryview) -> None:
+        pass
+
+    def discard(self) -> None:
+        pass
 
 
 class _CountingSink:
@@ -146,16 +179,27 @@ class _CountingSink:
 
 
 def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
+    """fsync a folder (its entries: a rename or a new sub-folder). Failures propagate: nothing is durable then."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
     finally:
         os.close(fd)
+
+
+def _make_dirs_durably(root: str, *parts: str) -> str:
+    """Create ``root/parts...`` and fsync the parent of every folder created."""
+    path = root
+    for part in parts:
+        child = os.path.join(path, part)
+        if not os.path.isdir(child):
+            try:
+                os.mkdir(child)
+            except FileExistsError:
+                pass
+            _fsync_dir(path)
+        path = child
+    return path
 
 
 class StorageSCP:
@@ -246,6 +290,7 @@ class StorageSCP:
         self._workers: set[threading.Thread] = set()
         #: Counters: stored, failed, bytes (read them for a summary).
         self.stats = {"stored": 0, "failed": 0, "bytes": 0, "associations": 0, "rejected": 0}
+        self._stats_lock = threading.Lock()
         if self.directory:
             os.makedirs(os.path.join(self.directory, ".incoming"), exist_ok=True)
 
@@ -258,6 +303,10 @@ class StorageSCP:
             if name.endswith(".part"):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(incoming, name))
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._stats_lock:
+            self.stats[key] += n
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @property
@@ -390,8 +439,8 @@ class StorageSCP:
             # We answer one operation at a time but let the requestor keep several outstanding.
             ui.async_ops = (min(invoked, 64) if invoked else 64, 1)
         ui.user_identity_response = None if identity_response is None else bytes(identity_response)
-        # Role selection: we act as SCP only; echo the SCP role where it was offered.
-        ui.roles = [pdu.RoleSelection(r.sop_class_uid, False, r.scp) for r in rq.user_info.roles]
+        # Role selection (both bits describe the requestor): it may be SCU as proposed, never SCP here.
+        ui.roles = [pdu.RoleSelection(r.sop_class_uid, r.scu, False) for r in rq.user_info.roles]
         return pdu.AssociateAC(rq.called_ae, rq.calling_ae, answers, ui)
 
     def _serve(self, sock: socket.socket, addr) -> None:
@@ -406,15 +455,18 @@ class StorageSCP:
                 except (OSError, ssl.SSLError):
                     sock.close()
                     return
-            assoc = Association.accept(
-                sock,
-                lambda rq: self._negotiate(rq, over),
-                max_pdu=self.max_pdu,
-                network_timeout=self.network_timeout,
-                artim_timeout=self.artim_timeout,
-            )
+            try:
+                assoc = Association.accept(
+                    sock,
+                    lambda rq: self._negotiate(rq, over),
+                    max_pdu=self.max_pdu,
+                    network_timeout=self.network_timeout,
+                    artim_timeout=self.artim_timeout,
+                )
+            except NetworkError:  # the peer went away during negotiation
+                assoc = None
             if assoc is None:
-                self.stats["rejected"] += 1
+                self._count("rejected")
                 return
             neg = assoc.negotiated
             info = AssociationInfo(
@@ -424,10 +476,15 @@ class StorageSCP:
                 neg.peer_implementation_class_uid,
                 neg.peer_implementation_version_name,
             )
-            self.stats["associations"] += 1
+            self._count("associations")
             if self.on_association is not None:
                 self._hooks.put((self.on_association, (info,)))
             self._messages(assoc, info)
+        except Exception:  # noqa: BLE001 - never let one association's surprise end silently with the socket open
+            with contextlib.suppress(OSError):
+                sock.sendall(pdu.encode(pdu.Abort(pdu.ABORT_SOURCE_PROVIDER, pdu.REASON_NOT_SPECIFIED)))
+            with contextlib.suppress(OSError):
+                sock.close()
         finally:
             with self._active_lock:
                 self._active -= 1
@@ -438,7 +495,7 @@ class StorageSCP:
 
         def sink_factory(ctx: int, command: dict):
             if command.get("CommandField") != dimse.C_STORE_RQ:
-                return None
+                return _DiscardSink()
             if self.sink:
                 s = _CountingSink()
             else:
@@ -511,13 +568,20 @@ class StorageSCP:
             return dimse.CANNOT_UNDERSTAND, "no data set received", None
         if not (valid_uid(sop_instance) and valid_uid(sop_class)):
             sink.discard()
-            self.stats["failed"] += 1
+            self._count("failed")
             return dimse.INVALID_SOP_INSTANCE, "invalid SOP Class or Instance UID in the command", None
+        if assoc.negotiated.contexts[msg.context_id].abstract_syntax != sop_class:
+            sink.discard()
+            self._count("failed")
+            return dimse.SOP_CLASS_NOT_SUPPORTED, "SOP Class differs from the presentation context's", None
+        if getattr(sink, "error", None) is not None:
+            self._count("failed")
+            return dimse.OUT_OF_RESOURCES, f"cannot store: {sink.error.strerror or sink.error}", None
         if self.sink:
-            self.stats["stored"] += 1
-            self.stats["bytes"] += sink.bytes
+            self._count("stored")
+            self._count("bytes", sink.bytes)
             if sink.bytes == 0 or sink.bytes % 2:
-                self.stats["failed"] += 1
+                self._count("failed")
                 return dimse.CANNOT_UNDERSTAND, "empty or odd-length data set", None
             return dimse.SUCCESS, "", None
         try:
@@ -526,35 +590,34 @@ class StorageSCP:
             got_class, got_instance = ds.get("SOPClassUID"), ds.get("SOPInstanceUID")
             if got_class != sop_class or got_instance != sop_instance:
                 sink.discard()
-                self.stats["failed"] += 1
+                self._count("failed")
                 return dimse.DATA_SET_MISMATCH, "SOP Class/Instance UID differ from the command", None
             study, series = ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID")
             if not (valid_uid(study) and valid_uid(series)):
                 sink.discard()
-                self.stats["failed"] += 1
+                self._count("failed")
                 return dimse.DATA_SET_MISMATCH, "missing or invalid Study/Series Instance UID", None
-            folder = os.path.join(self.directory, study, series)
+            folder = _make_dirs_durably(self.directory, study, series)
             final = os.path.join(folder, sop_instance + ".dcm")
-            os.makedirs(folder, exist_ok=True)
             if os.path.exists(final):
                 if self.duplicates == "keep":
                     sink.discard()
-                    self.stats["stored"] += 1
+                    self._count("stored")
                     return dimse.SUCCESS, "", final
                 if self.duplicates == "reject":
                     sink.discard()
-                    self.stats["failed"] += 1
+                    self._count("failed")
                     return DUPLICATE_SOP_INSTANCE, "SOP Instance already stored", None
             os.replace(sink.path, final)
             _fsync_dir(folder)
-            self.stats["stored"] += 1
-            self.stats["bytes"] += sink.bytes
+            self._count("stored")
+            self._count("bytes", sink.bytes)
             return dimse.SUCCESS, "", final
         except FastDicomError as exc:
             sink.discard()
-            self.stats["failed"] += 1
+            self._count("failed")
             return dimse.CANNOT_UNDERSTAND, f"cannot read the data set: {exc}", None
         except OSError as exc:
             sink.discard()
-            self.stats["failed"] += 1
+            self._count("failed")
             return dimse.OUT_OF_RESOURCES, f"cannot store: {exc.strerror or exc}", None

@@ -267,8 +267,11 @@ class _Pipeline:
     ):
         self.called, self.host, self.port = parse_address(address)
         self.contexts = contexts
-        self.classes = {pc.abstract_syntax for pc in contexts}
-        self.queue: deque[_Item] = deque(it for it in items if it.result.sop_class_uid in self.classes)
+        # Each object belongs to the one group whose context was made for its (SOP class, syntax).
+        pairs = {(pc.abstract_syntax, pc.transfer_syntaxes[0]) for pc in contexts}
+        self.queue: deque[_Item] = deque(
+            it for it in items if (it.result.sop_class_uid, it.result.transfer_syntax) in pairs
+        )
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.in_flight = 0
@@ -446,13 +449,26 @@ class _Pipeline:
                     assoc = self._connect()  # holding no item while waiting for the peer
                     if assoc is None:
                         break
-                    window = max(1, assoc.negotiated.async_ops[0] or 64) if self.async_ops else 1
+                    if self.async_ops:  # never more than we proposed, whatever the peer answered
+                        answered = assoc.negotiated.async_ops[0]
+                        window = max(1, min(self.async_ops, answered) if answered else self.async_ops)
+                    else:
+                        window = 1
                 try:
                     while len(outstanding) < window:
                         it = self._take(block=not outstanding)
                         if it is None:
                             break
-                        self._send(assoc, it, outstanding)
+                        try:
+                            self._send(assoc, it, outstanding)
+                        except (AssociationAborted, NetworkError):
+                            raise
+                        except Exception as exc:  # noqa: BLE001 - one object's surprise is reported, not lost
+                            if not any(entry[0] is it for entry in outstanding.values()):
+                                it.result.error = f"not sent: {type(exc).__name__}: {exc}"
+                                self._done(it)
+                            else:
+                                raise
                     if not outstanding:
                         if self._idle():
                             break

@@ -570,7 +570,8 @@ fn rle_encode_frame(
 #[cfg(unix)]
 struct SocketWriter {
     fd: libc::c_int,
-    timeout_ms: libc::c_int,
+    /// When the whole send must be done (None: no limit), as Python's sendall does.
+    deadline: Option<std::time::Instant>,
 }
 
 #[cfg(unix)]
@@ -582,10 +583,17 @@ impl SocketWriter {
             revents: 0,
         };
         loop {
+            let timeout_ms = match self.deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    left.as_millis().min(i32::MAX as u128) as libc::c_int
+                }
+            };
             // SAFETY: `pfd` is a valid, exclusively borrowed pollfd and we pass
             // a count of 1; poll only reads `fd`/`events` and writes `revents`.
             #[allow(unsafe_code)]
-            let r = unsafe { libc::poll(&mut pfd, 1, self.timeout_ms) };
+            let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
             if r > 0 {
                 return Ok(());
             }
@@ -646,8 +654,10 @@ impl std::io::Write for SocketWriter {
 
 /// Send one message part as P-DATA-TF PDUs on a connected socket (GIL released).
 ///
-/// `sock` is a Python socket (not TLS); its timeout bounds each wait. The
-/// payload is sent from the caller's buffer (a memory map, say) without a copy.
+/// `sock` is a Python socket (not TLS); its timeout bounds the whole send, as
+/// `sendall` does. The payload is sent from the caller's buffer (a memory map,
+/// say) without a copy. The socket must not be closed by another thread
+/// meanwhile (the descriptor is borrowed); associations own their sockets.
 #[cfg(unix)]
 #[pyfunction]
 fn pdata_send(
@@ -663,13 +673,11 @@ fn pdata_send(
         return Err(pyo3::exceptions::PyOSError::new_err("socket is closed"));
     }
     let timeout: Option<f64> = sock.call_method0("gettimeout")?.extract()?;
-    let timeout_ms = match timeout {
-        None => -1,
-        Some(t) => (t * 1000.0).clamp(0.0, i32::MAX as f64) as libc::c_int,
-    };
+    let deadline = timeout
+        .map(|t| std::time::Instant::now() + std::time::Duration::from_secs_f64(t.clamp(0.0, 1e9)));
     let bytes = Bytes::new(payload)?;
     let data = bytes.as_slice();
-    let mut w = SocketWriter { fd, timeout_ms };
+    let mut w = SocketWriter { fd, deadline };
     py.allow_threads(|| fastdicom_net::send_message(&mut w, data, context_id, command, fragment))
         .map_err(PyErr::from)
 }
