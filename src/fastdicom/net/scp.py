@@ -288,6 +288,7 @@ class StorageSCP:
         self._hooks: queue.Queue = queue.Queue()
         self._hook_thread: threading.Thread | None = None
         self._workers: set[threading.Thread] = set()
+        self._sockets: set[socket.socket] = set()
         #: Counters: stored, failed, bytes (read them for a summary).
         self.stats = {"stored": 0, "failed": 0, "bytes": 0, "associations": 0, "rejected": 0}
         self._stats_lock = threading.Lock()
@@ -345,6 +346,11 @@ class StorageSCP:
             self._thread.join(timeout)
         if self._server is not None:
             self._server.close()
+        with self._active_lock:
+            live = list(self._sockets)
+        for sock in live:  # associations still open are aborted: their partial objects are discarded
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         for t in list(self._workers):
             t.join(timeout)
         self._hooks.put(None)
@@ -368,8 +374,16 @@ class StorageSCP:
                 if self._stop.is_set():
                     return
                 continue
+            with self._active_lock:
+                crowded = len(self._workers) >= 2 * self.max_associations + 16
+            if crowded:  # a flood of connections gets closed, not a thread each
+                with contextlib.suppress(OSError):
+                    sock.close()
+                self._count("rejected")
+                continue
             t = threading.Thread(target=self._serve, args=(sock, addr), name="fastdicom-scp-assoc", daemon=True)
-            self._workers.add(t)
+            with self._active_lock:
+                self._workers.add(t)
             t.start()
 
     def _run_hooks(self) -> None:
@@ -448,6 +462,7 @@ class StorageSCP:
             with self._active_lock:
                 self._active += 1
                 over = self._active > self.max_associations
+                self._sockets.add(sock)
             if self.tls is not None:
                 sock.settimeout(self.artim_timeout)
                 try:
@@ -488,7 +503,8 @@ class StorageSCP:
         finally:
             with self._active_lock:
                 self._active -= 1
-            self._workers.discard(threading.current_thread())
+                self._sockets.discard(sock)
+                self._workers.discard(threading.current_thread())
 
     def _messages(self, assoc: Association, info: AssociationInfo) -> None:
         pending: list = []
