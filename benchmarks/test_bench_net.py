@@ -156,8 +156,15 @@ class Receiver:
             shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
 
     def stop(self) -> None:
-        for child in self.ps.children(recursive=True):
-            child.kill()
+        try:
+            children = self.ps.children(recursive=True)
+        except psutil.Error:
+            children = []
+        for child in children:
+            try:
+                child.kill()
+            except psutil.Error:  # already gone (DCMTK's forked children exit on their own)
+                pass
         self.proc.terminate()
         self.proc.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)
