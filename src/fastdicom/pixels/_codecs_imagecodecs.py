@@ -14,15 +14,17 @@ import numpy as np
 REQUIRES = "imagecodecs"
 
 
-def jpeg_decode(data, ycbcr: bool | None = None) -> np.ndarray:
+def jpeg_decode(data, ycbcr: bool | None = None, keep: bool = False) -> np.ndarray:
     """JPEG baseline, extended (12-bit) and lossless (processes 1, 2/4 and 14) through libjpeg-turbo 3.
 
-    ``ycbcr`` (3 components): True converts YCbCr to RGB, False takes the
-    components as RGB; None lets libjpeg guess.
+    ``ycbcr`` (3 components): True converts YCbCr to RGB (or keeps YCbCr with
+    ``keep``), False takes the components as RGB; None lets libjpeg guess.
     """
     try:
         if ycbcr is None:
             return imagecodecs.jpeg8_decode(data)
+        if ycbcr and keep:
+            return imagecodecs.jpeg8_decode(data, colorspace="YCbCr", outcolorspace="YCbCr")
         return imagecodecs.jpeg8_decode(data, colorspace="YCbCr" if ycbcr else "RGB", outcolorspace="RGB")
     except Exception as first:  # noqa: BLE001 - try the dedicated lossless decoders before giving up
         for fallback in (imagecodecs.ljpeg_decode, imagecodecs.jpegsof3_decode):

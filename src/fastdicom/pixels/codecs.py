@@ -159,8 +159,11 @@ def _check_complete(data, ts: str) -> None:
         raise InvalidDicomError(f"truncated {ts} codestream: no end-of-image marker (FFD9) at its end")
 
 
-def decode_frame(frames, data, out: np.ndarray) -> None:
-    """Decode one frame's codestream into ``out`` (frame shape and type), applying the DICOM rules."""
+def decode_frame(frames, data, out: np.ndarray, as_rgb: bool = True) -> None:
+    """Decode one frame's codestream into ``out`` (frame shape and type), applying the DICOM rules.
+
+    ``as_rgb=False`` leaves a JPEG YCbCr frame in YCbCr (the colour space it was stored in).
+    """
     ts = frames.transfer_syntax
     fn = decoder(ts)
     shape = out.shape
@@ -171,7 +174,8 @@ def decode_frame(frames, data, out: np.ndarray) -> None:
         _check_complete(data, ts)
         try:
             if CAPABILITY[ts] == "jpeg" and frames.samples == 3:
-                arr = np.asarray(fn(data, ycbcr=jpeg_is_ycbcr(data, frames.photometric)))
+                ycbcr = jpeg_is_ycbcr(data, frames.photometric)
+                arr = np.asarray(fn(data, ycbcr=ycbcr, keep=ycbcr and not as_rgb))
             else:
                 arr = np.asarray(fn(data))
         except FastDicomError:

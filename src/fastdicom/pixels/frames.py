@@ -238,10 +238,13 @@ class Frames:
             return self.photometric
         return _codecs.decoded_photometric(self.transfer_syntax, self.photometric, self.samples)
 
-    def _decode_into_slot(self, i: int, out: np.ndarray) -> None:
-        """Decode encapsulated frame ``i`` straight into ``out`` (frame shape, little-endian, C-contiguous)."""
+    def _decode_into_slot(self, i: int, out: np.ndarray, as_rgb: bool = True) -> None:
+        """Decode encapsulated frame ``i`` straight into ``out`` (frame shape, little-endian, C-contiguous).
+
+        ``as_rgb=False`` keeps JPEG YCbCr frames in YCbCr (the stored colour space).
+        """
         if self.transfer_syntax != RLE_LOSSLESS:
-            _codecs.decode_frame(self, self.encoded_frame(i), out)
+            _codecs.decode_frame(self, self.encoded_frame(i), out, as_rgb=as_rgb)
             return
         from .. import _backends
 
@@ -273,8 +276,11 @@ class Frames:
         for i in range(self.number_of_frames):
             yield self.frame(i)
 
-    def array(self) -> np.ndarray:
-        """All frames as one ndarray, always with the frames axis."""
+    def array(self, *, as_rgb: bool = True) -> np.ndarray:
+        """All frames as one ndarray, always with the frames axis.
+
+        ``as_rgb=False`` keeps JPEG YCbCr frames in YCbCr instead of letting the decoder convert them.
+        """
         self.check_size()
         if self.encapsulated:
             out = np.empty(self.shape, dtype=self.dtype)
@@ -283,10 +289,10 @@ class Frames:
             if workers > 1:  # codecs release the GIL: frames decode on every core
                 self.encoded_frame(0)  # build the frame index once, before the threads
                 with ThreadPoolExecutor(max_workers=workers) as pool:
-                    list(pool.map(lambda i: self.frame_into(i, out[i]), range(n)))
+                    list(pool.map(lambda i: self.frame_into(i, out[i], as_rgb=as_rgb), range(n)))
             else:
                 for i in range(n):
-                    self.frame_into(i, out[i])
+                    self.frame_into(i, out[i], as_rgb=as_rgb)
             return out
         n = self.number_of_frames
         itemsize = self.dtype.itemsize
@@ -318,11 +324,15 @@ class Frames:
             self.frame_into(i, out[k])
         return out
 
-    def frame_into(self, i: int, out: np.ndarray) -> None:
+    def frame_into(self, i: int, out: np.ndarray, *, as_rgb: bool = True) -> None:
         """Write frame ``i`` into ``out`` (one frame's shape); encapsulated frames decode straight into it."""
         i = self._check_index(i)
         if self.encapsulated and self._fits(out):
-            self._decode_into_slot(i, out)
+            self._decode_into_slot(i, out, as_rgb)
+        elif self.encapsulated:
+            tmp = np.empty(self._frame_shape(), dtype=self.dtype.newbyteorder("<"))
+            self._decode_into_slot(i, tmp, as_rgb)
+            out[...] = tmp
         else:
             out[...] = self.frame(i)
 

@@ -19,7 +19,7 @@ def pixel_array(frames: Frames, *, as_rgb: bool = True) -> np.ndarray:
     With ``as_rgb`` (the default, as in pydicom), YBR_FULL and YBR_FULL_422
     data is converted to RGB; without it the stored colour space is kept.
     """
-    arr = frames.array()
+    arr = frames.array(as_rgb=as_rgb)
     stored = frames.decoded_photometric
     if as_rgb and frames.samples == 3 and stored in ("YBR_FULL", "YBR_FULL_422") and arr.dtype == np.uint8:
         arr = ybr_full_to_rgb(arr)
