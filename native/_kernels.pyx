@@ -171,7 +171,9 @@ def ybr_full_to_rgb(const uint8_t[:, ::1] src, uint8_t[:, ::1] out):
             rgb[1] = y - kg_b * cb - kg_r * cr
             rgb[2] = y + 1.772 * cb
             for k in range(3):
-                v = floor(rgb[k] + 0.5)
+                # + 1e-9: exact halves (18.5 computed as 18.4999...) round up as the equations say;
+                # no other true value lies that close to a half (denominators of 587000).
+                v = floor(rgb[k] + 0.5 + 1e-9)
                 if v < 0:
                     v = 0
                 elif v > 255:

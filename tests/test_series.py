@@ -185,3 +185,10 @@ def test_mixed_single_and_multiframe_files(tmp_path):
     s = fastdicom.load_series(tmp_path)
     assert s.volume.shape[0] == 4 and s.sources[-1] == (str(tmp_path / "b.dcm"), 0)
     assert (s.volume[-1] == 7).all()
+
+
+def test_rescale_to_an_integer_type(tmp_path):
+    _write_series(tmp_path, 3, slopes=[(0.5, -1024.5), (1, 0), (2, 3)])
+    s = fastdicom.load_series(tmp_path, rescale=True, dtype=np.int16)
+    assert s.volume.dtype == np.int16
+    assert s.volume[0, 5, 5] == int(np.rint(300 * 0.5 - 1024.5)) and s.volume[2, 5, 5] == 302 * 2 + 3

@@ -102,7 +102,7 @@ def ybr_full_to_rgb(src, out) -> None:
     rgb[:, 0] = y + 1.402 * cr
     rgb[:, 1] = y - _KG_B * cb - _KG_R * cr
     rgb[:, 2] = y + 1.772 * cb
-    rgb += 0.5
+    rgb += 0.5 + 1e-9  # exact halves round up (see native/_kernels.pyx)
     np.floor(rgb, out=rgb)
     np.clip(rgb, 0, 255, out=rgb)
     out[...] = rgb

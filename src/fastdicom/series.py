@@ -337,6 +337,9 @@ def _rescale(volume: np.ndarray, frames: list[_Frame], dtype: np.dtype) -> np.nd
             continue
         slope = 1.0 if f.slope is None else f.slope
         intercept = 0.0 if f.intercept is None else f.intercept
-        np.multiply(volume[k], slope, out=out[k], dtype=dtype, casting="unsafe")
-        out[k] += intercept
+        if dtype.kind == "f":
+            np.multiply(volume[k], slope, out=out[k], dtype=dtype, casting="unsafe")
+            out[k] += intercept
+        else:  # integer output: compute in float64, then round
+            out[k] = np.rint(volume[k] * float(slope) + float(intercept))
     return out

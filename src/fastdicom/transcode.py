@@ -95,6 +95,8 @@ def transcode(ds: Dataset, transfer_syntax: str) -> Dataset:
         vr = "OB" if px.bits_allocated <= 8 else "OW"
         order = "<" if _uid.encoding_of(target)[0] else ">"  # bytes values are written as they are
         new.add_new(0x7FE00010, vr, np.ascontiguousarray(frames).astype(frames.dtype.newbyteorder(order)).tobytes())
+    if photometric == "YBR_FULL_422":  # the frames were decoded or upsampled to full resolution
+        photometric = "YBR_FULL"
     new.PhotometricInterpretation = photometric
     if px.samples > 1:
         new.PlanarConfiguration = 0

@@ -89,7 +89,11 @@ def diff_datasets(
         fv = fe.value
         pv = _norm(pe.value)
         if swapped and fe.vr in _WORD and isinstance(fv, bytes):
-            fv = _swap(fv, _WORD[fe.vr])
+            size = _WORD[fe.vr]
+            if fe.tag in (0x7FE00010, 0x7FE00008, 0x7FE00009) and fe.vr == "OW":
+                # Pixel Data words are Bits Allocated wide: 32-bit OW pixels swap in 4-byte units.
+                size = {32: 4, 64: 8}.get(fd.get(0x00280100), 2)
+            fv = _swap(fv, size)
         if not _equal(fv, pv):
             out.append(f"{where} {fe.vr}: {fv!r:.120} != {pv!r:.120}")
         elif fe.vm != pe.VM:

@@ -134,3 +134,13 @@ def test_keep_the_stored_colour_space(cf):
     arr = ds.pixel_array
     if _sha(arr) != cf.row["decoded_raw_sha256"]:
         pytest.xfail("lossy: this decoder and pydicom's differ in rounding (no bit-exact reference)")
+
+
+def test_number_of_frames_beyond_the_fragments_is_refused_before_allocating():
+    cf = next((f for f in DECODABLE if f.row["transfer_syntax_uid"] == fc.JPEG_BASELINE and f.resolve()), None)
+    if cf is None:
+        pytest.skip("no JPEG file installed")
+    ds = fastdicom.read(cf.resolve())
+    ds.NumberOfFrames = 10_000_000
+    with pytest.raises(InvalidDicomError, match="fragments"):
+        ds.pixels.array()

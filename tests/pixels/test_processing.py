@@ -219,3 +219,15 @@ def test_matches_pydicom_processing(cf, kernels):
             checked += 1
     if not checked:
         pytest.skip(f"{photometric}: nothing to compare")
+
+
+def test_review_edge_cases():
+    # LUT Descriptor read as SS: 40000 entries arrive as -25536.
+    assert fp._entries(-25536) == 40000 and fp._entries(0) == 65536 and fp._entries(4096) == 4096
+    # Malformed segmented LUTs: ValueError, never IndexError/ZeroDivisionError, never unbounded output.
+    for words in ([0, 1, 5, 1, 0, 9], [0, 1, 5, 1, 3], [0, 1, 5, 2, 1], [0, 2, 1, 2] + [2, 1, 0, 0] * 4):
+        with pytest.raises(ValueError):
+            fp._expand_segmented(words, "uint16", True, limit=8)
+    # A rescaled (float) array can go through a VOI LUT, as pydicom allows.
+    out = fp.lut(np.array([0.7, 1.2, 2.9]), np.array([10, 20, 30], np.uint16))
+    assert out.tolist() == [10, 20, 30]

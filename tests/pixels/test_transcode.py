@@ -72,3 +72,17 @@ def test_refusals():
         fastdicom.transcode(ds, "1.2.840.10008.1.2.4.80")  # JPEG-LS encoding: not yet
     with pytest.raises(ValueError):
         fastdicom.transcode(ds, "no-such-syntax")
+
+
+def test_32_bit_pixels_survive_byte_order_changes():
+    """OW Pixel Data of 32-bit pixels swaps in 4-byte units (not 2) when the byte order changes."""
+    for name in ("rtdose.dcm", "rtdose_expb.dcm"):
+        cf = next((f for f in corpus_files() if f.path.endswith("/" + name)), None)
+        if cf is None or cf.resolve() is None:
+            continue
+        ds = fastdicom.read(cf.resolve())
+        ref = ds.pixel_array
+        for target in ("big", "explicit", "implicit"):
+            out = fastdicom.transcode(ds, target)
+            assert np.array_equal(out.pixel_array, ref)
+            assert np.array_equal(_pydicom_pixels(out), ref)

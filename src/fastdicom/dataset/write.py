@@ -99,7 +99,12 @@ def _element_bytes(elem: Element, ds: Dataset, little: bool, explicit: bool) -> 
     if elem._raw is not None and not elem._dirty:
         raw = elem._raw
         if ds._little != little and vr in _SWAP_SIZE:
-            raw = _byteswap(raw, _SWAP_SIZE[vr])
+            size = _SWAP_SIZE[vr]
+            if elem.tag in (0x7FE00010, 0x7FE00008, 0x7FE00009) and vr == "OW":
+                # Pixel Data words are Bits Allocated wide (32-bit OW data swaps in 4-byte units).
+                ba = ds.get(0x00280100)
+                size = {32: 4, 64: 8}.get(ba if isinstance(ba, int) else 16, 2)
+            raw = _byteswap(raw, size)
     else:
         from . import values
 

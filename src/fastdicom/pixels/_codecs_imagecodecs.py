@@ -29,9 +29,17 @@ def jpeg_decode(data, ycbcr: bool | None = None, keep: bool = False) -> np.ndarr
     except Exception as first:  # noqa: BLE001 - try the dedicated lossless decoders before giving up
         for fallback in (imagecodecs.ljpeg_decode, imagecodecs.jpegsof3_decode):
             try:
-                return fallback(data)
+                arr = fallback(data)
             except Exception:  # noqa: BLE001
                 continue
+            # These decoders never convert colour: do it here when the stream holds YCbCr.
+            if ycbcr and not keep and arr.ndim == 3 and arr.shape[-1] == 3:
+                if arr.dtype != np.uint8:
+                    raise ValueError("YCbCr to RGB for a lossless JPEG of more than 8 bits is not supported") from None
+                from .processing import convert_color_space
+
+                arr = convert_color_space(arr, "YBR_FULL", "RGB")
+            return arr
         raise ValueError(str(first)) from None
 
 

@@ -154,7 +154,10 @@ def _check_complete(data, ts: str) -> None:
     the entropy-coded data of any of these codestreams (byte stuffing), so its
     presence near the end is a safe test.
     """
-    tail = bytes(data[-32:])
+    head = bytes(data[:12])
+    if head[4:8] == b"jP  ":  # a JP2 file: boxes may follow the codestream; the decoder checks it
+        return
+    tail = bytes(data[-4096:]).rstrip(b"\0")[-32:]
     if b"\xff\xd9" not in tail:
         raise InvalidDicomError(f"truncated {ts} codestream: no end-of-image marker (FFD9) at its end")
 

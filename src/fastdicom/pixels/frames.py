@@ -138,6 +138,12 @@ class Frames:
             and need > 64 * n_bytes + 64 * self.number_of_frames
         ):
             raise InvalidDicomError(f"{n_bytes} bytes of RLE data cannot decode to {need} bytes", self._tag)
+        if self.encapsulated:
+            fragments = len(self._fragments()) - 1  # after the Basic Offset Table item
+            if self.number_of_frames > max(fragments, 0):
+                raise InvalidDicomError(
+                    f"Number of Frames {self.number_of_frames} but only {fragments} fragments", self._tag
+                )
 
     # -- uncompressed -------------------------------------------------------
     def _raw_little(self) -> bool:

@@ -76,7 +76,9 @@ def lut(arr: np.ndarray, table: Any, first_map: int = 0, *, backend: str | None 
     to the last, as PS3.3 C.11.1.1 says.
     """
     a = np.asarray(arr)
-    if a.dtype.kind not in "iub":
+    if a.dtype.kind == "f":  # e.g. after a rescale: index by the integer part, as pydicom does (it warns)
+        a = np.floor(a).astype(np.int64)
+    elif a.dtype.kind not in "iub":
         raise TypeError(f"LUTs apply to integer pixel values, not {a.dtype}")
     t = np.asarray(table)
     if t.dtype not in (np.uint8, np.uint16):
@@ -125,6 +127,11 @@ def window(
 # -- data set driven, as pydicom.pixels.processing ---------------------------------------------
 
 
+def _entries(n: int) -> int:
+    """The number of LUT entries from a descriptor's first value: read as SS it may be negative; 0 means 65536."""
+    return int(n) % 65536 or 65536
+
+
 def _little(ds) -> bool:
     little = getattr(ds, "is_little_endian", None)
     if little is None:  # a pydicom Dataset
@@ -150,7 +157,7 @@ def apply_modality_lut(arr: np.ndarray, ds, *, backend: str | None = None) -> np
     if seq:
         item = seq[0]
         entries, first_map, depth = item.get("LUTDescriptor")
-        entries = entries or 2**16
+        entries = _entries(entries)
         table = _lut_words(item.get("LUTData"), entries, ds, f"uint{depth}" if depth in (8, 16) else "uint16")
         return lut(arr, table[:entries], first_map, backend=backend)
     slope = ds.get("RescaleSlope")
@@ -170,7 +177,7 @@ def apply_voi(arr: np.ndarray, ds, index: int = 0, *, backend: str | None = None
         return arr
     item = seq[index]
     entries, first_map, depth = item.get("LUTDescriptor")
-    entries = entries or 2**16
+    entries = _entries(entries)
     if depth == 8:
         dtype = "uint8"
     elif 10 <= depth <= 16:
@@ -256,8 +263,19 @@ def invert_monochrome1(
     return out.reshape(a.shape)
 
 
-def _expand_segmented(words: list[int], dtype: str, little: bool) -> np.ndarray:
-    """Segmented palette LUT data (PS3.3 C.7.9.2): discrete, linear and indirect segments."""
+def _expand_segmented(words: list[int], dtype: str, little: bool, limit: int = 65536) -> np.ndarray:
+    """Segmented palette LUT data (PS3.3 C.7.9.2): discrete, linear and indirect segments.
+
+    Malformed data (truncated segments, zero-length linear segments, output
+    past ``limit`` entries) raises ValueError.
+    """
+    try:
+        return _expand_segmented_checked(words, dtype, little, limit)
+    except (IndexError, ZeroDivisionError, RecursionError):
+        raise ValueError("segmented LUT data is malformed") from None
+
+
+def _expand_segmented_checked(words: list[int], dtype: str, little: bool, limit: int) -> np.ndarray:
     out: list[int] = []
     eight_bit = dtype == "uint8"
 
@@ -295,6 +313,8 @@ def _expand_segmented(words: list[int], dtype: str, little: bool) -> np.ndarray:
                 run(offset, length, out[-1], depth + 1)
             else:
                 raise ValueError(f"segmented LUT: unknown segment type {opcode}")
+            if len(out) > limit:
+                raise ValueError(f"segmented LUT expands past its {limit} entries")
             done += 1
             if done == stop_after:
                 return
@@ -316,7 +336,7 @@ def apply_color_lut(arr: np.ndarray, ds, *, backend: str | None = None) -> np.nd
     if desc is None:
         raise ValueError("no Palette Color Lookup Table Module in the data set")
     entries, first_map, depth = desc
-    entries = entries or 2**16
+    entries = _entries(entries)
     names = ("Red", "Green", "Blue", "Alpha")
     plain = [ds.get(f"{c}PaletteColorLookupTableData") for c in names]
     segmented = [ds.get(f"Segmented{c}PaletteColorLookupTableData") for c in names]
@@ -344,7 +364,7 @@ def apply_color_lut(arr: np.ndarray, ds, *, backend: str | None = None) -> np.nd
                 words = list(
                     struct.unpack(f"{order}{len(b) // (width // 8)}{fmt}", b[: len(b) // (width // 8) * (width // 8)])
                 )
-                tables.append(_expand_segmented(words, f"uint{width}", order == "<"))
+                tables.append(_expand_segmented(words, f"uint{width}", order == "<", entries))
     else:
         raise ValueError("no Palette Color Lookup Table Data in the data set")
     if any(len(t) != len(tables[0]) for t in tables):
