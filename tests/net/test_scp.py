@@ -665,3 +665,22 @@ def test_store_on_the_wrong_context_and_uids_with_newlines(tmp_path):
         assert a.receive_message().command["Status"] == dimse.SOP_CLASS_NOT_SUPPORTED
         a.release()
     assert [f for f in _files(str(tmp_path)) if f.endswith(".dcm")] == []
+
+
+def test_stop_shuts_down_open_tls_associations(tmp_path, pki):
+    from fastdicom.net.tls import client_context, server_context
+
+    server = server_context(str(pki / "server.pem"), str(pki / "server.key"))
+    scp = StorageSCP(str(tmp_path), port=0, tls=server, host="127.0.0.1", network_timeout=60).start()
+    a = Association.request(
+        "127.0.0.1",
+        scp.port,
+        calling_ae="SCU",
+        called_ae="FASTDICOM",
+        contexts=[pdu.PresentationContext(1, dimse.VERIFICATION_SOP_CLASS, [EXPLICIT])],
+        tls=client_context(ca=str(pki / "ca.pem")),
+    )
+    t0 = time.time()
+    scp.stop(timeout=10)
+    assert time.time() - t0 < 5  # the open association did not hold the server for its 60 s timeout
+    a.close()

@@ -465,11 +465,15 @@ class StorageSCP:
                 self._sockets.add(sock)
             if self.tls is not None:
                 sock.settimeout(self.artim_timeout)
+                raw = sock
                 try:
                     sock = self.tls.wrap_socket(sock, server_side=True)
                 except (OSError, ssl.SSLError):
                     sock.close()
                     return
+                with self._active_lock:  # stop() must reach the TLS socket (wrap_socket detached the raw one)
+                    self._sockets.discard(raw)
+                    self._sockets.add(sock)
             try:
                 assoc = Association.accept(
                     sock,
