@@ -27,6 +27,7 @@ import pytest
 import fastdicom
 from fastdicom import synth
 from fastdicom.net import store
+from tests.net.conftest import free_port, wait_port
 
 pynetdicom = pytest.importorskip("pynetdicom")
 
@@ -37,23 +38,6 @@ BIG_FRAMES = int(os.environ.get("FASTDICOM_BENCH_BIG_FRAMES", "512"))  # 512 fra
 def _dcmtk(name: str) -> str | None:
     path = f"/usr/bin/{name}"
     return path if os.path.exists(path) else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int) -> None:
-    end = time.time() + 20
-    while time.time() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(port)
 
 
 def _count(folder: str) -> int:
@@ -121,7 +105,7 @@ assoc.release()
 class Receiver:
     def __init__(self, kind: str):
         self.kind = kind
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix=f"fastdicom-recv-{kind}-")
         env = dict(os.environ)
         if kind in ("fastdicom", "fastdicom-sink"):
@@ -141,7 +125,7 @@ class Receiver:
         else:
             raise ValueError(f"unknown receiver {kind!r}")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-        _wait_port(self.port)
+        wait_port(self.port)
         self.ps = psutil.Process(self.proc.pid)
 
     @property

@@ -24,13 +24,15 @@ CT = "1.2.840.10008.5.1.4.1.1.2"
 EXPLICIT = "1.2.840.10008.1.2.1"
 
 
-def _assoc(port, calling="SCU", contexts=None):
+def _assoc(port, calling="SCU", contexts=None, **options):
+    """An association to our SCP on loopback (CT and Verification unless ``contexts``)."""
     contexts = contexts or [
         pdu.PresentationContext(1, CT, [EXPLICIT]),
         pdu.PresentationContext(3, dimse.VERIFICATION_SOP_CLASS, [EXPLICIT]),
     ]
+    options.setdefault("network_timeout", 10)
     return Association.request(
-        "127.0.0.1", port, calling_ae=calling, called_ae="FASTDICOM", contexts=contexts, network_timeout=10
+        "127.0.0.1", port, calling_ae=calling, called_ae="FASTDICOM", contexts=contexts, **options
     )
 
 
@@ -361,13 +363,8 @@ def test_user_identity_requested_and_answered(tmp_path):
 
     with StorageSCP(str(tmp_path), port=0, authenticate=authenticate, require_identity=True) as scp:
         ok = pdu.UserIdentity(2, b"alice", b"secret", positive_response_requested=True)
-        a = Association.request(
-            "127.0.0.1",
-            scp.port,
-            calling_ae="SCU",
-            called_ae="FASTDICOM",
-            contexts=[pdu.PresentationContext(1, dimse.VERIFICATION_SOP_CLASS, [EXPLICIT])],
-            user_identity=ok,
+        a = _assoc(
+            scp.port, contexts=[pdu.PresentationContext(1, dimse.VERIFICATION_SOP_CLASS, [EXPLICIT])], user_identity=ok
         )
         assert a.negotiated.user_identity_response == b""
         a.release()
@@ -583,13 +580,8 @@ def test_disk_error_is_answered_out_of_resources(tmp_path):
 
 def test_role_selection_answer_keeps_the_requestor_scu_role(tmp_path):
     with StorageSCP(str(tmp_path), port=0) as scp:
-        a = Association.request(
-            "127.0.0.1",
-            scp.port,
-            calling_ae="SCU",
-            called_ae="FASTDICOM",
-            contexts=[pdu.PresentationContext(1, CT, [EXPLICIT])],
-            roles=[pdu.RoleSelection(CT, True, True)],
+        a = _assoc(
+            scp.port, contexts=[pdu.PresentationContext(1, CT, [EXPLICIT])], roles=[pdu.RoleSelection(CT, True, True)]
         )
         assert [(r.sop_class_uid, r.scu, r.scp) for r in a.negotiated.roles] == [(CT, True, False)]
         a.release()
@@ -672,11 +664,8 @@ def test_stop_shuts_down_open_tls_associations(tmp_path, pki):
 
     server = server_context(str(pki / "server.pem"), str(pki / "server.key"))
     scp = StorageSCP(str(tmp_path), port=0, tls=server, host="127.0.0.1", network_timeout=60).start()
-    a = Association.request(
-        "127.0.0.1",
+    a = _assoc(
         scp.port,
-        calling_ae="SCU",
-        called_ae="FASTDICOM",
         contexts=[pdu.PresentationContext(1, dimse.VERIFICATION_SOP_CLASS, [EXPLICIT])],
         tls=client_context(ca=str(pki / "ca.pem")),
     )
