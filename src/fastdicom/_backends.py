@@ -39,6 +39,14 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
         ("rust", "fastdicom._rust", "pdata_send"),
         ("python", "fastdicom.net._send_py", "pdata_send"),
     ],
+    "pdata_sendfile": [
+        ("rust", "fastdicom._rust", "pdata_sendfile"),
+        ("python", "fastdicom.net._send_py", "pdata_sendfile"),
+    ],
+    "pdata_recv": [
+        ("rust", "fastdicom._rust", "pdata_recv"),
+        ("python", "fastdicom.net._recv_py", "pdata_recv"),
+    ],
     # Codecs of compressed transfer syntaxes (fastdicom.pixels.codecs); Rust ones come with the codec issue.
     "jpeg": [("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg_decode")],
     "jpegls": [("python", "fastdicom.pixels._codecs_imagecodecs", "jpegls_decode")],

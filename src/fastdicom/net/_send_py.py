@@ -8,6 +8,8 @@ header and a view of the payload (no copy); TLS sockets get ``sendall``.
 
 from __future__ import annotations
 
+import os
+import socket
 import ssl
 
 from .pdu import pdata_header
@@ -38,3 +40,33 @@ def pdata_send(sock, payload, context_id: int, command: bool, fragment: int) -> 
         pos = end
         if last:
             return
+
+
+def pdata_sendfile(sock, file_fd: int, offset: int, length: int, context_id: int, fragment: int) -> None:
+    """Twin of ``_rust.pdata_sendfile``: the file's bytes ``offset..offset+length`` as P-DATA-TF PDUs.
+
+    Headers go out with ``MSG_MORE`` on plain sockets; fragments through
+    ``socket.sendfile`` (``os.sendfile`` where it can, reads and sends on TLS).
+    """
+    if fragment < 2 or fragment % 2:
+        raise ValueError("fragment size must be even, at least 2")
+    tls = isinstance(sock, ssl.SSLSocket)
+    more = getattr(socket, "MSG_MORE", 0)
+    with os.fdopen(os.dup(file_fd), "rb", buffering=0) as f:
+        pos, left = offset, length
+        while True:
+            n = min(left, fragment)
+            last = n == left
+            header = pdata_header(context_id, 0x02 if last else 0x00, n)
+            if tls:
+                sock.sendall(header)
+            else:
+                sent = sock.send(header, more)
+                if sent < len(header):
+                    sock.sendall(header[sent:])
+            if n and sock.sendfile(f, pos, n) != n:
+                raise OSError("the file ended before its data set was sent")
+            pos += n
+            left -= n
+            if last:
+                return

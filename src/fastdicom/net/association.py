@@ -33,7 +33,9 @@ from .. import _backends
 from .._version import __version__
 from ..errors import FastDicomError
 from . import dimse, pdu
+from ._recv_py import pdata_recv as _PDATA_RECV_PY
 from ._send_py import pdata_send as _PDATA_SEND_PY
+from ._send_py import pdata_sendfile as _PDATA_SENDFILE_PY
 from .pdu import PDUError
 
 
@@ -41,11 +43,38 @@ def _pdata_send():
     return _backends.resolve("pdata_send")[1].pdata_send
 
 
+def _pdata_sendfile():
+    return _backends.resolve("pdata_sendfile")[1].pdata_sendfile
+
+
+def _pdata_recv():
+    return _backends.resolve("pdata_recv")[1].pdata_recv
+
+
 #: Our Implementation Class UID (2.25 root, derived from a fixed UUID) and version name.
 IMPLEMENTATION_CLASS_UID = "2.25.293749828714376233497417934316453410427"
 IMPLEMENTATION_VERSION_NAME = ("FASTDICOM_" + __version__.replace(".", ""))[:16]
 #: Largest P-DATA-TF variable field we accept (advertised as our maximum length).
 DEFAULT_MAX_PDU = 1 << 20
+
+
+class FileRegion:
+    """A data set held in a file: ``length`` bytes from ``offset`` of the open descriptor ``fd``.
+
+    :meth:`Association.send_message` sends it with ``sendfile`` between the
+    PDU headers (zero-copy). The descriptor stays the caller's to close.
+    """
+
+    __slots__ = ("fd", "offset", "length")
+
+    def __init__(self, fd: int, offset: int, length: int) -> None:
+        self.fd, self.offset, self.length = fd, offset, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def release(self) -> None:
+        """For symmetry with memoryview (nothing to release)."""
 
 
 class NetworkError(FastDicomError):
@@ -274,15 +303,18 @@ class Association:
             got += k
         return True
 
-    def _read_pdu(self, timeout: float | None):
+    def _read_pdu(self, timeout: float | None, header: bytes | None = None):
         """Read one PDU: ``(type, decoded)``; closing, timeouts and bad PDUs become events.
 
-        ``timeout`` bounds the whole PDU, not each read.
+        ``timeout`` bounds the whole PDU, not each read. ``header``: its 6-byte
+        header, already read by the data plane.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         self.sock.settimeout(timeout)
         hdr = memoryview(self._hdr)
-        if not self._recv_exact(hdr, deadline):
+        if header is not None:
+            hdr[:] = header
+        elif not self._recv_exact(hdr, deadline):
             self._closed("connection closed by the peer")
         kind, _, length = struct.unpack(">BBL", hdr)
         limit = self.max_pdu if kind == pdu.P_DATA_TF else pdu.MAX_ASSOCIATE_PDU
@@ -311,10 +343,10 @@ class Association:
         self.close()
         raise AssociationAborted(f"A-ABORT sent: {why}")
 
-    def _receive(self, timeout: float | None = None):
+    def _receive(self, timeout: float | None = None, header: bytes | None = None):
         """The next PDU, driving the state machine; A-ABORT and closing raise AssociationAborted."""
         try:
-            kind, obj = self._read_pdu(self.network_timeout if timeout is None else timeout)
+            kind, obj = self._read_pdu(self.network_timeout if timeout is None else timeout, header)
         except TimeoutError:
             self._user_abort("timed out waiting for the peer")
             raise AssociationAborted("timed out waiting for the peer") from None
@@ -578,14 +610,38 @@ class Association:
     def _send_pdvs(self, context_id: int, payload, command: bool) -> None:
         """One message part as P-DATA-TF PDUs: in Rust with the GIL released (plain sockets), else the twin."""
         self._event(EVT_PDATA_REQUEST)
-        send = _PDATA_SEND_PY if self._tls else _pdata_send()
         try:
-            send(self.sock, payload, context_id, command, self._fragment_size())
+            if isinstance(payload, FileRegion):
+                sendfile = _PDATA_SENDFILE_PY if self._tls else _pdata_sendfile()
+                sendfile(self.sock, payload.fd, payload.offset, payload.length, context_id, self._fragment_size())
+            else:
+                send = _PDATA_SEND_PY if self._tls else _pdata_send()
+                send(self.sock, payload, context_id, command, self._fragment_size())
         except (OSError, ValueError) as exc:
             self._closed(f"send failed: {exc}")
 
+    def _data_plane_ok(self, sink) -> bool:
+        """Whether the data plane may take the data set: a sink that says how, and a state where
+        P-DATA-TF PDUs leave the state unchanged (so skipping their events changes nothing)."""
+        return (
+            hasattr(sink, "native_fd") and TRANSITIONS.get((self.state, EVT_PDATA_RECEIVED), ("", ""))[1] == self.state
+        )
+
+    def _receive_data(self, context: int, sink) -> tuple[str, Any]:
+        recv = _PDATA_RECV_PY if self._tls else _pdata_recv()
+        self.sock.settimeout(self.network_timeout)
+        try:
+            n, err, stop, extra = recv(self.sock, context, self.max_pdu, sink.native_fd(), self.network_timeout)
+        except TimeoutError:
+            self._user_abort("timed out waiting for the peer")
+            raise AssociationAborted("timed out waiting for the peer") from None
+        except (OSError, ValueError) as exc:
+            self._closed(f"receive failed: {exc}")
+        sink.native_done(n, err)
+        return stop, extra
+
     def send_message(self, context_id: int, command: dict[str, Any], data=None) -> None:
-        """Send a DIMSE message: command set, then data set (bytes, memoryview) when given."""
+        """Send a DIMSE message: command set, then data set (bytes, memoryview, FileRegion) when given."""
         if context_id not in (self.negotiated.contexts if self.negotiated else {}):
             raise NetworkError(f"presentation context {context_id} is not accepted on this association")
         if data is not None and len(data) % 2:
@@ -623,11 +679,27 @@ class Association:
         expect_data = False
         first = True
         while True:
+            header = None
+            pdvs = None
             if self._leftover:
                 pdvs = [(c, f, memoryview(v)) for c, f, v in self._leftover]
                 self._leftover = []
-            else:
-                kind, obj = self._receive(timeout if first else None)
+            elif sink is not None and self._data_plane_ok(sink):
+                # The data set's fragments go from the socket to the sink in the data plane
+                # (Rust, GIL released); it stops at the last one or at what needs us here.
+                stop, extra = self._receive_data(context, sink)
+                first = False
+                if stop == "done":
+                    self._leftover = extra
+                    return Message(context, command, None)
+                if stop == "pdvs":
+                    pdvs = [(c, f, memoryview(v)) for c, f, v in extra]
+                elif stop == "malformed":
+                    self._provider_abort(pdu.REASON_INVALID_PARAMETER, extra)
+                else:
+                    header = extra
+            if pdvs is None:
+                kind, obj = self._receive(timeout if first else None, header)
                 first = False
                 if kind == pdu.A_RELEASE_RQ:
                     if command is not None or command_buf:

@@ -132,6 +132,23 @@ class _FileSink:
             except OSError as exc:
                 self._fail(exc)
 
+    def native_fd(self) -> int:
+        """The descriptor the data plane appends to (-1 after an error: drain)."""
+        if self.error is not None:
+            return -1
+        try:
+            self.file.flush()
+        except OSError as exc:
+            self._fail(exc)
+            return -1
+        return self.file.fileno()
+
+    def native_done(self, n: int, errno: int) -> None:
+        """The data plane received ``n`` bytes; ``errno`` is its first write error (0: none)."""
+        self.bytes += n
+        if errno and self.error is None:
+            self._fail(OSError(errno, os.strerror(errno)))
+
     def finish(self) -> None:
         if self.error is not None:
             raise self.error
@@ -155,6 +172,12 @@ class _DiscardSink:
     def write(self, view: memoryview) -> None:
         pass
 
+    def native_fd(self) -> int:
+        return -1
+
+    def native_done(self, n: int, errno: int) -> None:
+        pass
+
     def discard(self) -> None:
         pass
 
@@ -164,12 +187,15 @@ class _CountingSink:
 
     def __init__(self) -> None:
         self.bytes = 0
-        self.head = bytearray()
 
     def write(self, view: memoryview) -> None:
         self.bytes += len(view)
-        if len(self.head) < 8:
-            self.head += view[: 8 - len(self.head)]
+
+    def native_fd(self) -> int:
+        return -1
+
+    def native_done(self, n: int, errno: int) -> None:
+        self.bytes += n
 
     def finish(self) -> None:
         pass

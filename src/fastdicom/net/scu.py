@@ -8,9 +8,9 @@
    sets needing more than 128 presentation contexts are split over
    successive groups of associations;
 2. ``associations`` worker threads each open an association and drain one
-   shared queue; the object's bytes go from the memory-mapped file to the
-   socket (``sendmsg`` of the PDU header and a view of the mapping: no copy,
-   the GIL released during the system call);
+   shared queue; the object's bytes go from the file to the socket with
+   ``sendfile`` between the PDU headers (zero-copy from the page cache, the
+   GIL released, see :class:`~fastdicom.net.association.FileRegion`);
 3. an object is sent in its own transfer syntax when accepted; otherwise it
    is converted to an accepted uncompressed syntax (decoded first when it is
    compressed and a codec can, see :func:`fastdicom.transcode`), and when
@@ -29,7 +29,6 @@ throughput and latency percentiles.
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import queue
 import re
@@ -48,10 +47,9 @@ from ..dictionary import uid as _uid
 from ..errors import FastDicomError
 from ..transcode import transcode
 from . import dimse, pdu
-from .association import Association, AssociationAborted, AssociationRejected, NetworkError
+from .association import Association, AssociationAborted, AssociationRejected, FileRegion, NetworkError
 
 UNCOMPRESSED = (_uid.EXPLICIT_VR_LITTLE_ENDIAN, _uid.IMPLICIT_VR_LITTLE_ENDIAN)
-_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
 
 def parse_address(address: str) -> tuple[str, str, int]:
@@ -387,12 +385,16 @@ class _Pipeline:
         """The data set bytes to send: a view of the mapped file, or a conversion to ``ts``."""
         r = it.result
         if ts == r.transfer_syntax:
-            with open(r.path, "rb") as f:
-                if os.fstat(f.fileno()).st_size <= it.body_start:
+            f = open(r.path, "rb")  # noqa: SIM115 - closed with the response (see _close)
+            try:
+                size = os.fstat(f.fileno()).st_size
+                if size <= it.body_start:
                     raise FastDicomError("no data set after the File Meta")
-                # The whole object is sent: map it populated (one system call, not a page fault per page).
-                m = mmap.mmap(f.fileno(), 0, flags=_MAP_FLAGS, prot=mmap.PROT_READ)
-            return memoryview(m)[it.body_start :], m
+            except BaseException:
+                f.close()
+                raise
+            # Sent from the page cache with sendfile: no mapping, no copy through user memory.
+            return FileRegion(f.fileno(), it.body_start, size - it.body_start), f
         little, explicit, deflated = _uid.encoding_of(ts)
         if deflated:
             raise FastDicomError("conversion to the deflated syntax is not offered")

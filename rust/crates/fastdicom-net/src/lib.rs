@@ -7,11 +7,14 @@
 //! what is left), the last carries the "last fragment" bit, and the command
 //! bit is set for command sets only (command and data never share a PDV).
 //! [`parse_pdvs`] lists the PDV items of a received P-DATA-TF body, checking
-//! every length against the body.
+//! every length against the body. [`receive_data`] is the receiving half of
+//! the data plane: it reads P-DATA-TF PDUs and writes the fragments of one
+//! data set to a sink in large vectored writes, stopping at the last fragment
+//! or at the first thing the association's state machine must see.
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice, Read, Write};
 
 /// PDU type of P-DATA-TF.
 pub const P_DATA_TF: u8 = 0x04;
@@ -153,6 +156,167 @@ pub fn parse_pdvs(body: &[u8]) -> Result<Vec<Pdv>, PduError> {
     Ok(out)
 }
 
+/// A PDV item copied out of a received PDU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedPdv {
+    pub context_id: u8,
+    pub control: u8,
+    pub value: Vec<u8>,
+}
+
+/// Why [`receive_data`] returned.
+#[derive(Debug)]
+pub enum Stop {
+    /// The data set's last fragment went to the sink; these PDVs followed it in the same PDU.
+    Done(Vec<OwnedPdv>),
+    /// A PDV that is not a data fragment on the expected context, with the ones after it.
+    Pdvs(Vec<OwnedPdv>),
+    /// The header of a PDU that is not P-DATA-TF, or is longer than the limit; its body is unread.
+    Header([u8; 6]),
+    /// A P-DATA-TF body that does not parse (the message says why).
+    Malformed(String),
+}
+
+/// What [`receive_data`] did.
+#[derive(Debug)]
+pub struct Received {
+    /// Data set bytes received (written or not).
+    pub bytes: u64,
+    /// The first error the sink returned; later fragments were drained, not written.
+    pub write_error: Option<io::Error>,
+    pub stop: Stop,
+}
+
+/// A byte source that is told where each PDU starts (a socket resets its deadline there).
+pub trait PduRead: Read {
+    /// Called before the header of every PDU is read.
+    fn begin_pdu(&mut self) {}
+}
+
+impl PduRead for &[u8] {}
+impl PduRead for io::Cursor<Vec<u8>> {}
+
+/// Bytes gathered before the sink is written (whole PDUs are read into one buffer).
+const GATHER: usize = 4 << 20;
+/// Slices per vectored write of the sink (IOV_MAX is 1024 on Linux).
+const MAX_IOV: usize = 1024;
+
+fn drain_to<W: Write>(
+    sink: &mut Option<&mut W>,
+    error: &mut Option<io::Error>,
+    buf: &[u8],
+    ranges: &mut Vec<(usize, usize)>,
+) {
+    if let Some(w) = sink.as_mut() {
+        let mut result = Ok(());
+        for chunk in ranges.chunks(MAX_IOV) {
+            let mut slices: Vec<IoSlice<'_>> = chunk
+                .iter()
+                .map(|&(a, b)| IoSlice::new(&buf[a..b]))
+                .collect();
+            result = write_all_vectored(w, &mut slices);
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = w.flush();
+        }
+        if let Err(e) = result {
+            *error = Some(e);
+            *sink = None;
+        }
+    }
+    ranges.clear();
+}
+
+fn owned(body: &[u8], pdvs: &[Pdv]) -> Vec<OwnedPdv> {
+    pdvs.iter()
+        .map(|p| OwnedPdv {
+            context_id: p.context_id,
+            control: p.control,
+            value: body[p.offset..p.offset + p.length].to_vec(),
+        })
+        .collect()
+}
+
+/// Receive the fragments of one data set on presentation context `context_id`.
+///
+/// Reads whole PDUs (a 6-byte header, then exactly its body: nothing past the
+/// PDU is consumed), gathers up to 4 MiB of them and writes their data
+/// fragments to `sink` in vectored writes, calling `flush` after each batch.
+/// `buf` is scratch space the caller may keep between calls (it grows to the
+/// batch size, or the largest PDU, and is never cleared).
+/// `sink` None drains without writing. A sink error is kept and the rest of
+/// the data set is drained, so the association survives a full disk. Stops
+/// after the last fragment, or before anything else: a PDU that is not
+/// P-DATA-TF or is longer than `max_pdu` (header only), a command PDV or a PDV
+/// on another context (that PDV and the rest of its PDU), a malformed body.
+/// I/O errors of `r` (closed, timed out) are returned as they come.
+pub fn receive_data<R: PduRead, W: Write>(
+    r: &mut R,
+    mut sink: Option<&mut W>,
+    context_id: u8,
+    max_pdu: u32,
+    buf: &mut Vec<u8>,
+) -> io::Result<Received> {
+    let mut bytes = 0u64;
+    let mut write_error = None;
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    // `buf` keeps its length between PDUs and calls (zeroed once when it grows); `used` is what holds PDUs.
+    let mut used = 0usize;
+    let stop = loop {
+        r.begin_pdu();
+        let mut header = [0u8; 6];
+        r.read_exact(&mut header)?;
+        let length = u32::from_be_bytes([header[2], header[3], header[4], header[5]]);
+        if header[0] != P_DATA_TF || length > max_pdu {
+            drain_to(&mut sink, &mut write_error, buf, &mut ranges);
+            break Stop::Header(header);
+        }
+        let length = length as usize;
+        if used > 0 && used + length > GATHER {
+            drain_to(&mut sink, &mut write_error, buf, &mut ranges);
+            used = 0;
+        }
+        let start = used;
+        used += length;
+        if buf.len() < used {
+            buf.resize(used, 0);
+        }
+        r.read_exact(&mut buf[start..used])?;
+        let pdvs = match parse_pdvs(&buf[start..used]) {
+            Ok(p) => p,
+            Err(e) => {
+                drain_to(&mut sink, &mut write_error, buf, &mut ranges);
+                break Stop::Malformed(e.0);
+            }
+        };
+        let mut stop = None;
+        for (k, p) in pdvs.iter().enumerate() {
+            if p.context_id != context_id || p.control & 0x01 != 0 {
+                stop = Some(Stop::Pdvs(owned(&buf[start..used], &pdvs[k..])));
+                break;
+            }
+            ranges.push((start + p.offset, start + p.offset + p.length));
+            bytes += p.length as u64;
+            if p.control & 0x02 != 0 {
+                stop = Some(Stop::Done(owned(&buf[start..used], &pdvs[k + 1..])));
+                break;
+            }
+        }
+        if let Some(stop) = stop {
+            drain_to(&mut sink, &mut write_error, buf, &mut ranges);
+            break stop;
+        }
+    };
+    Ok(Received {
+        bytes,
+        write_error,
+        stop,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +402,101 @@ mod tests {
                 length: 2
             }
         );
+    }
+
+    fn pdu(pdvs: &[(u8, u8, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (ctx, control, value) in pdvs {
+            body.extend_from_slice(&((value.len() + 2) as u32).to_be_bytes());
+            body.push(*ctx);
+            body.push(*control);
+            body.extend_from_slice(value);
+        }
+        let mut out = vec![P_DATA_TF, 0];
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn receive_writes_fragments_and_keeps_what_follows() {
+        let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut wire = Vec::new();
+        for chunk in payload.chunks(16378) {
+            wire.extend_from_slice(&pdu(&[(3, 0x00, chunk)]));
+        }
+        // the next message's command shares the PDU of the last fragment
+        wire.extend_from_slice(&pdu(&[(3, 0x02, b"zz"), (3, 0x03, b"next")]));
+        wire.extend_from_slice(&[0x05, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
+        let mut r = &wire[..];
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        let got = receive_data(&mut r, Some(&mut out), 3, 1 << 20, &mut buf).unwrap();
+        assert!(got.write_error.is_none());
+        assert_eq!(got.bytes, payload.len() as u64 + 2);
+        assert_eq!(&out[..payload.len()], &payload[..]);
+        assert_eq!(&out[payload.len()..], b"zz");
+        match got.stop {
+            Stop::Done(rest) => assert_eq!(
+                rest,
+                vec![OwnedPdv {
+                    context_id: 3,
+                    control: 3,
+                    value: b"next".to_vec()
+                }]
+            ),
+            other => panic!("{other:?}"),
+        }
+        // nothing past the PDU was read: the A-RELEASE-RQ is still there
+        assert_eq!(r.len(), 10);
+        let got = receive_data(&mut r, None::<&mut Vec<u8>>, 3, 1 << 20, &mut buf).unwrap();
+        assert!(matches!(got.stop, Stop::Header(h) if h[0] == 0x05));
+    }
+
+    #[test]
+    fn receive_stops_before_what_the_state_machine_must_see() {
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        // a PDV on another context
+        let wire = [pdu(&[(3, 0, b"ab")]), pdu(&[(5, 0, b"cd")])].concat();
+        let got = receive_data(&mut &wire[..], Some(&mut out), 3, 1 << 20, &mut buf).unwrap();
+        assert_eq!(out, b"ab");
+        assert!(matches!(&got.stop, Stop::Pdvs(p) if p[0].context_id == 5));
+        // a PDU longer than the limit: header only
+        let wire = pdu(&[(3, 0, &[0u8; 100])]);
+        let mut r = &wire[..];
+        let got = receive_data(&mut r, Some(&mut out), 3, 50, &mut buf).unwrap();
+        assert!(matches!(got.stop, Stop::Header(_)));
+        assert_eq!(r.len(), wire.len() - 6);
+        // malformed body
+        let wire = [P_DATA_TF, 0, 0, 0, 0, 6, 0, 0, 0, 9, 3, 0].to_vec();
+        let got = receive_data(&mut &wire[..], Some(&mut out), 3, 1 << 20, &mut buf).unwrap();
+        assert!(matches!(got.stop, Stop::Malformed(_)));
+        // the connection closes inside a PDU
+        let wire = pdu(&[(3, 0, b"abcd")]);
+        let err = receive_data(&mut &wire[..9], Some(&mut out), 3, 1 << 20, &mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_sink_error_drains_the_rest() {
+        let payload = vec![7u8; 10_000_000];
+        let mut wire = Vec::new();
+        send_message(&mut wire, &payload, 1, false, 65536).unwrap();
+        let mut buf = Vec::new();
+        let got = receive_data(&mut &wire[..], Some(&mut Full), 1, 1 << 20, &mut buf).unwrap();
+        assert_eq!(got.bytes, payload.len() as u64);
+        assert!(got.write_error.is_some());
+        assert!(matches!(got.stop, Stop::Done(ref r) if r.is_empty()));
     }
 }

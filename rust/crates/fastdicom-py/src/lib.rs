@@ -577,37 +577,7 @@ struct SocketWriter {
 #[cfg(unix)]
 impl SocketWriter {
     fn wait_writable(&self) -> std::io::Result<()> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd,
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        loop {
-            let timeout_ms = match self.deadline {
-                None => -1,
-                Some(d) => {
-                    let left = d.saturating_duration_since(std::time::Instant::now());
-                    left.as_millis().min(i32::MAX as u128) as libc::c_int
-                }
-            };
-            // SAFETY: `pfd` is a valid, exclusively borrowed pollfd and we pass
-            // a count of 1; poll only reads `fd`/`events` and writes `revents`.
-            #[allow(unsafe_code)]
-            let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-            if r > 0 {
-                return Ok(());
-            }
-            if r == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "timed out sending to the peer",
-                ));
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
+        wait_fd(self.fd, libc::POLLOUT, self.deadline, "sending to")
     }
 }
 
@@ -682,6 +652,341 @@ fn pdata_send(
         .map_err(PyErr::from)
 }
 
+/// Send one data set held in a file as P-DATA-TF PDUs (GIL released), zero-copy.
+///
+/// The same PDUs as `pdata_send` of the file's bytes `offset..offset+length`:
+/// each 12-byte header goes out with `MSG_MORE`, then its fragment straight
+/// from the page cache with `sendfile` (no copy through user memory, no
+/// mapping). The socket's timeout bounds the whole send. A file that ends
+/// before `offset+length` raises OSError (the association cannot continue
+/// mid-PDU). Neither descriptor may be closed by another thread meanwhile.
+#[cfg(target_os = "linux")]
+#[pyfunction]
+fn pdata_sendfile(
+    py: Python<'_>,
+    sock: &Bound<'_, PyAny>,
+    file_fd: libc::c_int,
+    offset: u64,
+    length: u64,
+    context_id: u8,
+    fragment: usize,
+) -> PyResult<()> {
+    let fd: libc::c_int = sock.call_method0("fileno")?.extract()?;
+    if fd < 0 {
+        return Err(pyo3::exceptions::PyOSError::new_err("socket is closed"));
+    }
+    if fragment < 2 || !fragment.is_multiple_of(2) || fragment > u32::MAX as usize - 6 {
+        return Err(PyValueError::new_err(
+            "fragment size must be even, at least 2, and fit a PDU length",
+        ));
+    }
+    let timeout: Option<f64> = sock.call_method0("gettimeout")?.extract()?;
+    let deadline = timeout
+        .map(|t| std::time::Instant::now() + std::time::Duration::from_secs_f64(t.clamp(0.0, 1e9)));
+    let start =
+        libc::off_t::try_from(offset).map_err(|_| PyValueError::new_err("offset out of range"))?;
+    py.allow_threads(|| -> std::io::Result<()> {
+        let mut pos: libc::off_t = start;
+        let mut left = length;
+        loop {
+            let n = left.min(fragment as u64);
+            let last = n == left;
+            let head =
+                fastdicom_net::pdata_header(context_id, if last { 0x02 } else { 0x00 }, n as u32);
+            let mut sent = 0usize;
+            while sent < head.len() {
+                // SAFETY: `head` is a live 12-byte array; send reads
+                // `head.len() - sent` bytes from within it and writes nothing of ours.
+                #[allow(unsafe_code)]
+                let k = unsafe {
+                    libc::send(
+                        fd,
+                        head[sent..].as_ptr().cast(),
+                        head.len() - sent,
+                        libc::MSG_NOSIGNAL | libc::MSG_MORE,
+                    )
+                };
+                if k >= 0 {
+                    sent += k as usize;
+                    continue;
+                }
+                let e = std::io::Error::last_os_error();
+                match e.kind() {
+                    std::io::ErrorKind::Interrupted => {}
+                    std::io::ErrorKind::WouldBlock => {
+                        wait_fd(fd, libc::POLLOUT, deadline, "sending to")?
+                    }
+                    _ => return Err(e),
+                }
+            }
+            let mut todo = n;
+            while todo > 0 {
+                let chunk = todo.min(1 << 30) as usize;
+                // SAFETY: `pos` is a live off_t that sendfile reads and advances;
+                // both descriptors are borrowed for the call, no memory of ours is touched.
+                #[allow(unsafe_code)]
+                let k = unsafe { libc::sendfile(fd, file_fd, &mut pos, chunk) };
+                if k > 0 {
+                    todo -= k as u64;
+                    continue;
+                }
+                if k == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the file ended before its data set was sent",
+                    ));
+                }
+                let e = std::io::Error::last_os_error();
+                match e.kind() {
+                    std::io::ErrorKind::Interrupted => {}
+                    std::io::ErrorKind::WouldBlock => {
+                        wait_fd(fd, libc::POLLOUT, deadline, "sending to")?
+                    }
+                    _ => return Err(e),
+                }
+            }
+            left -= n;
+            if last {
+                return Ok(());
+            }
+        }
+    })
+    .map_err(PyErr::from)
+}
+
+/// Wait until `fd` is ready for `events` or `deadline` passes.
+#[cfg(unix)]
+fn wait_fd(
+    fd: libc::c_int,
+    events: libc::c_short,
+    deadline: Option<std::time::Instant>,
+    what: &str,
+) -> std::io::Result<()> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    loop {
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                left.as_millis().min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        // SAFETY: `pfd` is a valid, exclusively borrowed pollfd and we pass a
+        // count of 1; poll only reads `fd`/`events` and writes `revents`.
+        #[allow(unsafe_code)]
+        let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if r > 0 {
+            return Ok(());
+        }
+        if r == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("timed out {what} the peer"),
+            ));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// A connected socket borrowed by its descriptor for reading PDUs: every PDU
+/// must arrive within `timeout` of its first byte being asked for.
+#[cfg(unix)]
+struct SocketReader {
+    fd: libc::c_int,
+    timeout: Option<std::time::Duration>,
+    deadline: Option<std::time::Instant>,
+}
+
+#[cfg(unix)]
+impl std::io::Read for SocketReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // With a deadline, never block in recv (the socket may be in blocking mode): wait in poll.
+        let flags = if self.deadline.is_some() {
+            libc::MSG_DONTWAIT
+        } else {
+            0
+        };
+        loop {
+            // SAFETY: `buf` is a valid, exclusively borrowed byte slice of
+            // `buf.len()` bytes; recv writes at most that many into it.
+            #[allow(unsafe_code)]
+            let n = unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock => {
+                    wait_fd(self.fd, libc::POLLIN, self.deadline, "waiting for")?
+                }
+                _ => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+impl fastdicom_net::PduRead for SocketReader {
+    fn begin_pdu(&mut self) {
+        self.deadline = self.timeout.map(|t| std::time::Instant::now() + t);
+    }
+}
+
+/// A file descriptor borrowed for appending data-set fragments. `flush` (after
+/// each gathered batch) starts the kernel's writeback of what was written
+/// (Linux `sync_file_range`), so the fsync that makes the object durable has
+/// little left to do and disk writes overlap the network.
+#[cfg(unix)]
+struct FdWriter {
+    fd: libc::c_int,
+    unsynced: usize,
+}
+
+/// Written bytes after which writeback is started.
+#[cfg(unix)]
+const WRITEBACK_EVERY: usize = 8 << 20;
+
+#[cfg(unix)]
+impl std::io::Write for FdWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_vectored(&[std::io::IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        let count = bufs.len().min(1024);
+        loop {
+            // SAFETY: `IoSlice` is ABI-compatible with `struct iovec` on unix
+            // (documented by std); `bufs` outlives the call and writev only
+            // reads the `count` iovecs and the memory they describe.
+            #[allow(unsafe_code)]
+            let n =
+                unsafe { libc::writev(self.fd, bufs.as_ptr() as *const libc::iovec, count as _) };
+            if n >= 0 {
+                self.unsynced += n as usize;
+                return Ok(n as usize);
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if self.unsynced >= WRITEBACK_EVERY {
+            self.unsynced = 0;
+            // SAFETY: plain system call on a borrowed descriptor; it touches no memory of ours.
+            // Only a hint: a failure here shows up again at the fsync that decides durability.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::sync_file_range(self.fd, 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+thread_local! {
+    /// Scratch space of `pdata_recv`, kept per thread (an SCP runs one association per
+    /// thread): it grows to the gathered batch once, and goes with the thread.
+    static RECV_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Receive one data set's fragments from a socket into a file (GIL released).
+///
+/// Returns ``(bytes, errno, stop, extra)``: the data-set bytes received, the
+/// errno of the first write error (0: none; the rest was drained), and why it
+/// stopped: ``"done"`` (extra: the PDVs that followed the last fragment in
+/// its PDU, as ``(context, control, bytes)``), ``"pdvs"`` (a PDV that is not
+/// a data fragment on ``context_id``, and the rest of its PDU), ``"header"``
+/// (the 6-byte header of a PDU that is not P-DATA-TF or exceeds ``max_pdu``;
+/// its body is unread) or ``"malformed"`` (extra: why). ``fd`` -1 drains.
+/// ``timeout`` (seconds, None: none) bounds each PDU; closing raises
+/// ConnectionError, a timeout TimeoutError. Neither descriptor may be closed
+/// by another thread meanwhile (both are borrowed).
+#[cfg(unix)]
+#[pyfunction]
+#[pyo3(signature = (sock, context_id, max_pdu, fd, timeout))]
+fn pdata_recv<'py>(
+    py: Python<'py>,
+    sock: &Bound<'py, PyAny>,
+    context_id: u8,
+    max_pdu: u32,
+    fd: libc::c_int,
+    timeout: Option<f64>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let sfd: libc::c_int = sock.call_method0("fileno")?.extract()?;
+    if sfd < 0 {
+        return Err(pyo3::exceptions::PyOSError::new_err("socket is closed"));
+    }
+    let mut reader = SocketReader {
+        fd: sfd,
+        timeout: timeout.map(|t| std::time::Duration::from_secs_f64(t.clamp(0.0, 1e9))),
+        deadline: None,
+    };
+    let mut writer = FdWriter { fd, unsynced: 0 };
+    let got = py.allow_threads(|| {
+        RECV_BUF.with_borrow_mut(|buf| {
+            let sink = if fd >= 0 { Some(&mut writer) } else { None };
+            fastdicom_net::receive_data(&mut reader, sink, context_id, max_pdu, buf)
+        })
+    });
+    let got = match got {
+        Ok(g) => g,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(pyo3::exceptions::PyConnectionError::new_err(
+                "connection closed by the peer",
+            ))
+        }
+        Err(e) => return Err(PyErr::from(e)),
+    };
+    let errno = got
+        .write_error
+        .map(|e| e.raw_os_error().unwrap_or(libc::EIO))
+        .unwrap_or(0);
+    let pdvs = |v: Vec<fastdicom_net::OwnedPdv>| -> PyResult<Bound<'py, PyAny>> {
+        let items: Vec<Bound<'py, PyTuple>> = v
+            .into_iter()
+            .map(|p| {
+                PyTuple::new(
+                    py,
+                    [
+                        p.context_id.into_pyobject(py)?.into_any(),
+                        p.control.into_pyobject(py)?.into_any(),
+                        PyBytes::new(py, &p.value).into_any(),
+                    ],
+                )
+            })
+            .collect::<PyResult<_>>()?;
+        Ok(PyList::new(py, items)?.into_any())
+    };
+    let (stop, extra): (&str, Bound<'py, PyAny>) = match got.stop {
+        fastdicom_net::Stop::Done(v) => ("done", pdvs(v)?),
+        fastdicom_net::Stop::Pdvs(v) => ("pdvs", pdvs(v)?),
+        fastdicom_net::Stop::Header(h) => ("header", PyBytes::new(py, &h).into_any()),
+        fastdicom_net::Stop::Malformed(m) => ("malformed", PyString::new(py, &m).into_any()),
+    };
+    PyTuple::new(
+        py,
+        [
+            got.bytes.into_pyobject(py)?.into_any(),
+            errno.into_pyobject(py)?.into_any(),
+            PyString::new(py, stop).into_any(),
+            extra,
+        ],
+    )
+}
+
 #[pymodule]
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -698,5 +1003,9 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rle_encode_frame, m)?)?;
     #[cfg(unix)]
     m.add_function(wrap_pyfunction!(pdata_send, m)?)?;
+    #[cfg(unix)]
+    m.add_function(wrap_pyfunction!(pdata_recv, m)?)?;
+    #[cfg(target_os = "linux")]
+    m.add_function(wrap_pyfunction!(pdata_sendfile, m)?)?;
     Ok(())
 }
