@@ -673,3 +673,66 @@ def test_stop_shuts_down_open_tls_associations(tmp_path, pki):
     scp.stop(timeout=10)
     assert time.time() - t0 < 5  # the open association did not hold the server for its 60 s timeout
     a.close()
+
+
+def _pipelined(a, bodies, first_id=1):
+    """Send several C-STOREs without waiting for answers (the window allows it)."""
+    for k, (uid, body) in enumerate(bodies):
+        a.send_message(1, {**_store_command(uid), "MessageID": first_id + k}, body)
+
+
+def test_async_window_group_commits_and_answers_in_order_before_release(tmp_path):
+    bodies = []
+    for k in range(6):
+        ds, body = _ct_bytes(SOPInstanceUID=f"1.2.3.4.{k + 1}", PatientID=f"P{k}")
+        bodies.append((ds.SOPInstanceUID, body))
+    bodies.append(("1.2.3.999", bodies[0][1]))  # a mismatch in the middle of a batch: failed alone
+    with StorageSCP(str(tmp_path), port=0, duplicates="reject") as scp:
+        a = _assoc(scp.port, async_ops=(8, 1))
+        assert a.negotiated.async_ops[0] == 8
+        _pipelined(a, bodies)
+        a.send_message(
+            3, {"CommandField": dimse.C_ECHO_RQ, "MessageID": 50, "AffectedSOPClassUID": dimse.VERIFICATION_SOP_CLASS}
+        )
+        answers = [a.receive_message().command for _ in range(len(bodies) + 1)]
+        _pipelined(a, [bodies[2], ("1.2.3.4.77", _ct_bytes(SOPInstanceUID="1.2.3.4.77")[1])], first_id=60)
+        a.release()  # the SCP answers both (late P-DATA to us) and commits before its A-RELEASE-RP
+        assert os.path.exists(tmp_path / "1.2.3" / "1.2.3.4" / "1.2.3.4.77.dcm")
+    assert [c["MessageIDBeingRespondedTo"] for c in answers] == [1, 2, 3, 4, 5, 6, 7, 50]
+    assert [c["Status"] for c in answers[:6]] == [0] * 6
+    assert answers[6]["Status"] == dimse.DATA_SET_MISMATCH and answers[7]["Status"] == 0
+    stored = sorted(os.path.basename(p) for p in _files(str(tmp_path)) if p.endswith(".dcm"))
+    assert stored == sorted([f"1.2.3.4.{k + 1}.dcm" for k in range(6)] + ["1.2.3.4.77.dcm"])
+    assert not os.listdir(tmp_path / ".incoming")
+
+
+def test_async_window_abort_leaves_no_partial_file(tmp_path):
+    ds, body = _ct_bytes()
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        a = _assoc(scp.port, async_ops=(4, 1))
+        _pipelined(a, [(ds.SOPInstanceUID, body)])
+        a._send_pdvs(1, dimse.encode_command({**_store_command("1.2.3.4.8"), "CommandDataSetType": 0}), True)
+        half = body[: len(body) // 2 & ~1]
+        a.sock.sendall(pdu.pdata_header(1, 0, len(half)) + half)  # the second object stops halfway
+        time.sleep(0.3)
+        a.sock.close()
+        time.sleep(0.5)
+    stored = [p for p in _files(str(tmp_path)) if p.endswith(".dcm")]
+    # the whole first object may be stored (its answer was lost: the sender resends); never the half one
+    assert [os.path.basename(p) for p in stored] in ([], [ds.SOPInstanceUID + ".dcm"])
+    assert not os.listdir(tmp_path / ".incoming")
+
+
+def test_async_window_disk_error_is_answered_per_object(tmp_path):
+    import shutil
+
+    ds, body = _ct_bytes()
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        a = _assoc(scp.port, async_ops=(4, 1))
+        shutil.rmtree(tmp_path / ".incoming")
+        _pipelined(a, [(ds.SOPInstanceUID, body), ("1.2.3.4.9", _ct_bytes(SOPInstanceUID="1.2.3.4.9")[1])])
+        assert [a.receive_message().command["Status"] for _ in range(2)] == [dimse.OUT_OF_RESOURCES] * 2
+        (tmp_path / ".incoming").mkdir()
+        _pipelined(a, [(ds.SOPInstanceUID, body)], first_id=3)
+        assert a.receive_message().command["Status"] == 0
+        a.release()

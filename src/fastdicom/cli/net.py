@@ -89,7 +89,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             args.to,
             associations=args.jobs,
             calling_ae=args.aet,
-            async_ops=args.async_ops,
+            async_ops=None if args.no_async else args.async_ops,
             retries=args.retries,
             timeout=args.timeout,
             tls=_client_tls(args),
@@ -190,7 +190,15 @@ def register(sub) -> None:
     p.add_argument("--to", required=True, help="AET@host:port")
     p.add_argument("-j", "--jobs", type=int, default=4, help="parallel associations")
     p.add_argument("--aet", default="FASTDICOM")
-    p.add_argument("--async-ops", type=int, default=None, help="propose an asynchronous operations window")
+    p.add_argument(
+        "--async-ops",
+        type=int,
+        default=8,
+        help="asynchronous operations window to propose (default 8; pipelined when the peer accepts)",
+    )
+    p.add_argument(
+        "--no-async", action="store_true", help="never propose the window (peers that drop associations carrying it)"
+    )
     p.add_argument("--retries", type=int, default=3)
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--log", help="one JSON line per instance")

@@ -244,6 +244,7 @@ class Association:
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._next_message_id = 1
         self._lock = threading.Lock()
+        self._state_lock = threading.Lock()
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # pragma: no cover - not a TCP socket
@@ -252,16 +253,17 @@ class Association:
     # -- state machine -------------------------------------------------------------------------
     def _event(self, evt: int) -> str:
         """Move the machine for ``evt``; return the action the table names."""
-        try:
-            action, nxt = TRANSITIONS[(self.state, evt)]
-        except KeyError:
-            raise NetworkError(f"event {evt} is not valid in state {self.state}") from None
-        if action == "AE-6" and evt == EVT_RQ_RECEIVED:
-            nxt = "Sta3"
-        if action == "AR-8":
-            nxt = "Sta9" if self.requestor else "Sta10"
-        self.state = nxt
-        return action
+        with self._state_lock:  # a committer thread may send while this one receives
+            try:
+                action, nxt = TRANSITIONS[(self.state, evt)]
+            except KeyError:
+                raise NetworkError(f"event {evt} is not valid in state {self.state}") from None
+            if action == "AE-6" and evt == EVT_RQ_RECEIVED:
+                nxt = "Sta3"
+            if action == "AR-8":
+                nxt = "Sta9" if self.requestor else "Sta10"
+            self.state = nxt
+            return action
 
     # -- transport -----------------------------------------------------------------------------
     def _send(self, data: bytes) -> None:

@@ -32,6 +32,7 @@ import ssl
 import struct
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -204,6 +205,109 @@ class _CountingSink:
         pass
 
 
+class _Committer:
+    """Makes one association's objects durable and answers them, in order, on its own thread.
+
+    Used when the peer may keep several operations outstanding: while the
+    association's thread receives the next objects, this one takes every
+    object waiting (up to the window) as a batch, fsyncs their files in
+    parallel, renames them into place in order, fsyncs each folder touched
+    once, and only then sends the batch's answers (group commit: a few
+    flushes for many objects). ``submit`` blocks when ``window`` items wait,
+    which stops reading from the socket. A failure (the association died
+    while answering) is kept in ``failed``; later objects are still committed
+    or discarded, never left in ``.incoming``.
+    """
+
+    def __init__(self, scp: StorageSCP, assoc: Association, window: int, answer_store) -> None:
+        self._scp, self._assoc, self._answer_store = scp, assoc, answer_store
+        self._q: queue.Queue = queue.Queue(maxsize=window if window > 0 else 64)
+        self.failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="fastdicom-scp-commit", daemon=True)
+        self._thread.start()
+
+    def submit_store(self, msg, sink) -> None:
+        self._q.put(("store", msg, sink))
+
+    def submit(self, fn, *args) -> None:
+        self._q.put(("call", fn, args))
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self._q.get()]
+            while True:
+                try:
+                    batch.append(self._q.get_nowait())
+                except queue.Empty:
+                    break
+            if None in batch:
+                stop = True
+                batch = batch[: batch.index(None)]
+            try:
+                self._commit(batch)
+            except Exception as exc:  # noqa: BLE001 - reported to the association's thread
+                if self.failed is None:
+                    self.failed = exc
+
+    @staticmethod
+    def _finish(sink) -> BaseException | bool:
+        try:
+            sink.finish()
+            return True
+        except Exception as exc:  # noqa: BLE001 - becomes this object's status
+            return exc
+
+    def _commit(self, batch: list) -> None:
+        stores = [item for item in batch if isinstance(item, tuple) and item[0] == "store" and item[2] is not None]
+        finished: dict[int, BaseException | bool] = {}
+        if len(stores) > 1 and not self._scp.sink:
+            pool = self._scp._fsync_pool()
+            for item, outcome in zip(stores, pool.map(lambda it: self._finish(it[2]), stores)):
+                finished[id(item)] = outcome
+        dirs: set[str] = set()
+        answers = []
+        for item in batch:
+            if isinstance(item, threading.Event):
+                answers.append((item.set, ()))
+            elif item[0] == "store":
+                _, msg, sink = item
+                if self.failed is not None:  # nobody will hear the answer: do not store it
+                    if sink is not None:
+                        sink.discard()
+                    continue
+                status = self._scp._store(self._assoc, msg, sink, finished.get(id(item)), dirs)
+                answers.append((self._answer_store, (msg, status)))
+            else:
+                answers.append((item[1], item[2]))
+        dir_error = None
+        for folder in sorted(dirs):
+            try:
+                _fsync_dir(folder)
+            except OSError as exc:
+                dir_error = exc
+        for fn, args in answers:
+            if dir_error is not None and fn is self._answer_store and args[1][0] == dimse.SUCCESS:
+                args = (args[0], (dimse.OUT_OF_RESOURCES, f"cannot store: {dir_error.strerror or dir_error}", None))
+            try:
+                fn(*args)
+            except Exception as exc:  # noqa: BLE001 - the association is gone; keep going to set events
+                if self.failed is None:
+                    self.failed = exc
+
+    def drain(self) -> None:
+        """Wait until everything submitted has been answered."""
+        done = threading.Event()
+        self._q.put(done)
+        done.wait()
+        if self.failed is not None:
+            raise self.failed
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join()
+
+
 def _fsync_dir(path: str) -> None:
     """fsync a folder (its entries: a rename or a new sub-folder). Failures propagate: nothing is durable then."""
     fd = os.open(path, os.O_RDONLY)
@@ -312,6 +416,8 @@ class StorageSCP:
         self._active_lock = threading.Lock()
         self._stop = threading.Event()
         self._hooks: queue.Queue = queue.Queue()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._hook_thread: threading.Thread | None = None
         self._workers: set[threading.Thread] = set()
         self._sockets: set[socket.socket] = set()
@@ -382,6 +488,16 @@ class StorageSCP:
         self._hooks.put(None)
         if self._hook_thread is not None:
             self._hook_thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _fsync_pool(self) -> ThreadPoolExecutor:
+        """Threads that fsync the files of a committer's batch in parallel (shared by all associations)."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fastdicom-fsync")
+            return self._pool
 
     def __enter__(self) -> StorageSCP:
         return self.start()
@@ -556,17 +672,49 @@ class StorageSCP:
             pending.append(s)
             return s
 
+        def send_store_answer(msg, outcome) -> None:
+            cmd = msg.command
+            status, comment, path = outcome
+            rsp = {
+                "CommandField": dimse.C_STORE_RSP,
+                "MessageIDBeingRespondedTo": cmd.get("MessageID", 0),
+                "AffectedSOPClassUID": cmd.get("AffectedSOPClassUID", ""),
+                "AffectedSOPInstanceUID": cmd.get("AffectedSOPInstanceUID", ""),
+                "Status": status,
+            }
+            if comment:
+                rsp["ErrorComment"] = comment[:64]
+            assoc.send_message(msg.context_id, rsp)
+            if status == dimse.SUCCESS and self.on_store is not None:
+                self._hooks.put((self.on_store, (path, cmd, info)))
+
+        # With an asynchronous operations window, a committer makes objects durable and answers
+        # them (in order, in batches) while this thread receives the next ones.
+        window = assoc.negotiated.async_ops[1] if assoc.negotiated.async_ops else 1
+        committer = _Committer(self, assoc, window, send_store_answer) if window != 1 else None
+
+        def answer(fn, *args) -> None:
+            if committer is None:
+                fn(*args)
+            else:
+                committer.submit(fn, *args)
+
         try:
             while True:
                 try:
                     msg = assoc.receive_message(sink_factory)
                 except ReleaseRequested:
+                    if committer is not None:
+                        committer.drain()  # every answer goes out before the A-RELEASE-RP
                     assoc.answer_release()
                     return
+                if committer is not None and committer.failed is not None:
+                    raise committer.failed
                 cmd = msg.command
                 field = cmd.get("CommandField")
                 if field == dimse.C_ECHO_RQ:
-                    assoc.send_message(
+                    answer(
+                        assoc.send_message,
                         msg.context_id,
                         {
                             "CommandField": dimse.C_ECHO_RSP,
@@ -577,21 +725,13 @@ class StorageSCP:
                     )
                 elif field == dimse.C_STORE_RQ:
                     sink = pending.pop() if pending else None
-                    status, comment, path = self._store(assoc, msg, sink)
-                    rsp = {
-                        "CommandField": dimse.C_STORE_RSP,
-                        "MessageIDBeingRespondedTo": cmd.get("MessageID", 0),
-                        "AffectedSOPClassUID": cmd.get("AffectedSOPClassUID", ""),
-                        "AffectedSOPInstanceUID": cmd.get("AffectedSOPInstanceUID", ""),
-                        "Status": status,
-                    }
-                    if comment:
-                        rsp["ErrorComment"] = comment[:64]
-                    assoc.send_message(msg.context_id, rsp)
-                    if status == dimse.SUCCESS and self.on_store is not None:
-                        self._hooks.put((self.on_store, (path, cmd, info)))
+                    if committer is None:
+                        send_store_answer(msg, self._store(assoc, msg, sink))
+                    else:
+                        committer.submit_store(msg, sink)
                 elif field is not None and not field & 0x8000 and field != dimse.C_CANCEL_RQ:
-                    assoc.send_message(
+                    answer(
+                        assoc.send_message,
                         msg.context_id,
                         {
                             "CommandField": field | 0x8000,
@@ -602,11 +742,18 @@ class StorageSCP:
         except (AssociationAborted, NetworkError):
             pass
         finally:
+            if committer is not None:
+                committer.close()  # what was fully received is still made durable (or discarded)
             for s in pending:  # an interrupted transfer leaves nothing behind
                 s.discard()
 
-    def _store(self, assoc: Association, msg, sink) -> tuple[int, str, str | None]:
-        """Make the received object durable; return (status, error comment, stored path)."""
+    def _store(self, assoc: Association, msg, sink, finished=None, dirs=None) -> tuple[int, str, str | None]:
+        """Make the received object durable; return (status, error comment, stored path).
+
+        A committer passes ``finished`` (the outcome of ``sink.finish()``, run
+        in parallel with other objects': True or the exception) and ``dirs``
+        (folders to fsync before any answer of the batch goes out).
+        """
         cmd = msg.command
         sop_class = cmd.get("AffectedSOPClassUID")
         sop_instance = cmd.get("AffectedSOPInstanceUID")
@@ -631,7 +778,10 @@ class StorageSCP:
                 return dimse.CANNOT_UNDERSTAND, "empty or odd-length data set", None
             return dimse.SUCCESS, "", None
         try:
-            sink.finish()
+            if finished is None:
+                sink.finish()
+            elif isinstance(finished, BaseException):
+                raise finished
             ds = read(sink.path, stop_before_pixels=True)
             got_class, got_instance = ds.get("SOPClassUID"), ds.get("SOPInstanceUID")
             if got_class != sop_class or got_instance != sop_instance:
@@ -655,7 +805,10 @@ class StorageSCP:
                     self._count("failed")
                     return DUPLICATE_SOP_INSTANCE, "SOP Instance already stored", None
             os.replace(sink.path, final)
-            _fsync_dir(folder)
+            if dirs is None:
+                _fsync_dir(folder)
+            else:
+                dirs.add(folder)
             self._count("stored")
             self._count("bytes", sink.bytes)
             return dimse.SUCCESS, "", final

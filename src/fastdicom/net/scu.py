@@ -536,7 +536,7 @@ def store(
     *,
     associations: int = 4,
     calling_ae: str = "FASTDICOM",
-    async_ops: int | None = None,
+    async_ops: int | None = 8,
     retries: int = 3,
     backoff: float = 0.5,
     max_pdu: int = 1 << 20,
@@ -554,7 +554,9 @@ def store(
         Parallel associations draining one queue.
     async_ops : int, optional
         Propose an asynchronous operations window of this many outstanding
-        requests (pipelined when the peer accepts); None sends no such item.
+        requests (default 8; pipelined up to what the peer accepts, which for
+        most peers is one). None sends no such item, for peers that drop
+        associations carrying it.
     retries, backoff : int, float
         Attempts after the first for A7xx statuses, transient rejections and
         dropped associations, waiting ``backoff * 2**k`` seconds.
