@@ -6,7 +6,11 @@ first, so memory stays flat whatever the object size. When the last fragment
 has arrived the file is flushed and fsynced, its header is read back to check
 the UIDs (and to find the study and series), and it is renamed atomically to
 ``<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``; the folder is
-fsynced; only then is success answered. Any failure, an abort or a dropped
+fsynced; only then is success answered. When the peer negotiated an
+asynchronous operations window, the association's thread goes on receiving
+while a committer thread does this for the objects waiting, as one batch
+(files fsynced in parallel, each folder once: group commit), and answers
+them in order; A-RELEASE-RP waits for every answer. Any failure, an abort or a dropped
 connection removes the temporary file: no partial object is ever left where
 a reader would find it. A server killed outright (SIGKILL) leaves its
 temporary files in ``.incoming``; the next start removes them.
