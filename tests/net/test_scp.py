@@ -736,3 +736,28 @@ def test_async_window_disk_error_is_answered_per_object(tmp_path):
         _pipelined(a, [(ds.SOPInstanceUID, body)], first_id=3)
         assert a.receive_message().command["Status"] == 0
         a.release()
+
+
+def test_async_window_a_surprise_in_the_committer_never_hangs_or_leaks(tmp_path, monkeypatch):
+    calls = []
+    real = StorageSCP._store
+
+    def flaky(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("surprise")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(StorageSCP, "_store", flaky)
+    bodies = [(f"1.2.3.4.{k + 1}", _ct_bytes(SOPInstanceUID=f"1.2.3.4.{k + 1}")[1]) for k in range(3)]
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        a = _assoc(scp.port, async_ops=(4, 1))
+        t0 = time.monotonic()
+        _pipelined(a, bodies)
+        with pytest.raises(NetworkError):  # the association ends (no answer for the surprise), it never hangs
+            for _ in bodies:
+                a.receive_message(timeout=10)
+            a.release()
+        assert time.monotonic() - t0 < 10
+        time.sleep(0.3)
+    assert not os.listdir(tmp_path / ".incoming")

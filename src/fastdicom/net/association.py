@@ -20,6 +20,7 @@ fragment by fragment instead of being collected in memory.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import struct
@@ -245,6 +246,8 @@ class Association:
         self._next_message_id = 1
         self._lock = threading.Lock()
         self._state_lock = threading.Lock()
+        #: Another thread uses the socket too (an SCP committer): close() only shuts it down.
+        self.shared = False
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # pragma: no cover - not a TCP socket
@@ -337,10 +340,7 @@ class Association:
             self._event(EVT_INVALID_PDU)
         except NetworkError:
             pass
-        try:
-            self.sock.sendall(pdu.encode(pdu.Abort(pdu.ABORT_SOURCE_PROVIDER, reason)))
-        except OSError:
-            pass
+        self._send_abort(pdu.ABORT_SOURCE_PROVIDER, reason)
         self.abort_reason = why
         self.close()
         raise AssociationAborted(f"A-ABORT sent: {why}")
@@ -363,10 +363,7 @@ class Association:
             self.state = "Sta13"
             self._provider_abort(pdu.REASON_UNEXPECTED_PDU, f"unexpected PDU {kind:02X}H in this state")
         if action == "AA-7":
-            try:
-                self.sock.sendall(pdu.encode(pdu.Abort(pdu.ABORT_SOURCE_PROVIDER, pdu.REASON_UNEXPECTED_PDU)))
-            except OSError:
-                pass
+            self._send_abort(pdu.ABORT_SOURCE_PROVIDER, pdu.REASON_UNEXPECTED_PDU)
         if action in ("AA-6", "AA-7"):
             return self._receive(timeout)
         return kind, obj
@@ -379,10 +376,7 @@ class Association:
             self._event(EVT_ABORT_REQUEST)
         except NetworkError:
             pass
-        try:
-            self.sock.sendall(pdu.encode(pdu.Abort(pdu.ABORT_SOURCE_USER, pdu.REASON_NOT_SPECIFIED)))
-        except OSError:
-            pass
+        self._send_abort(pdu.ABORT_SOURCE_USER, pdu.REASON_NOT_SPECIFIED)
         self.abort_reason = why
         self.close()
 
@@ -391,11 +385,32 @@ class Association:
         self._user_abort("aborted by the local user")
 
     def close(self) -> None:
-        self.state = "Sta1"
-        try:
+        """Close the connection. While another thread may be using the socket (``shared``), only
+        shut it down: that wakes a thread blocked on it, and the descriptor number cannot be
+        reused by a new connection under it; the owner calls :meth:`release_socket` later."""
+        with self._state_lock:
+            self.state = "Sta1"
+        if self.shared:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+            return
+        self.release_socket()
+
+    def release_socket(self) -> None:
+        """Close the socket for good (its owner, once no other thread uses it)."""
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:  # pragma: no cover
+
+    def _send_abort(self, source: int, reason: int) -> None:
+        """Send A-ABORT, never into the middle of another thread's PDU (skipped if it is stuck)."""
+        if not self._lock.acquire(timeout=1.0):
+            return
+        try:
+            self.sock.sendall(pdu.encode(pdu.Abort(source, reason)))
+        except OSError:
             pass
+        finally:
+            self._lock.release()
 
     @property
     def is_established(self) -> bool:

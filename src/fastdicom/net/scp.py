@@ -253,6 +253,17 @@ class _Committer:
             except Exception as exc:  # noqa: BLE001 - reported to the association's thread
                 if self.failed is None:
                     self.failed = exc
+                # An answer is lost: end the association (A-ABORT) rather than leave the peer waiting.
+                self._assoc._send_abort(pdu.ABORT_SOURCE_PROVIDER, pdu.REASON_NOT_SPECIFIED)
+                self._assoc.close()
+                for item in batch:  # nothing of this batch may stay behind in .incoming
+                    if isinstance(item, tuple) and item[0] == "store" and item[2] is not None:
+                        with contextlib.suppress(Exception):
+                            item[2].discard()
+            finally:
+                for item in batch:  # whoever waits is woken, whatever happened
+                    if isinstance(item, threading.Event):
+                        item.set()
 
     @staticmethod
     def _finish(sink) -> BaseException | bool:
@@ -265,10 +276,15 @@ class _Committer:
     def _commit(self, batch: list) -> None:
         stores = [item for item in batch if isinstance(item, tuple) and item[0] == "store" and item[2] is not None]
         finished: dict[int, BaseException | bool] = {}
-        if len(stores) > 1 and not self._scp.sink:
+        if len(stores) > 1 and not self._scp.sink and self.failed is None:
             pool = self._scp._fsync_pool()
-            for item, outcome in zip(stores, pool.map(lambda it: self._finish(it[2]), stores)):
-                finished[id(item)] = outcome
+            if pool is not None:
+                try:
+                    outcomes = list(pool.map(lambda it: self._finish(it[2]), stores))
+                except RuntimeError:  # the pool was shut down under us (stop()): finish inline
+                    outcomes = []
+                for item, outcome in zip(stores, outcomes):
+                    finished[id(item)] = outcome
         dirs: set[str] = set()
         answers = []
         for item in batch:
@@ -280,19 +296,22 @@ class _Committer:
                     if sink is not None:
                         sink.discard()
                     continue
-                status = self._scp._store(self._assoc, msg, sink, finished.get(id(item)), dirs)
-                answers.append((self._answer_store, (msg, status)))
+                outcome = self._scp._store(self._assoc, msg, sink, finished.get(id(item)), dirs)
+                answers.append((self._answer_store, (msg, outcome)))
             else:
                 answers.append((item[1], item[2]))
-        dir_error = None
+        failed_dirs: dict[str, OSError] = {}
         for folder in sorted(dirs):
             try:
                 _fsync_dir(folder)
             except OSError as exc:
-                dir_error = exc
+                failed_dirs[folder] = exc
         for fn, args in answers:
-            if dir_error is not None and fn is self._answer_store and args[1][0] == dimse.SUCCESS:
-                args = (args[0], (dimse.OUT_OF_RESOURCES, f"cannot store: {dir_error.strerror or dir_error}", None))
+            if fn is self._answer_store and failed_dirs:
+                msg, (status, _comment, path) = args
+                err = failed_dirs.get(os.path.dirname(path)) if path else None
+                if err is not None and status == dimse.SUCCESS:
+                    args = (msg, (dimse.OUT_OF_RESOURCES, f"cannot store: {err.strerror or err}", None))
             try:
                 fn(*args)
             except Exception as exc:  # noqa: BLE001 - the association is gone; keep going to set events
@@ -303,9 +322,11 @@ class _Committer:
         """Wait until everything submitted has been answered."""
         done = threading.Event()
         self._q.put(done)
-        done.wait()
+        while not done.wait(1.0):
+            if not self._thread.is_alive():
+                break
         if self.failed is not None:
-            raise self.failed
+            raise AssociationAborted(f"answering failed: {self.failed}")
 
     def close(self) -> None:
         self._q.put(None)
@@ -422,6 +443,7 @@ class StorageSCP:
         self._hooks: queue.Queue = queue.Queue()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._pool_closed = False
         self._hook_thread: threading.Thread | None = None
         self._workers: set[threading.Thread] = set()
         self._sockets: set[socket.socket] = set()
@@ -492,14 +514,15 @@ class StorageSCP:
         self._hooks.put(None)
         if self._hook_thread is not None:
             self._hook_thread.join(timeout)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        with self._pool_lock:
+            pool, self._pool, self._pool_closed = self._pool, None, True
+        if pool is not None:  # a committer still running after the joins finishes its files inline
+            pool.shutdown(wait=False)
 
-    def _fsync_pool(self) -> ThreadPoolExecutor:
+    def _fsync_pool(self) -> ThreadPoolExecutor | None:
         """Threads that fsync the files of a committer's batch in parallel (shared by all associations)."""
         with self._pool_lock:
-            if self._pool is None:
+            if self._pool is None and not self._pool_closed:
                 self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fastdicom-fsync")
             return self._pool
 
@@ -694,8 +717,12 @@ class StorageSCP:
 
         # With an asynchronous operations window, a committer makes objects durable and answers
         # them (in order, in batches) while this thread receives the next ones.
+        # Not on TLS: one SSL object must not be read and written from two threads.
         window = assoc.negotiated.async_ops[1] if assoc.negotiated.async_ops else 1
-        committer = _Committer(self, assoc, window, send_store_answer) if window != 1 else None
+        committer = None
+        if window != 1 and not isinstance(assoc.sock, ssl.SSLSocket):
+            committer = _Committer(self, assoc, window, send_store_answer)
+            assoc.shared = True  # both threads use the socket: closing waits for the committer
 
         def answer(fn, *args) -> None:
             if committer is None:
@@ -713,7 +740,7 @@ class StorageSCP:
                     assoc.answer_release()
                     return
                 if committer is not None and committer.failed is not None:
-                    raise committer.failed
+                    raise AssociationAborted(f"answering failed: {committer.failed}")
                 cmd = msg.command
                 field = cmd.get("CommandField")
                 if field == dimse.C_ECHO_RQ:
@@ -748,6 +775,8 @@ class StorageSCP:
         finally:
             if committer is not None:
                 committer.close()  # what was fully received is still made durable (or discarded)
+                assoc.shared = False
+                assoc.release_socket()
             for s in pending:  # an interrupted transfer leaves nothing behind
                 s.discard()
 

@@ -570,15 +570,41 @@ fn rle_encode_frame(
 #[cfg(unix)]
 struct SocketWriter {
     fd: libc::c_int,
-    /// When the whole send must be done (None: no limit), as Python's sendall does.
-    deadline: Option<std::time::Instant>,
+    /// Longest wait without progress (None: no limit): a slow link that keeps
+    /// moving is never cut off, a peer that stops reading is.
+    timeout: Option<std::time::Duration>,
+    /// When bytes last went out.
+    last: std::time::Instant,
+    /// Extra send flags (`MSG_MORE` for a header a sendfile follows).
+    flags: libc::c_int,
 }
 
 #[cfg(unix)]
 impl SocketWriter {
-    fn wait_writable(&self) -> std::io::Result<()> {
-        wait_fd(self.fd, libc::POLLOUT, self.deadline, "sending to")
+    fn new(fd: libc::c_int, timeout: Option<std::time::Duration>) -> Self {
+        SocketWriter {
+            fd,
+            timeout,
+            last: std::time::Instant::now(),
+            flags: 0,
+        }
     }
+
+    fn deadline(&self) -> Option<std::time::Instant> {
+        self.timeout.map(|t| self.last + t)
+    }
+
+    fn wait_writable(&self) -> std::io::Result<()> {
+        wait_fd(self.fd, libc::POLLOUT, self.deadline(), "sending to")
+    }
+}
+
+/// A Python timeout in seconds as a Duration (negative: 0; NaN or huge: effectively none).
+fn timeout_duration(t: f64) -> std::time::Duration {
+    if t.is_nan() {
+        return std::time::Duration::from_secs(1_000_000_000);
+    }
+    std::time::Duration::from_secs_f64(t.clamp(0.0, 1e9))
 }
 
 #[cfg(unix)]
@@ -589,9 +615,9 @@ impl std::io::Write for SocketWriter {
 
     fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
         #[cfg(target_os = "linux")]
-        let flags = libc::MSG_NOSIGNAL;
+        let flags = libc::MSG_NOSIGNAL | self.flags;
         #[cfg(not(target_os = "linux"))]
-        let flags = 0;
+        let flags = self.flags;
         let count = bufs.len().min(1024);
         loop {
             // SAFETY: `IoSlice` is ABI-compatible with `struct iovec` on unix
@@ -606,6 +632,9 @@ impl std::io::Write for SocketWriter {
                 libc::sendmsg(self.fd, &msg, flags)
             };
             if n >= 0 {
+                if n > 0 {
+                    self.last = std::time::Instant::now();
+                }
                 return Ok(n as usize);
             }
             let e = std::io::Error::last_os_error();
@@ -624,8 +653,8 @@ impl std::io::Write for SocketWriter {
 
 /// Send one message part as P-DATA-TF PDUs on a connected socket (GIL released).
 ///
-/// `sock` is a Python socket (not TLS); its timeout bounds the whole send, as
-/// `sendall` does. The payload is sent from the caller's buffer (a memory map,
+/// `sock` is a Python socket (not TLS); its timeout bounds each wait for the
+/// peer to take more bytes (a slow link that keeps moving is not cut off). The payload is sent from the caller's buffer (a memory map,
 /// say) without a copy. The socket must not be closed by another thread
 /// meanwhile (the descriptor is borrowed); associations own their sockets.
 #[cfg(unix)]
@@ -643,11 +672,9 @@ fn pdata_send(
         return Err(pyo3::exceptions::PyOSError::new_err("socket is closed"));
     }
     let timeout: Option<f64> = sock.call_method0("gettimeout")?.extract()?;
-    let deadline = timeout
-        .map(|t| std::time::Instant::now() + std::time::Duration::from_secs_f64(t.clamp(0.0, 1e9)));
     let bytes = Bytes::new(payload)?;
     let data = bytes.as_slice();
-    let mut w = SocketWriter { fd, deadline };
+    let mut w = SocketWriter::new(fd, timeout.map(timeout_duration));
     py.allow_threads(|| fastdicom_net::send_message(&mut w, data, context_id, command, fragment))
         .map_err(PyErr::from)
 }
@@ -657,7 +684,7 @@ fn pdata_send(
 /// The same PDUs as `pdata_send` of the file's bytes `offset..offset+length`:
 /// each 12-byte header goes out with `MSG_MORE`, then its fragment straight
 /// from the page cache with `sendfile` (no copy through user memory, no
-/// mapping). The socket's timeout bounds the whole send. A file that ends
+/// mapping). The socket's timeout bounds each wait for progress. A file that ends
 /// before `offset+length` raises OSError (the association cannot continue
 /// mid-PDU). Neither descriptor may be closed by another thread meanwhile.
 #[cfg(target_os = "linux")]
@@ -681,46 +708,51 @@ fn pdata_sendfile(
         ));
     }
     let timeout: Option<f64> = sock.call_method0("gettimeout")?.extract()?;
-    let deadline = timeout
-        .map(|t| std::time::Instant::now() + std::time::Duration::from_secs_f64(t.clamp(0.0, 1e9)));
     let start =
         libc::off_t::try_from(offset).map_err(|_| PyValueError::new_err("offset out of range"))?;
+    let mut w = SocketWriter::new(fd, timeout.map(timeout_duration));
     py.allow_threads(|| -> std::io::Result<()> {
+        use std::io::Write;
         let mut pos: libc::off_t = start;
         let mut left = length;
+        // Where sendfile cannot serve this file (EINVAL/ENOSYS: some special file systems),
+        // the rest goes through a buffer with pread.
+        let mut copy: Option<Vec<u8>> = None;
         loop {
             let n = left.min(fragment as u64);
             let last = n == left;
             let head =
                 fastdicom_net::pdata_header(context_id, if last { 0x02 } else { 0x00 }, n as u32);
-            let mut sent = 0usize;
-            while sent < head.len() {
-                // SAFETY: `head` is a live 12-byte array; send reads
-                // `head.len() - sent` bytes from within it and writes nothing of ours.
-                #[allow(unsafe_code)]
-                let k = unsafe {
-                    libc::send(
-                        fd,
-                        head[sent..].as_ptr().cast(),
-                        head.len() - sent,
-                        libc::MSG_NOSIGNAL | libc::MSG_MORE,
-                    )
-                };
-                if k >= 0 {
-                    sent += k as usize;
-                    continue;
-                }
-                let e = std::io::Error::last_os_error();
-                match e.kind() {
-                    std::io::ErrorKind::Interrupted => {}
-                    std::io::ErrorKind::WouldBlock => {
-                        wait_fd(fd, libc::POLLOUT, deadline, "sending to")?
-                    }
-                    _ => return Err(e),
-                }
-            }
+            w.flags = libc::MSG_MORE;
+            let sent = w.write_all(&head);
+            w.flags = 0;
+            sent?;
             let mut todo = n;
             while todo > 0 {
+                if let Some(buf) = copy.as_mut() {
+                    let chunk = todo.min(buf.len() as u64) as usize;
+                    // SAFETY: `buf` is a live, exclusively borrowed Vec of at least
+                    // `chunk` bytes; pread writes at most `chunk` bytes into it.
+                    #[allow(unsafe_code)]
+                    let k = unsafe { libc::pread(file_fd, buf.as_mut_ptr().cast(), chunk, pos) };
+                    if k > 0 {
+                        w.write_all(&buf[..k as usize])?;
+                        pos += k as libc::off_t;
+                        todo -= k as u64;
+                        continue;
+                    }
+                    if k == 0 {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the file ended before its data set was sent",
+                        ));
+                    }
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() != std::io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                    continue;
+                }
                 let chunk = todo.min(1 << 30) as usize;
                 // SAFETY: `pos` is a live off_t that sendfile reads and advances;
                 // both descriptors are borrowed for the call, no memory of ours is touched.
@@ -728,6 +760,7 @@ fn pdata_sendfile(
                 let k = unsafe { libc::sendfile(fd, file_fd, &mut pos, chunk) };
                 if k > 0 {
                     todo -= k as u64;
+                    w.last = std::time::Instant::now();
                     continue;
                 }
                 if k == 0 {
@@ -737,11 +770,10 @@ fn pdata_sendfile(
                     ));
                 }
                 let e = std::io::Error::last_os_error();
-                match e.kind() {
-                    std::io::ErrorKind::Interrupted => {}
-                    std::io::ErrorKind::WouldBlock => {
-                        wait_fd(fd, libc::POLLOUT, deadline, "sending to")?
-                    }
+                match e.raw_os_error() {
+                    Some(libc::EINTR) => {}
+                    Some(libc::EAGAIN) => w.wait_writable()?,
+                    Some(libc::EINVAL) | Some(libc::ENOSYS) => copy = Some(vec![0u8; 1 << 20]),
                     _ => return Err(e),
                 }
             }
@@ -931,7 +963,7 @@ fn pdata_recv<'py>(
     }
     let mut reader = SocketReader {
         fd: sfd,
-        timeout: timeout.map(|t| std::time::Duration::from_secs_f64(t.clamp(0.0, 1e9))),
+        timeout: timeout.map(timeout_duration),
         deadline: None,
     };
     let mut writer = FdWriter { fd, unsynced: 0 };
