@@ -19,6 +19,18 @@ def backends_to_test(capability: str = "parse") -> list[str]:
     return names
 
 
+def implementations(capability: str) -> list[tuple[str, object]]:
+    """``(name, module)`` of each implementation of a capability that imports, as backends_to_test picks them."""
+    out = []
+    for name, module, attr in _backends.REGISTRY[capability]:
+        if _backends.forced() == "python" and name != "python":
+            continue
+        mod, _why = _backends._try(name, module, attr)
+        if mod is not None:
+            out.append((name, mod))
+    return out
+
+
 @pytest.fixture(params=backends_to_test())
 def backend(request) -> str:
     """Each parse backend in turn (only 'python' under FASTDICOM_BACKEND=python)."""

@@ -11,18 +11,13 @@ import time
 
 import pytest
 
-from fastdicom import _backends
 from fastdicom.net import pdu
+
+from ..conftest import implementations
 
 
 def _impls(capability: str):
-    out = []
-    for name, module, attr in _backends.REGISTRY[capability]:
-        if _backends.forced() == "python" and name != "python":
-            continue
-        mod, _ = _backends._try(name, module, attr)
-        if mod is not None:
-            out.append((name, getattr(mod, attr)))
+    out = [(name, getattr(mod, capability)) for name, mod in implementations(capability)]
     assert out
     return out
 

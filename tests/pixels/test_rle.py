@@ -13,20 +13,14 @@ from fastdicom import _backends
 from fastdicom.errors import InvalidDicomError
 from fastdicom.pixels import _rle_py
 
+from ..conftest import implementations
 from ..corpus import corpus_files
 
 pydicom = pytest.importorskip("pydicom")
 
 
 def _modules(capability: str):
-    out = []
-    for name, module, attr in _backends.REGISTRY[capability]:
-        if _backends.forced() == "python" and name != "python":
-            continue
-        mod, _ = _backends._try(name, module, attr)
-        if mod is not None:
-            out.append((name, mod))
-    return out
+    return implementations(capability)
 
 
 def _impls(capability: str):

@@ -599,6 +599,14 @@ impl SocketWriter {
     }
 }
 
+/// The error of a file shorter than the region being sent.
+fn file_ended() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the file ended before its data set was sent",
+    )
+}
+
 /// A Python timeout in seconds as a Duration (negative: 0; NaN or huge: effectively none).
 fn timeout_duration(t: f64) -> std::time::Duration {
     if t.is_nan() {
@@ -742,10 +750,7 @@ fn pdata_sendfile(
                         continue;
                     }
                     if k == 0 {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "the file ended before its data set was sent",
-                        ));
+                        return Err(file_ended());
                     }
                     let e = std::io::Error::last_os_error();
                     if e.kind() != std::io::ErrorKind::Interrupted {
@@ -764,10 +769,7 @@ fn pdata_sendfile(
                     continue;
                 }
                 if k == 0 {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the file ended before its data set was sent",
-                    ));
+                    return Err(file_ended());
                 }
                 let e = std::io::Error::last_os_error();
                 match e.raw_os_error() {
