@@ -47,11 +47,17 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
         ("rust", "fastdicom._rust", "pdata_recv"),
         ("python", "fastdicom.net._recv_py", "pdata_recv"),
     ],
-    # Codecs of compressed transfer syntaxes (fastdicom.pixels.codecs); Rust ones come with the codec issue.
+    # Codecs of compressed transfer syntaxes (fastdicom.pixels.codecs).
     "jpeg": [("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg_decode")],
     "jpegls": [("python", "fastdicom.pixels._codecs_imagecodecs", "jpegls_decode")],
-    "jpeg2000": [("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg2000_decode")],
-    "htj2k": [("python", "fastdicom.pixels._codecs_imagecodecs", "htj2k_decode")],
+    "jpeg2000": [
+        ("rust", "fastdicom.pixels._codecs_rust", "jpeg2000_decode"),
+        ("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg2000_decode"),
+    ],
+    "htj2k": [
+        ("rust", "fastdicom.pixels._codecs_rust", "htj2k_decode"),
+        ("python", "fastdicom.pixels._codecs_imagecodecs", "htj2k_decode"),
+    ],
     "deflate_image": [("python", "fastdicom.pixels._codecs_py", "deflate_image_decode")],
     "processing": [
         ("cython", "fastdicom._cy._kernels", "window_linear"),

@@ -10,6 +10,7 @@ __all__ = [
     "MAX_DEPTH",
     "__version__",
     "decode_simple",
+    "j2k_decode",
     "open_dataset",
     "parse_dataset",
     "parse_fragments",
@@ -81,6 +82,9 @@ def open_dataset(
 ]: ...
 def read_prefix(path: str | PathLike[str], size: int) -> tuple[bytes, bool]: ...
 def decode_simple(vr: str, raw: Buffer, little_endian: bool, missing: object) -> object: ...
+def j2k_decode(
+    buf: Buffer, rows: int, columns: int, samples: int, threads: int = 1
+) -> tuple[bytes, int, bool, int]: ...
 def pdata_recv(
     sock: object, context_id: int, max_pdu: int, fd: int, timeout: float | None
 ) -> tuple[int, int, str, object]: ...

@@ -47,11 +47,12 @@ def jpegls_decode(data) -> np.ndarray:
     return imagecodecs.jpegls_decode(data)
 
 
-def jpeg2000_decode(data) -> np.ndarray:
+def jpeg2000_decode(data, shape=None) -> np.ndarray:
+    """``shape`` is accepted for the native twin's sake (the caller checks the result's)."""
     return imagecodecs.jpeg2k_decode(data)
 
 
-def htj2k_decode(data) -> np.ndarray:
+def htj2k_decode(data, shape=None) -> np.ndarray:
     """OpenJPEG first (what pydicom's plugins use, so lossy frames round alike), then OpenJPH."""
     try:
         return imagecodecs.jpeg2k_decode(data)

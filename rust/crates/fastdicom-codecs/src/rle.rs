@@ -9,6 +9,7 @@
 //! Like pydicom, a segment that decodes to more bytes than a plane holds is
 //! cut to the plane (odd or over-padded segments); one that decodes to fewer
 //! is an error.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 

@@ -565,6 +565,38 @@ fn rle_encode_frame(
     Ok(PyBytes::new(py, &out).unbind())
 }
 
+/// Decode one JPEG 2000 / HTJ2K frame with OpenJPEG (GIL released).
+///
+/// ``rows``, ``columns``, ``samples`` are the data set's frame shape: a
+/// codestream header that disagrees is refused before decoding. ``threads`` >
+/// 1 lets OpenJPEG use that many threads on this frame. Returns ``(samples
+/// interleaved, native endian, precision, signed, bytes per sample)``; errors
+/// raise ValueError.
+#[pyfunction]
+#[pyo3(signature = (buf, rows, columns, samples, threads=1))]
+fn j2k_decode(
+    py: Python<'_>,
+    buf: &Bound<'_, PyAny>,
+    rows: u32,
+    columns: u32,
+    samples: u32,
+    threads: u32,
+) -> PyResult<(Py<PyBytes>, u32, bool, usize)> {
+    let bytes = Bytes::new(buf)?;
+    let data = bytes.as_slice();
+    let d = py
+        .allow_threads(|| {
+            fastdicom_codecs::j2k::decode(data, Some((rows, columns, samples)), threads)
+        })
+        .map_err(|e| PyValueError::new_err(e.0))?;
+    Ok((
+        PyBytes::new(py, &d.data).unbind(),
+        d.precision,
+        d.signed,
+        d.bytes_per_sample,
+    ))
+}
+
 /// A connected socket borrowed by its descriptor: sends with `MSG_NOSIGNAL`,
 /// waits with `poll` when the socket is non-blocking (Python's timeouts).
 #[cfg(unix)]
@@ -1035,6 +1067,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rle_decode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(rle_decode_into, m)?)?;
     m.add_function(wrap_pyfunction!(rle_encode_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(j2k_decode, m)?)?;
     #[cfg(unix)]
     m.add_function(wrap_pyfunction!(pdata_send, m)?)?;
     #[cfg(unix)]

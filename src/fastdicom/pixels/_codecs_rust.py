@@ -1,0 +1,36 @@
+"""Frame decoders in the Rust extension: JPEG 2000 and HTJ2K through OpenJPEG 2.5 (compiled in).
+
+Same calls and results as the imagecodecs twins in ``_codecs_imagecodecs``:
+one frame's codestream in, an ndarray out (``(rows, columns)`` or ``(rows,
+columns, samples)``; uint8/int8, uint16/int16 or uint32/int32 by the
+codestream's precision and sign), multi-component transforms undone. The
+DICOM rules (sign, precision, colour) are applied by ``fastdicom.pixels.codecs``.
+The decode runs with the GIL released, so frames decode in parallel threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _rust
+
+__version__ = _rust.__version__
+
+_DTYPES = {(1, False): np.uint8, (1, True): np.int8, (2, False): np.uint16, (2, True): np.int16}
+
+
+def jpeg2000_decode(data, shape: tuple[int, ...] | None = None, threads: int = 1) -> np.ndarray:
+    """``shape`` (the data set's frame shape) is checked against the header before decoding."""
+    if shape is None:
+        raise ValueError("the native JPEG 2000 decoder needs the frame shape")
+    rows, columns = shape[0], shape[1]
+    samples = shape[2] if len(shape) > 2 else 1
+    raw, _precision, signed, size = _rust.j2k_decode(data, rows, columns, samples, threads)
+    dtype = _DTYPES.get((size, signed), np.int32 if signed else np.uint32)
+    arr = np.frombuffer(raw, dtype=dtype)
+    return arr.reshape((rows, columns, samples) if samples > 1 else (rows, columns))
+
+
+def htj2k_decode(data, shape: tuple[int, ...] | None = None, threads: int = 1) -> np.ndarray:
+    """HTJ2K (Part 15) through OpenJPEG's HT block decoder."""
+    return jpeg2000_decode(data, shape, threads)
