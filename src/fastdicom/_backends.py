@@ -54,6 +54,10 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
         ("rust", "fastdicom.pixels._codecs_rust", "jpeg2000_decode"),
         ("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg2000_decode"),
     ],
+    "jpeg2000_encode": [
+        ("rust", "fastdicom.pixels._codecs_rust", "jpeg2000_encode"),
+        ("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg2000_encode"),
+    ],
     "htj2k": [
         ("rust", "fastdicom.pixels._codecs_rust", "htj2k_decode"),
         ("python", "fastdicom.pixels._codecs_imagecodecs", "htj2k_decode"),

@@ -11,6 +11,7 @@ __all__ = [
     "__version__",
     "decode_simple",
     "j2k_decode",
+    "j2k_encode",
     "open_dataset",
     "parse_dataset",
     "parse_fragments",
@@ -85,6 +86,17 @@ def decode_simple(vr: str, raw: Buffer, little_endian: bool, missing: object) ->
 def j2k_decode(
     buf: Buffer, rows: int, columns: int, samples: int, threads: int = 1
 ) -> tuple[bytes, int, bool, int]: ...
+def j2k_encode(
+    buf: Buffer,
+    rows: int,
+    columns: int,
+    samples: int,
+    bytes_per_sample: int,
+    precision: int,
+    signed: bool,
+    ratio: float = 0.0,
+    threads: int = 1,
+) -> bytes: ...
 def pdata_recv(
     sock: object, context_id: int, max_pdu: int, fd: int, timeout: float | None
 ) -> tuple[int, int, str, object]: ...

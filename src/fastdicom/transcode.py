@@ -11,8 +11,16 @@ Lossy Image Compression stays "01" (set when the source syntax is lossy,
 with its method), as PS3.3 C.7.6.1.1.5 requires; pixels are never dropped or
 altered beyond what the codecs do.
 
-Encoding to JPEG, JPEG-LS and JPEG 2000 arrives with the native codecs;
-asking for it now raises :class:`~fastdicom.pixels.NoDecoderError`.
+To JPEG 2000 the frames are encoded by OpenJPEG (the native build; the
+imagecodecs twin for lossless): JPEG 2000 Lossless Only (``j2k``) is exact,
+JPEG 2000 (``j2k-lossy``) is irreversible at ``ratio`` (default 10) and sets
+Lossy Image Compression "01" with the achieved ratio and the method
+ISO_15444_1. Three-sample frames must be RGB once decoded; they are stored
+with the multi-component transform as YBR_RCT (lossless) or YBR_ICT (lossy).
+Values outside Bits Stored cannot be kept and are refused.
+
+Encoding to JPEG and JPEG-LS arrives with their native codecs; asking for it
+now raises :class:`~fastdicom.pixels.NoDecoderError`.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ from .dictionary._uids import UIDS
 from .pixels.codecs import LOSSY, NoDecoderError
 
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
+J2K_LOSSY = "1.2.840.10008.1.2.4.91"
 #: Short names accepted for the target syntax (besides UIDs and PS3.6 keywords).
 ALIASES = {
     "implicit": _uid.IMPLICIT_VR_LITTLE_ENDIAN,
@@ -36,6 +46,10 @@ ALIASES = {
     "big": _uid.EXPLICIT_VR_BIG_ENDIAN,
     "deflated": _uid.DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     "rle": RLE_LOSSLESS,
+    "j2k": J2K_LOSSLESS,
+    "jpeg2000": J2K_LOSSLESS,
+    "j2k-lossless": J2K_LOSSLESS,
+    "j2k-lossy": J2K_LOSSY,
 }
 _METHOD = {
     "1.2.840.10008.1.2.4.50": "ISO_10918_1",
@@ -59,8 +73,22 @@ def syntax_uid(name: str) -> str:
     raise ValueError(f"unknown transfer syntax {name!r}")
 
 
-def transcode(ds: Dataset, transfer_syntax: str) -> Dataset:
-    """A new Dataset holding ``ds`` in ``transfer_syntax`` (UID, keyword or alias)."""
+def _j2k_frames(frames: np.ndarray, px, ratio: float) -> list[bytes]:
+    encode = _backends.resolve("jpeg2000_encode")[1].jpeg2000_encode
+    bs = px.bits_stored
+    lo, hi = (-(1 << (bs - 1)), (1 << (bs - 1)) - 1) if frames.dtype.kind == "i" else (0, (1 << bs) - 1)
+    if frames.size and (int(frames.min()) < lo or int(frames.max()) > hi):
+        raise ValueError(f"pixel values lie outside Bits Stored ({bs}): JPEG 2000 cannot keep them")
+    if frames.dtype.kind not in "iu":
+        raise ValueError(f"cannot encode {frames.dtype} samples as JPEG 2000")
+    return [encode(f, bs, ratio=ratio) for f in frames]
+
+
+def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0) -> Dataset:
+    """A new Dataset holding ``ds`` in ``transfer_syntax`` (UID, keyword or alias).
+
+    ``ratio``: the target compression ratio of lossy JPEG 2000 (``j2k-lossy``).
+    """
     target = syntax_uid(transfer_syntax)
     source = ds.transfer_syntax or _uid.EXPLICIT_VR_LITTLE_ENDIAN
     if target == source:
@@ -70,8 +98,10 @@ def transcode(ds: Dataset, transfer_syntax: str) -> Dataset:
     dst_enc = _uid.is_encapsulated(target)
     if px is None or (not src_enc and not dst_enc):
         return read(to_bytes(ds, transfer_syntax=target))
-    if dst_enc and target != RLE_LOSSLESS:
-        raise NoDecoderError(f"encoding to {target} needs a codec this build does not have yet (RLE Lossless does)")
+    if dst_enc and target not in (RLE_LOSSLESS, J2K_LOSSLESS, J2K_LOSSY):
+        raise NoDecoderError(
+            f"encoding to {target} needs a codec this build does not have yet (RLE Lossless and JPEG 2000 do)"
+        )
     if px.bits_allocated == 1:
         raise NoDecoderError("transcoding 1-bit Pixel Data between encapsulated and native syntaxes is not supported")
     frames = px.array()  # decoded: raises NoDecoderError naming what to install
@@ -91,6 +121,25 @@ def transcode(ds: Dataset, transfer_syntax: str) -> Dataset:
             for f in little
         ]
         new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
+    elif target in (J2K_LOSSLESS, J2K_LOSSY):
+        if px.samples == 3 and photometric != "RGB":
+            raise ValueError(f"JPEG 2000 encoding of {photometric} is not supported (RGB is)")
+        lossy_ratio = ratio if target == J2K_LOSSY else 0.0
+        if target == J2K_LOSSY and not ratio >= 1:
+            raise ValueError("a lossy JPEG 2000 ratio must be at least 1")
+        encoded = _j2k_frames(frames, px, lossy_ratio)
+        new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
+        if px.samples == 3:
+            photometric = "YBR_ICT" if lossy_ratio else "YBR_RCT"
+        if lossy_ratio:
+            achieved = frames.nbytes / max(1, sum(len(e) for e in encoded))
+            new.LossyImageCompression = "01"
+            previous = new.get("LossyImageCompressionRatio")
+            ratios = [] if previous is None else list(previous) if isinstance(previous, (list, tuple)) else [previous]
+            new.add_new("LossyImageCompressionRatio", "DS", [*ratios, f"{achieved:.6g}"[:16]])
+            methods = new.get("LossyImageCompressionMethod")
+            methods = [] if methods is None else list(methods) if isinstance(methods, (list, tuple)) else [methods]
+            new.add_new("LossyImageCompressionMethod", "CS", [*methods, "ISO_15444_1"])
     else:
         vr = "OB" if px.bits_allocated <= 8 else "OW"
         order = "<" if _uid.encoding_of(target)[0] else ">"  # bytes values are written as they are

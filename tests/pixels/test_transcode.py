@@ -86,3 +86,91 @@ def test_32_bit_pixels_survive_byte_order_changes():
             out = fastdicom.transcode(ds, target)
             assert np.array_equal(out.pixel_array, ref)
             assert np.array_equal(_pydicom_pixels(out), ref)
+
+
+def _j2k_ready(cf):
+    path = cf.resolve()
+    if path is None:
+        pytest.skip("not installed")
+    ds = fastdicom.read(path)
+    px = ds.pixels
+    if px.samples == 3 and px.decoded_photometric != "RGB":
+        pytest.skip("JPEG 2000 encoding takes RGB (or one sample)")
+    before = ds.pixel_array
+    bs = px.bits_stored
+    lo, hi = (-(1 << (bs - 1)), (1 << (bs - 1)) - 1) if before.dtype.kind == "i" else (0, (1 << bs) - 1)
+    if before.size and (before.min() < lo or before.max() > hi):
+        pytest.skip("values outside Bits Stored (refused, tested below)")
+    return ds, before
+
+
+@pytest.mark.parametrize("cf", UNCOMPRESSED_FILES[:40], ids=lambda cf: cf.path)
+def test_native_to_jpeg2000_lossless_is_exact_here_and_in_pydicom(cf):
+    ds, before = _j2k_ready(cf)
+    out = fastdicom.transcode(ds, "j2k")
+    assert out.transfer_syntax == "1.2.840.10008.1.2.4.90"
+    assert np.array_equal(out.pixel_array, before)
+    if ds.pixels.samples == 3:
+        assert out.PhotometricInterpretation == "YBR_RCT"
+    assert out.get("LossyImageCompression") == ds.get("LossyImageCompression")
+    try:
+        theirs = _pydicom_pixels(out)
+    except Exception as exc:  # noqa: BLE001 - pydicom has no plugin for this depth here
+        pytest.skip(f"pydicom cannot decode it here: {exc}")
+    assert np.array_equal(theirs, before)
+
+
+def test_jpeg2000_lossy_sets_the_lossy_attributes_and_stays_close():
+    cf = next(f for f in UNCOMPRESSED_FILES if f.resolve() and f.row["BitsAllocated"] == "16")
+    ds, before = _j2k_ready(cf)
+    from fastdicom import _backends
+
+    if _backends.resolve("jpeg2000_encode")[0] == "python":
+        with pytest.raises(NotImplementedError):  # imagecodecs' quality is no ratio: native only
+            fastdicom.transcode(ds, "j2k-lossy", ratio=8)
+        return
+    out = fastdicom.transcode(ds, "j2k-lossy", ratio=8)
+    assert out.transfer_syntax == "1.2.840.10008.1.2.4.91"
+    assert out.LossyImageCompression == "01"
+    methods = out.LossyImageCompressionMethod
+    assert (methods if isinstance(methods, str) else methods[-1]) == "ISO_15444_1"
+    ratios = out.LossyImageCompressionRatio
+    assert float(ratios if not isinstance(ratios, (list, tuple)) else ratios[-1]) > 1
+    err = np.abs(out.pixel_array.astype(np.int64) - before.astype(np.int64))
+    span = int(before.max()) - int(before.min()) or 1
+    assert err.mean() < 0.02 * span
+
+
+def test_jpeg2000_refuses_values_outside_bits_stored():
+    from types import SimpleNamespace
+
+    from fastdicom.transcode import _j2k_frames
+
+    with pytest.raises(ValueError, match="Bits Stored"):
+        _j2k_frames(np.full((1, 4, 4), 200, dtype=np.uint16), SimpleNamespace(bits_stored=4), 0.0)
+    with pytest.raises(ValueError, match="Bits Stored"):
+        _j2k_frames(np.full((1, 4, 4), -9, dtype=np.int16), SimpleNamespace(bits_stored=4), 0.0)
+
+
+@pytest.mark.parametrize("dtype,bits", [("u1", 8), ("i1", 8), ("u2", 12), ("i2", 12), ("u2", 16), ("i2", 16)])
+@pytest.mark.parametrize("samples", [1, 3])
+def test_jpeg2000_encoders_round_trip_random_frames(dtype, bits, samples):
+    from ..conftest import implementations
+
+    rng = np.random.default_rng(bits * 10 + samples)
+    dt = np.dtype(dtype)
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1))) if dt.kind == "i" else (0, 1 << bits)
+    shape = (37, 53, 3) if samples == 3 else (37, 53)
+    frame = rng.integers(lo, hi, size=shape).astype(dt)
+    decode = dict(implementations("jpeg2000"))
+    for _name, mod in implementations("jpeg2000_encode"):
+        try:
+            cs = mod.jpeg2000_encode(frame, bits)
+        except Exception as exc:  # noqa: BLE001 - imagecodecs refuses some depths
+            if _name == "python":
+                continue
+            raise AssertionError(f"{_name}: {exc}") from exc
+        assert len(cs) % 2 == 0 and cs[:4] == b"\xff\x4f\xff\x51"
+        for dname, dmod in decode.items():
+            back = np.asarray(dmod.jpeg2000_decode(cs, shape=shape))
+            assert np.array_equal(back.astype(np.int64), frame.astype(np.int64)), (_name, dname)

@@ -39,12 +39,12 @@ def cmd_transcode(args: argparse.Namespace) -> int:
     def one(item: tuple[str, str]) -> str | None:
         src, rel = item
         try:
-            out = transcode(read(src), target)
+            out = transcode(read(src), target, ratio=args.ratio)
             dst = os.path.join(args.output, rel)
             os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
             write(dst, out)
             return None
-        except (FastDicomError, OSError, ValueError) as exc:
+        except (FastDicomError, OSError, ValueError, NotImplementedError) as exc:
             return f"{src}: {exc}"
 
     t0 = time.perf_counter()
@@ -61,8 +61,11 @@ def register(sub) -> None:
     p = sub.add_parser("transcode", help="write files again in another transfer syntax")
     p.add_argument("inputs", nargs="+", help="files or folders")
     p.add_argument(
-        "--to", required=True, help="UID, keyword (ExplicitVRLittleEndian) or explicit/implicit/big/deflated/rle"
+        "--to",
+        required=True,
+        help="UID, keyword (ExplicitVRLittleEndian) or explicit/implicit/big/deflated/rle/j2k/j2k-lossy",
     )
+    p.add_argument("--ratio", type=float, default=10.0, help="compression ratio of lossy JPEG 2000 (default 10)")
     p.add_argument("-o", "--output", required=True, help="output folder (folder structure kept)")
     p.add_argument("-j", "--jobs", type=int, default=None, help="threads (default: the cores)")
     p.set_defaults(func=cmd_transcode)

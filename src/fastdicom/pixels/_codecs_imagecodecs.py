@@ -58,3 +58,16 @@ def htj2k_decode(data, shape=None) -> np.ndarray:
         return imagecodecs.jpeg2k_decode(data)
     except Exception:  # noqa: BLE001
         return imagecodecs.htj2k_decode(data)
+
+
+def jpeg2000_encode(frame: np.ndarray, bits_stored: int, ratio: float = 0.0, threads: int = 1) -> bytes:
+    """Twin of the native encoder for lossless J2K codestreams (even length).
+
+    Lossy encoding needs the native build: imagecodecs' quality setting does
+    not mean a compression ratio, so its results would not match.
+    """
+    if ratio:
+        raise NotImplementedError("lossy JPEG 2000 encoding needs the native build of fastdicom")
+    frame = np.ascontiguousarray(frame)
+    out = imagecodecs.jpeg2k_encode(frame, codecformat="J2K", reversible=True, bitspersample=bits_stored, mct=True)
+    return out + b"\0" if len(out) % 2 else out

@@ -1,4 +1,4 @@
-"""Frame decoders in the Rust extension: JPEG 2000 and HTJ2K through OpenJPEG 2.5 (compiled in).
+"""Frame codecs in the Rust extension: JPEG 2000 and HTJ2K through OpenJPEG 2.5 (compiled in).
 
 Same calls and results as the imagecodecs twins in ``_codecs_imagecodecs``:
 one frame's codestream in, an ndarray out (``(rows, columns)`` or ``(rows,
@@ -34,3 +34,21 @@ def jpeg2000_decode(data, shape: tuple[int, ...] | None = None, threads: int = 1
 def htj2k_decode(data, shape: tuple[int, ...] | None = None, threads: int = 1) -> np.ndarray:
     """HTJ2K (Part 15) through OpenJPEG's HT block decoder."""
     return jpeg2000_decode(data, shape, threads)
+
+
+def jpeg2000_encode(frame: np.ndarray, bits_stored: int, ratio: float = 0.0, threads: int = 1) -> bytes:
+    """One frame (``(rows, columns)`` or ``(rows, columns, samples)``, integers) as a J2K codestream.
+
+    ``ratio`` 0 is lossless; otherwise the target compression ratio (irreversible).
+    Values must lie in the range of ``bits_stored`` bits (signed for signed dtypes).
+    """
+    frame = np.ascontiguousarray(frame)
+    if frame.dtype.byteorder not in ("=", "|"):
+        frame = frame.astype(frame.dtype.newbyteorder("="))
+    rows, columns = frame.shape[:2]
+    samples = frame.shape[2] if frame.ndim > 2 else 1
+    signed = frame.dtype.kind == "i"
+    raw = frame.reshape(-1).view(np.uint8)
+    return _rust.j2k_encode(
+        raw, rows, columns, samples, frame.dtype.itemsize, bits_stored, signed, float(ratio), threads
+    )

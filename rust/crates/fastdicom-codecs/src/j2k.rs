@@ -1,4 +1,5 @@
-//! JPEG 2000 decoding (Part 1, and Part 15 High-Throughput) through OpenJPEG 2.5.
+//! JPEG 2000 decoding (Part 1, and Part 15 High-Throughput) and Part 1
+//! encoding through OpenJPEG 2.5.
 //!
 //! OpenJPEG's sources are compiled into the extension by the `openjpeg-sys`
 //! crate (BSD-2-Clause). [`decode`] reads a J2K codestream or a JP2 file from
@@ -372,9 +373,359 @@ pub fn decode(
     })
 }
 
+/// What [`encode`] makes.
+#[derive(Clone, Copy, Debug)]
+pub struct EncodeOptions {
+    /// 0: lossless (reversible 5/3 wavelet, RCT for three components); otherwise
+    /// the target compression ratio of an irreversible (9/7, ICT) codestream.
+    pub ratio: f32,
+    /// Threads OpenJPEG may use for this frame.
+    pub threads: u32,
+}
+
+struct Sink {
+    out: Vec<u8>,
+    pos: usize,
+}
+
+unsafe extern "C" fn write_cb(buf: *mut c_void, n: usize, user: *mut c_void) -> usize {
+    // SAFETY: `user` is the `Sink` that `encode` registered and keeps alive and
+    // exclusively lent to OpenJPEG until the stream is destroyed.
+    let sink = unsafe { &mut *(user as *mut Sink) };
+    // SAFETY: OpenJPEG passes `n` readable bytes at `buf`.
+    let src = unsafe { std::slice::from_raw_parts(buf as *const u8, n) };
+    let end = sink.pos + n;
+    if sink.out.len() < end {
+        sink.out.resize(end, 0);
+    }
+    sink.out[sink.pos..end].copy_from_slice(src);
+    sink.pos = end;
+    n
+}
+
+unsafe extern "C" fn out_skip_cb(n: i64, user: *mut c_void) -> i64 {
+    // SAFETY: as in `write_cb`.
+    let sink = unsafe { &mut *(user as *mut Sink) };
+    if n < 0 || n as u64 > (1u64 << 40) {
+        return -1;
+    }
+    sink.pos += n as usize;
+    if sink.out.len() < sink.pos {
+        sink.out.resize(sink.pos, 0);
+    }
+    n
+}
+
+unsafe extern "C" fn out_seek_cb(n: i64, user: *mut c_void) -> i32 {
+    // SAFETY: as in `write_cb`.
+    let sink = unsafe { &mut *(user as *mut Sink) };
+    if n < 0 || n as u64 > sink.out.len() as u64 {
+        return 0;
+    }
+    sink.pos = n as usize;
+    1
+}
+
+/// How the samples of a frame to encode are laid out.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    pub rows: u32,
+    pub columns: u32,
+    /// 1 or 3.
+    pub components: u32,
+    /// 1, 2 or 4 bytes, native order, interleaved pixel by pixel.
+    pub bytes_per_sample: usize,
+    /// Significant bits (Bits Stored); values must lie in their range.
+    pub precision: u32,
+    /// Pixel Representation 1.
+    pub signed: bool,
+}
+
+/// Encode one frame as a J2K codestream (no JP2 wrapper, as DICOM wants).
+pub fn encode(data: &[u8], layout: &Layout, options: EncodeOptions) -> Result<Vec<u8>, J2kError> {
+    let Layout {
+        rows,
+        columns,
+        components,
+        bytes_per_sample,
+        precision,
+        signed,
+    } = *layout;
+    if !(components == 1 || components == 3) {
+        return Err(J2kError(format!(
+            "encoding {components} components is not supported (1 or 3)"
+        )));
+    }
+    if !matches!(bytes_per_sample, 1 | 2 | 4)
+        || precision == 0
+        || precision as usize > 8 * bytes_per_sample
+        || precision > 31
+    {
+        return Err(J2kError(format!(
+            "precision {precision} in {bytes_per_sample}-byte samples is not supported"
+        )));
+    }
+    let pixels = rows as usize * columns as usize;
+    let n = components as usize;
+    if rows == 0 || columns == 0 || data.len() != pixels * n * bytes_per_sample {
+        return Err(J2kError(
+            "pixel data length does not match the frame shape".into(),
+        ));
+    }
+    if options.ratio != 0.0 && !(options.ratio >= 1.0 && options.ratio.is_finite()) {
+        return Err(J2kError(
+            "the compression ratio must be 0 (lossless) or at least 1".into(),
+        ));
+    }
+    let mut parms: Vec<opj::opj_image_cmptparm_t> = (0..n)
+        .map(|_| opj::opj_image_cmptparm_t {
+            dx: 1,
+            dy: 1,
+            w: columns,
+            h: rows,
+            x0: 0,
+            y0: 0,
+            prec: precision,
+            bpp: precision,
+            sgnd: u32::from(signed),
+        })
+        .collect();
+    let space = if n == 3 {
+        opj::COLOR_SPACE::OPJ_CLRSPC_SRGB
+    } else {
+        opj::COLOR_SPACE::OPJ_CLRSPC_GRAY
+    };
+    // Declared before `h`, so they outlive what OpenJPEG holds pointers to them from.
+    let mut errors = String::new();
+    let mut sink = Sink {
+        out: Vec::with_capacity(data.len() / 2 + 1024),
+        pos: 0,
+    };
+    let mut h = Handles {
+        codec: std::ptr::null_mut(),
+        stream: std::ptr::null_mut(),
+        image: std::ptr::null_mut(),
+    };
+    // SAFETY: `parms` holds `n` valid component descriptions; the image returned is owned by `h`.
+    h.image = unsafe { opj::opj_image_create(components, parms.as_mut_ptr(), space) };
+    if h.image.is_null() {
+        return Err(J2kError("OpenJPEG could not allocate the image".into()));
+    }
+    // SAFETY: a live image from opj_image_create with `n` components of `pixels` samples each.
+    unsafe {
+        let img = &mut *h.image;
+        img.x0 = 0;
+        img.y0 = 0;
+        img.x1 = columns;
+        img.y1 = rows;
+        let comps = std::slice::from_raw_parts_mut(img.comps, n);
+        for (k, c) in comps.iter_mut().enumerate() {
+            if c.data.is_null() {
+                return Err(J2kError("OpenJPEG could not allocate the image".into()));
+            }
+            let dst = std::slice::from_raw_parts_mut(c.data, pixels);
+            match (bytes_per_sample, signed) {
+                (1, false) => dst
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(i, d)| *d = data[i * n + k] as i32),
+                (1, true) => dst
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(i, d)| *d = data[i * n + k] as i8 as i32),
+                (2, s) => dst.iter_mut().enumerate().for_each(|(i, d)| {
+                    let at = (i * n + k) * 2;
+                    let v = u16::from_ne_bytes([data[at], data[at + 1]]);
+                    *d = if s { v as i16 as i32 } else { v as i32 };
+                }),
+                _ => dst.iter_mut().enumerate().for_each(|(i, d)| {
+                    let at = (i * n + k) * 4;
+                    *d = i32::from_ne_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+                }),
+            }
+        }
+    }
+    // SAFETY: plain constructor; checked for null, owned by `h`.
+    h.codec = unsafe { opj::opj_create_compress(opj::CODEC_FORMAT::OPJ_CODEC_J2K) };
+    if h.codec.is_null() {
+        return Err(J2kError("OpenJPEG could not create an encoder".into()));
+    }
+    // Resolution levels: 6 by default, fewer for small images (each level halves them).
+    let smallest = rows.min(columns);
+    let levels = (1..=6)
+        .rev()
+        .find(|&r| smallest >> (r - 1) >= 1)
+        .unwrap_or(1);
+    // SAFETY: live codec and image; `errors` outlives the codec (declared before `h`).
+    let ok = unsafe {
+        let user = &mut errors as *mut String as *mut c_void;
+        opj::opj_set_error_handler(h.codec, Some(error_cb), user);
+        opj::opj_set_warning_handler(h.codec, Some(quiet_cb), std::ptr::null_mut());
+        opj::opj_set_info_handler(h.codec, Some(quiet_cb), std::ptr::null_mut());
+        let mut p: opj::opj_cparameters_t = std::mem::zeroed();
+        opj::opj_set_default_encoder_parameters(&mut p);
+        p.tcp_numlayers = 1;
+        p.cp_disto_alloc = 1;
+        p.numresolution = levels;
+        if options.ratio == 0.0 {
+            p.tcp_rates[0] = 0.0;
+            p.irreversible = 0;
+        } else {
+            p.tcp_rates[0] = options.ratio;
+            p.irreversible = 1;
+        }
+        p.tcp_mct = if n == 3 { 1 } else { 0 };
+        opj::opj_setup_encoder(h.codec, &mut p, h.image) != 0
+    };
+    if !ok {
+        return Err(fail_with("OpenJPEG refused the encoder set-up", &errors));
+    }
+    if options.threads > 1 {
+        // SAFETY: live codec; failure only means one thread.
+        unsafe {
+            if opj::opj_has_thread_support() != 0 {
+                opj::opj_codec_set_threads(h.codec, options.threads.min(64) as i32);
+            }
+        }
+    }
+    // SAFETY: the stream writes through the callbacks above into `sink`, which
+    // lives, unmoved, until `h` drops the stream.
+    h.stream = unsafe {
+        let s = opj::opj_stream_create(1 << 20, 0);
+        if !s.is_null() {
+            opj::opj_stream_set_write_function(s, Some(write_cb));
+            opj::opj_stream_set_skip_function(s, Some(out_skip_cb));
+            opj::opj_stream_set_seek_function(s, Some(out_seek_cb));
+            opj::opj_stream_set_user_data(s, &mut sink as *mut Sink as *mut c_void, None);
+        }
+        s
+    };
+    if h.stream.is_null() {
+        return Err(J2kError("OpenJPEG could not create a stream".into()));
+    }
+    // SAFETY: live codec, image and stream, set up above.
+    let done = unsafe {
+        opj::opj_start_compress(h.codec, h.image, h.stream) != 0
+            && opj::opj_encode(h.codec, h.stream) != 0
+            && opj::opj_end_compress(h.codec, h.stream) != 0
+    };
+    if !done {
+        return Err(fail_with("JPEG 2000 encoding failed", &errors));
+    }
+    drop(h); // the stream was flushed by opj_end_compress; `sink` is ours again
+    let mut out = sink.out;
+    if out.len() % 2 == 1 {
+        out.push(0); // DICOM fragments are even; decoders ignore the padding after EOC
+    }
+    Ok(out)
+}
+
+fn fail_with(what: &str, errors: &str) -> J2kError {
+    J2kError(if errors.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}: {errors}")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn round_trip(
+        bps: usize,
+        precision: u32,
+        signed: bool,
+        components: u32,
+        rows: u32,
+        columns: u32,
+    ) {
+        let n = (rows * columns * components) as usize;
+        let mut state = 0x1234_5678u32 ^ precision ^ (components << 8);
+        let mut data = Vec::with_capacity(n * bps);
+        for _ in 0..n {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let raw = (state >> 8) as i64;
+            let v = if signed {
+                (raw % (1i64 << precision)) - (1i64 << (precision - 1))
+            } else {
+                raw % (1i64 << precision)
+            };
+            match bps {
+                1 => data.push(v as u8),
+                2 => data.extend_from_slice(&(v as u16).to_ne_bytes()),
+                _ => data.extend_from_slice(&(v as i32).to_ne_bytes()),
+            }
+        }
+        let opts = EncodeOptions {
+            ratio: 0.0,
+            threads: 1,
+        };
+        let layout = Layout {
+            rows,
+            columns,
+            components,
+            bytes_per_sample: bps,
+            precision,
+            signed,
+        };
+        let cs = encode(&data, &layout, opts).unwrap();
+        assert_eq!(cs.len() % 2, 0);
+        let d = decode(&cs, Some((rows, columns, components)), 1).unwrap();
+        assert_eq!(d.signed, signed);
+        assert_eq!(d.precision, precision);
+        assert_eq!(d.bytes_per_sample, bps);
+        assert_eq!(
+            d.data, data,
+            "bps {bps} precision {precision} signed {signed} components {components}"
+        );
+    }
+
+    #[test]
+    fn lossless_round_trips_are_exact() {
+        round_trip(1, 8, false, 1, 33, 47);
+        round_trip(1, 8, true, 1, 16, 16);
+        round_trip(1, 8, false, 3, 40, 24);
+        round_trip(2, 12, false, 1, 64, 64);
+        round_trip(2, 12, true, 1, 64, 50);
+        round_trip(2, 16, true, 1, 70, 70);
+        round_trip(2, 16, false, 1, 3, 5);
+        round_trip(2, 16, false, 3, 20, 20);
+        round_trip(4, 24, false, 1, 32, 32);
+        round_trip(1, 1, false, 1, 1, 1);
+    }
+
+    #[test]
+    fn lossy_is_close() {
+        let (rows, columns) = (64u32, 64u32);
+        let data: Vec<u8> = (0..rows * columns).map(|i| ((i % 64) * 4) as u8).collect();
+        let opts = EncodeOptions {
+            ratio: 5.0,
+            threads: 1,
+        };
+        let mut layout = Layout {
+            rows,
+            columns,
+            components: 1,
+            bytes_per_sample: 1,
+            precision: 8,
+            signed: false,
+        };
+        let cs = encode(&data, &layout, opts).unwrap();
+        assert!(cs.len() < data.len());
+        let d = decode(&cs, Some((rows, columns, 1)), 1).unwrap();
+        let worst = d
+            .data
+            .iter()
+            .zip(&data)
+            .map(|(a, b)| (*a as i32 - *b as i32).abs())
+            .max()
+            .unwrap();
+        assert!(worst <= 16, "{worst}");
+        assert!(encode(&data[1..], &layout, opts).is_err());
+        layout.components = 2;
+        assert!(encode(&data, &layout, opts).is_err());
+    }
 
     #[test]
     fn refuses_what_is_not_jpeg_2000() {

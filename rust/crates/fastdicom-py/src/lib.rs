@@ -597,6 +597,45 @@ fn j2k_decode(
     ))
 }
 
+/// Encode one frame as a J2K codestream with OpenJPEG (GIL released).
+///
+/// ``buf`` holds the frame's samples interleaved in native order,
+/// ``bytes_per_sample`` (1, 2, 4) each; ``precision`` is Bits Stored and
+/// ``signed`` Pixel Representation 1. ``ratio`` 0 is lossless (reversible
+/// 5/3, RCT for three samples); otherwise the target compression ratio of an
+/// irreversible codestream (9/7, ICT). The result has an even length.
+#[allow(clippy::too_many_arguments)]
+#[pyfunction]
+#[pyo3(signature = (buf, rows, columns, samples, bytes_per_sample, precision, signed, ratio=0.0, threads=1))]
+fn j2k_encode(
+    py: Python<'_>,
+    buf: &Bound<'_, PyAny>,
+    rows: u32,
+    columns: u32,
+    samples: u32,
+    bytes_per_sample: usize,
+    precision: u32,
+    signed: bool,
+    ratio: f32,
+    threads: u32,
+) -> PyResult<Py<PyBytes>> {
+    let bytes = Bytes::new(buf)?;
+    let data = bytes.as_slice();
+    let layout = fastdicom_codecs::j2k::Layout {
+        rows,
+        columns,
+        components: samples,
+        bytes_per_sample,
+        precision,
+        signed,
+    };
+    let options = fastdicom_codecs::j2k::EncodeOptions { ratio, threads };
+    let out = py
+        .allow_threads(|| fastdicom_codecs::j2k::encode(data, &layout, options))
+        .map_err(|e| PyValueError::new_err(e.0))?;
+    Ok(PyBytes::new(py, &out).unbind())
+}
+
 /// A connected socket borrowed by its descriptor: sends with `MSG_NOSIGNAL`,
 /// waits with `poll` when the socket is non-blocking (Python's timeouts).
 #[cfg(unix)]
@@ -1068,6 +1107,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rle_decode_into, m)?)?;
     m.add_function(wrap_pyfunction!(rle_encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(j2k_decode, m)?)?;
+    m.add_function(wrap_pyfunction!(j2k_encode, m)?)?;
     #[cfg(unix)]
     m.add_function(wrap_pyfunction!(pdata_send, m)?)?;
     #[cfg(unix)]

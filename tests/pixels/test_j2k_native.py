@@ -1,0 +1,135 @@
+"""The native JPEG 2000 / HTJ2K decoder (OpenJPEG in the Rust extension) against imagecodecs, and hostile input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fastdicom
+from fastdicom.pixels import codecs as fc
+
+from ..conftest import implementations
+from ..corpus import corpus_files
+
+NATIVE = dict(implementations("jpeg2000")).get("rust")
+pytestmark = pytest.mark.skipif(
+    NATIVE is None, reason="native JPEG 2000 decoder not built (or FASTDICOM_BACKEND=python)"
+)
+TWIN = dict(implementations("jpeg2000")).get("python")
+
+J2K = [
+    f
+    for f in corpus_files()
+    if f.row["transfer_syntax_uid"] in fc.CAPABILITY
+    and fc.CAPABILITY[f.row["transfer_syntax_uid"]] in ("jpeg2000", "htj2k")
+    and f.row["decode"] == "yes"
+]
+
+
+def _frames(cf):
+    p = cf.resolve()
+    if p is None:
+        pytest.skip(f"{cf.path} not installed")
+    ds = fastdicom.read(p)
+    px = ds.pixels
+    return ds, px, [bytes(px.encoded_frame(k)) for k in range(min(px.number_of_frames, 4))]
+
+
+@pytest.mark.skipif(TWIN is None, reason="imagecodecs not installed")
+@pytest.mark.parametrize("cf", J2K, ids=lambda cf: cf.path)
+def test_native_and_imagecodecs_give_the_same_samples(cf):
+    _ds, px, frames = _frames(cf)
+    shape = px._frame_shape()
+    for frame in frames:
+        ours = NATIVE.jpeg2000_decode(frame, shape=shape)
+        theirs = np.asarray(TWIN.jpeg2000_decode(frame))
+        if theirs.ndim == 3 and theirs.shape[-1] == 1:
+            theirs = theirs[..., 0]
+        assert ours.shape == theirs.shape
+        assert ours.dtype == theirs.dtype
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_threads_give_the_same_samples():
+    cf = next((f for f in J2K if f.resolve() and f.row["transfer_syntax_uid"] == fc.JPEG_2000_LOSSLESS), None)
+    if cf is None:
+        pytest.skip("no JPEG 2000 lossless file installed")
+    _ds, px, frames = _frames(cf)
+    one = NATIVE.jpeg2000_decode(frames[0], shape=px._frame_shape())
+    four = NATIVE.jpeg2000_decode(frames[0], shape=px._frame_shape(), threads=4)
+    np.testing.assert_array_equal(one, four)
+
+
+def test_a_header_that_disagrees_with_the_data_set_is_refused_before_decoding():
+    cf = next((f for f in J2K if f.resolve()), None)
+    if cf is None:
+        pytest.skip("no JPEG 2000 file installed")
+    _ds, px, frames = _frames(cf)
+    rows, cols = px._frame_shape()[:2]
+    with pytest.raises(ValueError, match="header says"):
+        NATIVE.jpeg2000_decode(frames[0], shape=(rows + 1, cols))
+    with pytest.raises(ValueError, match="needs the frame shape"):
+        NATIVE.jpeg2000_decode(frames[0])
+
+
+HOSTILE = textwrap.dedent(
+    """
+    import random, sys
+    from fastdicom import _rust
+    frame = open(sys.argv[1], "rb").read()
+    rows, cols, samples = map(int, sys.argv[2:5])
+    rng = random.Random(1234)
+    cases = [b"", b"\\xff\\x4f\\xff\\x51", frame[:2] + bytes(200) + b"\\xff\\xd9", bytes(rng.randrange(256) for _ in range(4096))]
+    for cut in (10, 50, len(frame) // 2, len(frame) - 3):
+        cases.append(frame[:cut] + b"\\xff\\xd9")  # truncated, with a forged end marker
+    for _ in range(300):
+        b = bytearray(frame)
+        for _ in range(rng.randrange(1, 8)):
+            b[rng.randrange(min(len(b), 400))] = rng.randrange(256)  # headers and first packets
+        cases.append(bytes(b))
+    ok = bad = 0
+    for data in cases:
+        try:
+            _rust.j2k_decode(data, rows, cols, samples, 1)
+            ok += 1
+        except ValueError:
+            bad += 1
+    print(ok, bad)
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["jpeg2000", "htj2k"])
+def test_hostile_codestreams_raise_value_error_and_never_crash(tmp_path, kind):
+    cf = next((f for f in J2K if fc.CAPABILITY[f.row["transfer_syntax_uid"]] == kind and f.resolve()), None)
+    if cf is None:
+        pytest.skip(f"no {kind} file installed")
+    _ds, px, frames = _frames(cf)
+    shape = px._frame_shape()
+    path = tmp_path / "frame.j2k"
+    path.write_bytes(frames[0])
+    samples = shape[2] if len(shape) > 2 else 1
+    # In a child process: a native abort fails this test, not the run.
+    r = subprocess.run(
+        [sys.executable, "-c", HOSTILE, str(path), str(shape[0]), str(shape[1]), str(samples)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    ok, bad = map(int, r.stdout.split())
+    assert bad >= 5 and ok + bad == 308
+
+
+def test_truncated_frame_is_refused_through_the_data_set():
+    cf = next((f for f in J2K if f.resolve()), None)
+    if cf is None:
+        pytest.skip("no JPEG 2000 file installed")
+    ds, px, frames = _frames(cf)
+    out = np.empty(px._frame_shape(), dtype=px.dtype)
+    with pytest.raises(fastdicom.errors.InvalidDicomError):
+        fc.decode_frame(px, frames[0][: len(frames[0]) // 2], out)
