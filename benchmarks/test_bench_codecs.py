@@ -1,0 +1,135 @@
+"""Codec benchmarks, side by side: fastdicom's native JPEG 2000 / HTJ2K (OpenJPEG 2.5.3) against imagecodecs
+(OpenJPEG 2.5.4, OpenJPH), pydicom 3 with its installed plugin (pillow) and dicomsdl.
+
+The 300-slice CT series (512x512 int16) is encoded once per session (J2K lossless by imagecodecs' OpenJPEG,
+HTJ2K lossless by OpenJPH) and written as a J2K DICOM series by fastdicom.transcode. Every benchmark checks
+its result against the source pixels.
+
+Run: python3 -m pytest benchmarks/test_bench_codecs.py --benchmark-enable
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import fastdicom
+from fastdicom.pixels import _codecs_rust as native
+
+pydicom = pytest.importorskip("pydicom")
+imagecodecs = pytest.importorskip("imagecodecs")
+try:
+    import dicomsdl
+except ImportError:  # pragma: no cover - optional anchor
+    dicomsdl = None
+
+INDEX = 150
+SHAPE = (512, 512)
+
+
+@pytest.fixture(scope="session")
+def series_pixels(ct_series):
+    return [fastdicom.read(p).pixel_array for p in ct_series]
+
+
+@pytest.fixture(scope="session")
+def j2k_frames(series_pixels):
+    return [imagecodecs.jpeg2k_encode(a, codecformat="J2K", reversible=True, numthreads=1) for a in series_pixels]
+
+
+@pytest.fixture(scope="session")
+def htj2k_frames(series_pixels):
+    return [imagecodecs.htj2k_encode(a, reversible=True) for a in series_pixels]
+
+
+@pytest.fixture(scope="session")
+def ct_series_j2k(ct_series):
+    """The series again in JPEG 2000 Lossless (fastdicom.transcode), under FASTDICOM_BENCH_DIR/j2k."""
+    base = os.environ.get("FASTDICOM_BENCH_DIR") or os.path.dirname(ct_series[0])
+    folder = os.path.join(base, "j2k")
+    os.makedirs(folder, exist_ok=True)
+    out = []
+    for p in ct_series:
+        dst = os.path.join(folder, os.path.basename(p))
+        if not os.path.exists(dst):
+            fastdicom.write(dst, fastdicom.transcode(fastdicom.read(p), "j2k"))
+        out.append(dst)
+    return out
+
+
+def _run(decode, frames, threads):
+    if threads == 1:
+        return [decode(f) for f in frames]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(decode, frames))
+
+
+def _finish(benchmark, result, series_pixels):
+    nbytes = sum(a.nbytes for a in result)
+    benchmark.extra_info["MB/s"] = round(nbytes / 1e6 / benchmark.stats.stats.median, 1)
+    benchmark.extra_info["correct"] = bool(np.array_equal(np.asarray(result[INDEX]), series_pixels[INDEX]))
+    assert benchmark.extra_info["correct"]
+
+
+DECODERS = {
+    "fastdicom": lambda f: native.jpeg2000_decode(f, shape=SHAPE),
+    "imagecodecs-openjpeg": lambda f: imagecodecs.jpeg2k_decode(f, numthreads=1),
+    "imagecodecs-openjph": lambda f: imagecodecs.htj2k_decode(f),
+}
+
+
+@pytest.mark.benchmark(group="j2k-lossless-decode-300-frames")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("impl", ["fastdicom", "imagecodecs-openjpeg"])
+def test_j2k_decode(benchmark, j2k_frames, series_pixels, impl, threads):
+    """The codec alone: 300 frames from memory, one thread or two (both release the GIL)."""
+    result = benchmark.pedantic(_run, args=(DECODERS[impl], j2k_frames, threads), rounds=3, warmup_rounds=1)
+    _finish(benchmark, result, series_pixels)
+
+
+@pytest.mark.benchmark(group="htj2k-lossless-decode-300-frames")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("impl", ["fastdicom", "imagecodecs-openjpeg", "imagecodecs-openjph"])
+def test_htj2k_decode(benchmark, htj2k_frames, series_pixels, impl, threads):
+    result = benchmark.pedantic(_run, args=(DECODERS[impl], htj2k_frames, threads), rounds=3, warmup_rounds=1)
+    _finish(benchmark, result, series_pixels)
+
+
+@pytest.mark.benchmark(group="j2k-lossless-encode-300-frames")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("impl", ["fastdicom", "imagecodecs-openjpeg"])
+def test_j2k_encode(benchmark, series_pixels, impl, threads):
+    if impl == "fastdicom":
+        encode = lambda a: native.jpeg2000_encode(a, 16)  # noqa: E731
+    else:
+        encode = lambda a: imagecodecs.jpeg2k_encode(a, codecformat="J2K", reversible=True, numthreads=1)  # noqa: E731
+    result = benchmark.pedantic(_run, args=(encode, series_pixels, threads), rounds=3, warmup_rounds=1)
+    back = native.jpeg2000_decode(result[INDEX], shape=SHAPE)
+    nbytes = sum(a.nbytes for a in series_pixels)
+    benchmark.extra_info["MB/s"] = round(nbytes / 1e6 / benchmark.stats.stats.median, 1)
+    benchmark.extra_info["ratio"] = round(nbytes / sum(len(r) for r in result), 2)
+    benchmark.extra_info["correct"] = bool(np.array_equal(back, series_pixels[INDEX]))
+    assert benchmark.extra_info["correct"]
+
+
+@pytest.mark.benchmark(group="series-decode-j2k")
+@pytest.mark.parametrize(
+    "impl", ["fastdicom.decode-1-thread", "fastdicom.decode-2-threads", "dicomsdl", "pydicom-loop"]
+)
+def test_series_decode_j2k(benchmark, ct_series_j2k, series_pixels, impl):
+    """The JPEG 2000 series files, read and decoded into one array."""
+    paths = ct_series_j2k
+    if impl == "dicomsdl":
+        if dicomsdl is None:
+            pytest.skip("dicomsdl not installed")
+        fn = lambda: np.stack([dicomsdl.open_file(p).pixelData(storedvalue=True) for p in paths])  # noqa: E731
+    elif impl == "pydicom-loop":
+        fn = lambda: np.stack([pydicom.dcmread(p).pixel_array for p in paths])  # noqa: E731
+    else:
+        threads = 1 if impl.endswith("1-thread") else 2
+        fn = lambda: fastdicom.decode(paths, threads=threads)  # noqa: E731
+    result = benchmark.pedantic(fn, rounds=3, warmup_rounds=1)
+    _finish(benchmark, list(result), series_pixels)
