@@ -7,12 +7,15 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 
-# System packages: a C compiler for Cython, pkg-config for -sys crates,
+# System packages: a C/C++ compiler for Cython and the bundled codecs, cmake
+# and pkg-config for -sys crates,
 # DCMTK (echoscu, storescu, storescp) as a network peer in the tests.
 NEED_APT=()
 command -v cc >/dev/null || NEED_APT+=(build-essential)
+command -v c++ >/dev/null || NEED_APT+=(g++)  # CharLS is C++
 command -v pkg-config >/dev/null || NEED_APT+=(pkg-config)
 command -v dcmdump >/dev/null || NEED_APT+=(dcmtk)  # dcmdump: pynetdicom's storescp shadows the name
+command -v cmake >/dev/null || NEED_APT+=(cmake)  # charls-sys builds CharLS (JPEG-LS) with it
 if [ ${#NEED_APT[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
@@ -30,7 +33,8 @@ $PY -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 $PY -m pip install -q \
   "setuptools>=68" "setuptools-rust>=1.9" "Cython>=3.0" "numpy>=1.24" wheel \
   "pytest>=8" "pytest-benchmark>=4" "hypothesis>=6" psutil ruff mypy "typing_extensions>=4.6" \
-  "pydicom==3.0.2" "pydicom-data==1.0.0" "deid-data==0.0.20" "pynetdicom==3.0.4" "imagecodecs==2026.3.6"
+  "pydicom==3.0.2" "pydicom-data==1.0.0" "deid-data==0.0.20" "pynetdicom==3.0.4" "imagecodecs==2026.3.6" \
+  "pyjpegls==1.5.1"  # pydicom's JPEG-LS plugin: the tests read our JPEG-LS files back with it
 
 # Build everything; a missing or failing native build is an error here.
 FASTDICOM_REQUIRE_NATIVE=1 $PY -m pip install -q --no-build-isolation -e .

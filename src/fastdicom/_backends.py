@@ -49,7 +49,14 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
     ],
     # Codecs of compressed transfer syntaxes (fastdicom.pixels.codecs).
     "jpeg": [("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg_decode")],
-    "jpegls": [("python", "fastdicom.pixels._codecs_imagecodecs", "jpegls_decode")],
+    "jpegls": [
+        ("rust", "fastdicom.pixels._codecs_rust", "jpegls_decode"),
+        ("python", "fastdicom.pixels._codecs_imagecodecs", "jpegls_decode"),
+    ],
+    "jpegls_encode": [
+        ("rust", "fastdicom.pixels._codecs_rust", "jpegls_encode"),
+        ("python", "fastdicom.pixels._codecs_imagecodecs", "jpegls_encode"),
+    ],
     "jpeg2000": [
         ("rust", "fastdicom.pixels._codecs_rust", "jpeg2000_decode"),
         ("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg2000_decode"),

@@ -12,6 +12,8 @@ __all__ = [
     "decode_simple",
     "j2k_decode",
     "j2k_encode",
+    "jls_decode",
+    "jls_encode",
     "open_dataset",
     "parse_dataset",
     "parse_fragments",
@@ -97,6 +99,8 @@ def j2k_encode(
     ratio: float = 0.0,
     threads: int = 1,
 ) -> bytes: ...
+def jls_decode(buf: Buffer, rows: int, columns: int, samples: int) -> tuple[bytes, int, int]: ...
+def jls_encode(buf: Buffer, rows: int, columns: int, samples: int, bits: int, near: int = 0) -> bytes: ...
 def pdata_recv(
     sock: object, context_id: int, max_pdu: int, fd: int, timeout: float | None
 ) -> tuple[int, int, str, object]: ...

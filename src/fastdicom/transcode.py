@@ -19,7 +19,13 @@ ISO_15444_1. Three-sample frames must be RGB once decoded; they are stored
 with the multi-component transform as YBR_RCT (lossless) or YBR_ICT (lossy).
 Values outside Bits Stored cannot be kept and are refused.
 
-Encoding to JPEG and JPEG-LS arrives with their native codecs; asking for it
+To JPEG-LS the frames are encoded by CharLS: lossless (``jls``) is exact;
+near-lossless (``jls-near``) lets each sample move by at most ``near``
+(default 2) and sets the lossy attributes with the method ISO_14495_1.
+Signed samples are stored as their Bits Stored two's complement, as DICOM
+requires; the Photometric Interpretation stays what was decoded.
+
+Encoding to the JPEG processes arrives with its native codec; asking for it
 now raises :class:`~fastdicom.pixels.NoDecoderError`.
 """
 
@@ -39,6 +45,8 @@ from .pixels.codecs import LOSSY, NoDecoderError
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
 J2K_LOSSY = "1.2.840.10008.1.2.4.91"
+JLS_LOSSLESS = "1.2.840.10008.1.2.4.80"
+JLS_NEAR = "1.2.840.10008.1.2.4.81"
 #: Short names accepted for the target syntax (besides UIDs and PS3.6 keywords).
 ALIASES = {
     "implicit": _uid.IMPLICIT_VR_LITTLE_ENDIAN,
@@ -50,6 +58,9 @@ ALIASES = {
     "jpeg2000": J2K_LOSSLESS,
     "j2k-lossless": J2K_LOSSLESS,
     "j2k-lossy": J2K_LOSSY,
+    "jls": JLS_LOSSLESS,
+    "jpegls": JLS_LOSSLESS,
+    "jls-near": JLS_NEAR,
 }
 _METHOD = {
     "1.2.840.10008.1.2.4.50": "ISO_10918_1",
@@ -84,10 +95,23 @@ def _j2k_frames(frames: np.ndarray, px, ratio: float) -> list[bytes]:
     return [encode(f, bs, ratio=ratio) for f in frames]
 
 
-def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0) -> Dataset:
+def _add_lossy(new: Dataset, achieved: float, method: str) -> None:
+    """Lossy Image Compression "01", the achieved ratio and the method, appended to any history."""
+    new.LossyImageCompression = "01"
+    for keyword, vr, value in (
+        ("LossyImageCompressionRatio", "DS", f"{achieved:.6g}"[:16]),
+        ("LossyImageCompressionMethod", "CS", method),
+    ):
+        previous = new.get(keyword)
+        values = [] if previous is None else list(previous) if isinstance(previous, (list, tuple)) else [previous]
+        new.add_new(keyword, vr, [*values, value])
+
+
+def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0, near: int = 2) -> Dataset:
     """A new Dataset holding ``ds`` in ``transfer_syntax`` (UID, keyword or alias).
 
     ``ratio``: the target compression ratio of lossy JPEG 2000 (``j2k-lossy``).
+    ``near``: the largest error per sample of near-lossless JPEG-LS (``jls-near``).
     """
     target = syntax_uid(transfer_syntax)
     source = ds.transfer_syntax or _uid.EXPLICIT_VR_LITTLE_ENDIAN
@@ -98,9 +122,9 @@ def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0) -> Data
     dst_enc = _uid.is_encapsulated(target)
     if px is None or (not src_enc and not dst_enc):
         return read(to_bytes(ds, transfer_syntax=target))
-    if dst_enc and target not in (RLE_LOSSLESS, J2K_LOSSLESS, J2K_LOSSY):
+    if dst_enc and target not in (RLE_LOSSLESS, J2K_LOSSLESS, J2K_LOSSY, JLS_LOSSLESS, JLS_NEAR):
         raise NoDecoderError(
-            f"encoding to {target} needs a codec this build does not have yet (RLE Lossless and JPEG 2000 do)"
+            f"encoding to {target} needs a codec this build does not have yet (RLE Lossless, JPEG 2000 and JPEG-LS do)"
         )
     if px.bits_allocated == 1:
         raise NoDecoderError("transcoding 1-bit Pixel Data between encapsulated and native syntaxes is not supported")
@@ -132,14 +156,18 @@ def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0) -> Data
         if px.samples == 3:
             photometric = "YBR_ICT" if lossy_ratio else "YBR_RCT"
         if lossy_ratio:
-            achieved = frames.nbytes / max(1, sum(len(e) for e in encoded))
-            new.LossyImageCompression = "01"
-            previous = new.get("LossyImageCompressionRatio")
-            ratios = [] if previous is None else list(previous) if isinstance(previous, (list, tuple)) else [previous]
-            new.add_new("LossyImageCompressionRatio", "DS", [*ratios, f"{achieved:.6g}"[:16]])
-            methods = new.get("LossyImageCompressionMethod")
-            methods = [] if methods is None else list(methods) if isinstance(methods, (list, tuple)) else [methods]
-            new.add_new("LossyImageCompressionMethod", "CS", [*methods, "ISO_15444_1"])
+            _add_lossy(new, frames.nbytes / max(1, sum(len(e) for e in encoded)), "ISO_15444_1")
+    elif target in (JLS_LOSSLESS, JLS_NEAR):
+        if px.bits_stored > 16 or frames.dtype.itemsize > 2:
+            raise ValueError("JPEG-LS holds at most 16 bits per sample")
+        if target == JLS_NEAR and not 1 <= near <= 255:
+            raise ValueError("near-lossless JPEG-LS needs 1 <= near <= 255")
+        step = near if target == JLS_NEAR else 0
+        encode = _backends.resolve("jpegls_encode")[1].jpegls_encode
+        encoded = [encode(f, px.bits_stored, near=step) for f in frames]
+        new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
+        if step:
+            _add_lossy(new, frames.nbytes / max(1, sum(len(e) for e in encoded)), "ISO_14495_1")
     else:
         vr = "OB" if px.bits_allocated <= 8 else "OW"
         order = "<" if _uid.encoding_of(target)[0] else ">"  # bytes values are written as they are

@@ -174,3 +174,58 @@ def test_jpeg2000_encoders_round_trip_random_frames(dtype, bits, samples):
         for dname, dmod in decode.items():
             back = np.asarray(dmod.jpeg2000_decode(cs, shape=shape))
             assert np.array_equal(back.astype(np.int64), frame.astype(np.int64)), (_name, dname)
+
+
+@pytest.mark.parametrize("cf", UNCOMPRESSED_FILES[:40], ids=lambda cf: cf.path)
+def test_native_to_jpegls_lossless_is_exact_here_and_in_pydicom(cf):
+    path = cf.resolve()
+    if path is None:
+        pytest.skip("not installed")
+    ds = fastdicom.read(path)
+    before = ds.pixel_array
+    bs = ds.pixels.bits_stored
+    lo, hi = (-(1 << (bs - 1)), (1 << (bs - 1)) - 1) if before.dtype.kind == "i" else (0, (1 << bs) - 1)
+    if before.size and (before.min() < lo or before.max() > hi):
+        pytest.skip("values outside Bits Stored")
+    out = fastdicom.transcode(ds, "jls")
+    assert out.transfer_syntax == "1.2.840.10008.1.2.4.80"
+    assert out.PhotometricInterpretation == ds.pixels.decoded_photometric
+    assert np.array_equal(out.pixel_array, before)
+    try:
+        theirs = _pydicom_pixels(out)
+    except Exception as exc:  # noqa: BLE001 - no pydicom JPEG-LS plugin installed here
+        pytest.skip(f"pydicom cannot decode it here: {exc}")
+    assert np.array_equal(theirs, before)
+
+
+def test_jpegls_near_lossless_bounds_the_error_and_sets_the_lossy_attributes():
+    cf = next(f for f in UNCOMPRESSED_FILES if f.resolve() and f.row["BitsAllocated"] == "16")
+    ds = fastdicom.read(cf.resolve())
+    before = ds.pixel_array
+    out = fastdicom.transcode(ds, "jls-near", near=3)
+    assert out.transfer_syntax == "1.2.840.10008.1.2.4.81"
+    assert out.LossyImageCompression == "01"
+    methods = out.LossyImageCompressionMethod
+    assert (methods if isinstance(methods, str) else methods[-1]) == "ISO_14495_1"
+    assert np.abs(out.pixel_array.astype(np.int64) - before.astype(np.int64)).max() <= 3
+
+
+@pytest.mark.parametrize("dtype,bits", [("u1", 8), ("u1", 6), ("u2", 12), ("i2", 12), ("u2", 16), ("i2", 16)])
+@pytest.mark.parametrize("samples", [1, 3])
+def test_jpegls_encoders_round_trip_random_frames(dtype, bits, samples):
+    from ..conftest import implementations
+
+    rng = np.random.default_rng(bits * 7 + samples)
+    dt = np.dtype(dtype)
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1))) if dt.kind == "i" else (0, 1 << bits)
+    shape = (29, 61, 3) if samples == 3 else (29, 61)
+    frame = rng.integers(lo, hi, size=shape).astype(dt)
+    for name, mod in implementations("jpegls_encode"):
+        cs = mod.jpegls_encode(frame, bits)
+        assert len(cs) % 2 == 0 and cs[:2] == b"\xff\xd8", name
+        for dname, dmod in implementations("jpegls"):
+            back = np.asarray(dmod.jpegls_decode(cs, shape=shape))
+            if dt.kind == "i":  # what a reader sees after sign extension from Bits Stored
+                shift = 8 * dt.itemsize - bits
+                back = ((back.astype(dt) << shift) >> shift) if shift else back.view(dt)
+            assert np.array_equal(back.astype(np.int64), frame.astype(np.int64)), (name, dname)

@@ -43,8 +43,25 @@ def jpeg_decode(data, ycbcr: bool | None = None, keep: bool = False) -> np.ndarr
         raise ValueError(str(first)) from None
 
 
-def jpegls_decode(data) -> np.ndarray:
+def jpegls_decode(data, shape=None) -> np.ndarray:
     return imagecodecs.jpegls_decode(data)
+
+
+def jpegls_encode(frame: np.ndarray, bits_stored: int, near: int = 0) -> bytes:
+    """Twin of the native JPEG-LS encoder (CharLS inside imagecodecs), even length."""
+    frame = np.ascontiguousarray(frame)
+    if frame.dtype.itemsize > 2:
+        raise ValueError("JPEG-LS holds at most 16 bits per sample")
+    frame = frame.astype(frame.dtype.newbyteorder("="), copy=False)
+    if frame.dtype.kind == "i":
+        # imagecodecs sets the codestream precision from the container, not from Bits Stored:
+        # store the container's two's complement (readers take it as it is, no sign extension).
+        frame = frame.view(f"u{frame.dtype.itemsize}")
+    elif bits_stored <= 8:
+        frame = frame.astype(np.uint8)
+    frame = np.ascontiguousarray(frame)
+    out = imagecodecs.jpegls_encode(frame, level=near)
+    return out + b"\0" if len(out) % 2 else out
 
 
 def jpeg2000_decode(data, shape=None) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Frame codecs in the Rust extension: JPEG 2000 and HTJ2K through OpenJPEG 2.5 (compiled in).
+"""Frame codecs in the Rust extension: JPEG 2000 and HTJ2K through OpenJPEG 2.5, JPEG-LS through CharLS 2.4.
 
 Same calls and results as the imagecodecs twins in ``_codecs_imagecodecs``:
 one frame's codestream in, an ndarray out (``(rows, columns)`` or ``(rows,
@@ -52,3 +52,29 @@ def jpeg2000_encode(frame: np.ndarray, bits_stored: int, ratio: float = 0.0, thr
     return _rust.j2k_encode(
         raw, rows, columns, samples, frame.dtype.itemsize, bits_stored, signed, float(ratio), threads
     )
+
+
+def jpegls_decode(data, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """JPEG-LS lossless and near-lossless: uint8 up to 8 bits, uint16 above (the caller applies the sign)."""
+    if shape is None:
+        raise ValueError("the native JPEG-LS decoder needs the frame shape")
+    rows, columns = shape[0], shape[1]
+    samples = shape[2] if len(shape) > 2 else 1
+    raw, _bits, size = _rust.jls_decode(data, rows, columns, samples)
+    arr = np.frombuffer(raw, dtype=np.uint8 if size == 1 else np.uint16)
+    return arr.reshape((rows, columns, samples) if samples > 1 else (rows, columns))
+
+
+def jpegls_encode(frame: np.ndarray, bits_stored: int, near: int = 0) -> bytes:
+    """One frame as JPEG-LS; signed samples are stored as their ``bits_stored``-bit two's complement."""
+    frame = np.ascontiguousarray(frame)
+    if frame.dtype.itemsize > 2:
+        raise ValueError("JPEG-LS holds at most 16 bits per sample")
+    frame = frame.astype(frame.dtype.newbyteorder("="), copy=False)
+    if frame.dtype.kind == "i":
+        frame = frame.view(f"u{frame.dtype.itemsize}") & ((1 << bits_stored) - 1)
+    unsigned = np.ascontiguousarray(frame, dtype=np.uint8 if bits_stored <= 8 else np.uint16)
+    rows, columns = frame.shape[:2]
+    samples = frame.shape[2] if frame.ndim > 2 else 1
+    raw = unsigned.reshape(-1).view(np.uint8)
+    return _rust.jls_encode(raw, rows, columns, samples, bits_stored, near)

@@ -179,7 +179,7 @@ def decode_frame(frames, data, out: np.ndarray, as_rgb: bool = True) -> None:
             if CAPABILITY[ts] == "jpeg" and frames.samples == 3:
                 ycbcr = jpeg_is_ycbcr(data, frames.photometric)
                 arr = np.asarray(fn(data, ycbcr=ycbcr, keep=ycbcr and not as_rgb))
-            elif CAPABILITY[ts] in ("jpeg2000", "htj2k"):
+            elif CAPABILITY[ts] in ("jpeg2000", "htj2k", "jpegls"):
                 arr = np.asarray(fn(data, shape=shape))
             else:
                 arr = np.asarray(fn(data))

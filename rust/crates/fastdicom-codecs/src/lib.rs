@@ -1,8 +1,11 @@
 //! Pixel codecs for DICOM transfer syntaxes. No pyo3.
 //!
-//! `rle` is pure Rust (no `unsafe`); `j2k` wraps OpenJPEG, compiled from the
-//! sources `openjpeg-sys` bundles, behind a safe interface.
+//! `rle` is pure Rust (no `unsafe`); `j2k` wraps OpenJPEG and `jls` CharLS,
+//! both compiled from the sources their -sys crates bundle, behind safe
+//! interfaces.
 
 #[allow(unsafe_code)]
 pub mod j2k;
+#[allow(unsafe_code)]
+pub mod jls;
 pub mod rle;

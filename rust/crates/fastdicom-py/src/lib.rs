@@ -636,6 +636,53 @@ fn j2k_encode(
     Ok(PyBytes::new(py, &out).unbind())
 }
 
+/// Decode one JPEG-LS frame with CharLS (GIL released).
+///
+/// The header is checked against ``rows``, ``columns``, ``samples`` before
+/// decoding. Returns ``(samples interleaved, native endian, bits per sample,
+/// bytes per sample)``; errors raise ValueError.
+#[pyfunction]
+fn jls_decode(
+    py: Python<'_>,
+    buf: &Bound<'_, PyAny>,
+    rows: u32,
+    columns: u32,
+    samples: u32,
+) -> PyResult<(Py<PyBytes>, u32, usize)> {
+    let bytes = Bytes::new(buf)?;
+    let data = bytes.as_slice();
+    let d = py
+        .allow_threads(|| fastdicom_codecs::jls::decode(data, Some((rows, columns, samples))))
+        .map_err(|e| PyValueError::new_err(e.0))?;
+    Ok((
+        PyBytes::new(py, &d.data).unbind(),
+        d.bits_per_sample,
+        d.bytes_per_sample,
+    ))
+}
+
+/// Encode one frame as JPEG-LS with CharLS (GIL released): unsigned samples
+/// interleaved, 1 byte up to 8 bits and 2 (native order) above; ``near`` 0
+/// is lossless. The result has an even length.
+#[pyfunction]
+#[pyo3(signature = (buf, rows, columns, samples, bits, near=0))]
+fn jls_encode(
+    py: Python<'_>,
+    buf: &Bound<'_, PyAny>,
+    rows: u32,
+    columns: u32,
+    samples: u32,
+    bits: u32,
+    near: u32,
+) -> PyResult<Py<PyBytes>> {
+    let bytes = Bytes::new(buf)?;
+    let data = bytes.as_slice();
+    let out = py
+        .allow_threads(|| fastdicom_codecs::jls::encode(data, rows, columns, samples, bits, near))
+        .map_err(|e| PyValueError::new_err(e.0))?;
+    Ok(PyBytes::new(py, &out).unbind())
+}
+
 /// A connected socket borrowed by its descriptor: sends with `MSG_NOSIGNAL`,
 /// waits with `poll` when the socket is non-blocking (Python's timeouts).
 #[cfg(unix)]
@@ -1108,6 +1155,8 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rle_encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(j2k_decode, m)?)?;
     m.add_function(wrap_pyfunction!(j2k_encode, m)?)?;
+    m.add_function(wrap_pyfunction!(jls_decode, m)?)?;
+    m.add_function(wrap_pyfunction!(jls_encode, m)?)?;
     #[cfg(unix)]
     m.add_function(wrap_pyfunction!(pdata_send, m)?)?;
     #[cfg(unix)]

@@ -1,4 +1,4 @@
-"""The native JPEG 2000 / HTJ2K decoder (OpenJPEG in the Rust extension) against imagecodecs, and hostile input."""
+"""The native decoders (OpenJPEG for JPEG 2000 / HTJ2K, CharLS for JPEG-LS) against imagecodecs, and hostile input."""
 
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ J2K = [
     and fc.CAPABILITY[f.row["transfer_syntax_uid"]] in ("jpeg2000", "htj2k")
     and f.row["decode"] == "yes"
 ]
+JLS = [
+    f
+    for f in corpus_files()
+    if fc.CAPABILITY.get(f.row["transfer_syntax_uid"]) == "jpegls" and f.row["decode"] == "yes"
+]
 
 
 def _frames(cf):
@@ -52,6 +57,19 @@ def test_native_and_imagecodecs_give_the_same_samples(cf):
         assert ours.shape == theirs.shape
         assert ours.dtype == theirs.dtype
         np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.skipif(TWIN is None, reason="imagecodecs not installed")
+@pytest.mark.parametrize("cf", JLS, ids=lambda cf: cf.path)
+def test_native_jpegls_and_imagecodecs_give_the_same_samples(cf):
+    _ds, px, frames = _frames(cf)
+    shape = px._frame_shape()
+    for frame in frames:
+        ours = NATIVE.jpegls_decode(frame, shape=shape)
+        theirs = np.asarray(TWIN.jpegls_decode(frame))
+        if theirs.ndim == 3 and theirs.shape[-1] == 1:
+            theirs = theirs[..., 0]
+        np.testing.assert_array_equal(ours, theirs.astype(ours.dtype))
 
 
 def test_threads_give_the_same_samples():
@@ -81,9 +99,10 @@ HOSTILE = textwrap.dedent(
     import random, sys
     from fastdicom import _rust
     frame = open(sys.argv[1], "rb").read()
-    rows, cols, samples = map(int, sys.argv[2:5])
+    fn = getattr(_rust, sys.argv[2])
+    rows, cols, samples = map(int, sys.argv[3:6])
     rng = random.Random(1234)
-    cases = [b"", b"\\xff\\x4f\\xff\\x51", frame[:2] + bytes(200) + b"\\xff\\xd9", bytes(rng.randrange(256) for _ in range(4096))]
+    cases = [b"", frame[:4], frame[:2] + bytes(200) + b"\\xff\\xd9", bytes(rng.randrange(256) for _ in range(4096))]
     for cut in (10, 50, len(frame) // 2, len(frame) - 3):
         cases.append(frame[:cut] + b"\\xff\\xd9")  # truncated, with a forged end marker
     for _ in range(300):
@@ -94,7 +113,7 @@ HOSTILE = textwrap.dedent(
     ok = bad = 0
     for data in cases:
         try:
-            _rust.j2k_decode(data, rows, cols, samples, 1)
+            fn(data, rows, cols, samples)
             ok += 1
         except ValueError:
             bad += 1
@@ -103,19 +122,21 @@ HOSTILE = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("kind", ["jpeg2000", "htj2k"])
+@pytest.mark.parametrize("kind", ["jpeg2000", "htj2k", "jpegls"])
 def test_hostile_codestreams_raise_value_error_and_never_crash(tmp_path, kind):
-    cf = next((f for f in J2K if fc.CAPABILITY[f.row["transfer_syntax_uid"]] == kind and f.resolve()), None)
+    files = JLS if kind == "jpegls" else J2K
+    cf = next((f for f in files if fc.CAPABILITY[f.row["transfer_syntax_uid"]] == kind and f.resolve()), None)
     if cf is None:
         pytest.skip(f"no {kind} file installed")
     _ds, px, frames = _frames(cf)
     shape = px._frame_shape()
-    path = tmp_path / "frame.j2k"
+    path = tmp_path / "frame.bin"
     path.write_bytes(frames[0])
     samples = shape[2] if len(shape) > 2 else 1
+    fn = "jls_decode" if kind == "jpegls" else "j2k_decode"
     # In a child process: a native abort fails this test, not the run.
     r = subprocess.run(
-        [sys.executable, "-c", HOSTILE, str(path), str(shape[0]), str(shape[1]), str(samples)],
+        [sys.executable, "-c", HOSTILE, str(path), fn, str(shape[0]), str(shape[1]), str(samples)],
         capture_output=True,
         text=True,
         timeout=600,
