@@ -1,8 +1,8 @@
-"""Codec benchmarks, side by side: fastdicom's native JPEG 2000 / HTJ2K (OpenJPEG 2.5.3) against imagecodecs
-(OpenJPEG 2.5.4, OpenJPH), pydicom 3 with its installed plugin (pillow) and dicomsdl.
+"""Codec benchmarks, side by side: fastdicom's native JPEG 2000 / HTJ2K (OpenJPEG 2.5.3) and JPEG-LS (CharLS 2.4.5)
+against imagecodecs (OpenJPEG 2.5.4, OpenJPH, CharLS), pydicom 3 with its installed plugin (pillow) and dicomsdl.
 
 The 300-slice CT series (512x512 int16) is encoded once per session (J2K lossless by imagecodecs' OpenJPEG,
-HTJ2K lossless by OpenJPH) and written as a J2K DICOM series by fastdicom.transcode. Every benchmark checks
+HTJ2K lossless by OpenJPH, JPEG-LS lossless by imagecodecs' CharLS) and written as a J2K DICOM series by fastdicom.transcode. Every benchmark checks
 its result against the source pixels.
 
 Run: python3 -m pytest benchmarks/test_bench_codecs.py --benchmark-enable
@@ -38,6 +38,11 @@ def series_pixels(ct_series):
 @pytest.fixture(scope="session")
 def j2k_frames(series_pixels):
     return [imagecodecs.jpeg2k_encode(a, codecformat="J2K", reversible=True, numthreads=1) for a in series_pixels]
+
+
+@pytest.fixture(scope="session")
+def jls_frames(series_pixels):
+    return [imagecodecs.jpegls_encode(a.view(np.uint16)) for a in series_pixels]
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +83,8 @@ DECODERS = {
     "fastdicom": lambda f: native.jpeg2000_decode(f, shape=SHAPE),
     "imagecodecs-openjpeg": lambda f: imagecodecs.jpeg2k_decode(f, numthreads=1),
     "imagecodecs-openjph": lambda f: imagecodecs.htj2k_decode(f),
+    "fastdicom-charls": lambda f: native.jpegls_decode(f, shape=SHAPE).view(np.int16),
+    "imagecodecs-charls": lambda f: imagecodecs.jpegls_decode(f).view(np.int16),
 }
 
 
@@ -96,6 +103,45 @@ def test_j2k_decode(benchmark, j2k_frames, series_pixels, impl, threads):
 def test_htj2k_decode(benchmark, htj2k_frames, series_pixels, impl, threads):
     result = benchmark.pedantic(_run, args=(DECODERS[impl], htj2k_frames, threads), rounds=3, warmup_rounds=1)
     _finish(benchmark, result, series_pixels)
+
+
+INTO = {
+    "fastdicom-charls": lambda f, out: native.jpegls_decode(f, shape=SHAPE, out=out),
+    "imagecodecs-charls": lambda f, out: imagecodecs.jpegls_decode(f, out=out),
+}
+
+
+@pytest.mark.benchmark(group="jpegls-lossless-decode-300-frames")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("impl", ["fastdicom-charls", "imagecodecs-charls"])
+def test_jpegls_decode(benchmark, jls_frames, series_pixels, impl, threads):
+    """300 frames decoded into one preallocated array (both libraries write into it)."""
+    decode = INTO[impl]
+
+    def run():
+        out = np.empty((len(jls_frames), *SHAPE), dtype=np.uint16)
+        _run(lambda k: decode(jls_frames[k], out[k]), range(len(jls_frames)), threads)
+        return out.view(np.int16)
+
+    result = benchmark.pedantic(run, rounds=5, warmup_rounds=1)
+    _finish(benchmark, list(result), series_pixels)
+
+
+@pytest.mark.benchmark(group="jpegls-lossless-encode-300-frames")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("impl", ["fastdicom-charls", "imagecodecs-charls"])
+def test_jpegls_encode(benchmark, series_pixels, impl, threads):
+    if impl == "fastdicom-charls":
+        encode = lambda a: native.jpegls_encode(a, 16)  # noqa: E731
+    else:
+        encode = lambda a: imagecodecs.jpegls_encode(a.view(np.uint16))  # noqa: E731
+    result = benchmark.pedantic(_run, args=(encode, series_pixels, threads), rounds=3, warmup_rounds=1)
+    back = native.jpegls_decode(result[INDEX], shape=SHAPE).view(np.int16)
+    nbytes = sum(a.nbytes for a in series_pixels)
+    benchmark.extra_info["MB/s"] = round(nbytes / 1e6 / benchmark.stats.stats.median, 1)
+    benchmark.extra_info["ratio"] = round(nbytes / sum(len(r) for r in result), 2)
+    benchmark.extra_info["correct"] = bool(np.array_equal(back, series_pixels[INDEX]))
+    assert benchmark.extra_info["correct"]
 
 
 @pytest.mark.benchmark(group="j2k-lossless-encode-300-frames")

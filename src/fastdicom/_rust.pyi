@@ -13,6 +13,7 @@ __all__ = [
     "j2k_decode",
     "j2k_encode",
     "jls_decode",
+    "jls_decode_into",
     "jls_encode",
     "open_dataset",
     "parse_dataset",
@@ -100,6 +101,7 @@ def j2k_encode(
     threads: int = 1,
 ) -> bytes: ...
 def jls_decode(buf: Buffer, rows: int, columns: int, samples: int) -> tuple[bytes, int, int]: ...
+def jls_decode_into(buf: Buffer, out: Buffer, rows: int, columns: int, samples: int) -> tuple[int, int]: ...
 def jls_encode(buf: Buffer, rows: int, columns: int, samples: int, bits: int, near: int = 0) -> bytes: ...
 def pdata_recv(
     sock: object, context_id: int, max_pdu: int, fd: int, timeout: float | None

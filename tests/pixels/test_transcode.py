@@ -69,7 +69,7 @@ def test_refusals():
     cf = next(f for f in DECODABLE if f.resolve())
     ds = fastdicom.read(cf.resolve())
     with pytest.raises(NoDecoderError):
-        fastdicom.transcode(ds, "1.2.840.10008.1.2.4.80")  # JPEG-LS encoding: not yet
+        fastdicom.transcode(ds, "1.2.840.10008.1.2.4.50")  # JPEG baseline encoding: not yet
     with pytest.raises(ValueError):
         fastdicom.transcode(ds, "no-such-syntax")
 

@@ -54,12 +54,24 @@ def jpeg2000_encode(frame: np.ndarray, bits_stored: int, ratio: float = 0.0, thr
     )
 
 
-def jpegls_decode(data, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """JPEG-LS lossless and near-lossless: uint8 up to 8 bits, uint16 above (the caller applies the sign)."""
+def jpegls_decode(data, shape: tuple[int, ...] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """JPEG-LS lossless and near-lossless: uint8 up to 8 bits, uint16 above (the caller applies the sign).
+
+    ``out``: a C-contiguous array of the frame's shape to decode into when its
+    item size matches the codestream's samples (no allocation, no copy); it
+    is returned as it is (its own dtype). Otherwise a new array is returned.
+    """
     if shape is None:
         raise ValueError("the native JPEG-LS decoder needs the frame shape")
     rows, columns = shape[0], shape[1]
     samples = shape[2] if len(shape) > 2 else 1
+    if out is not None and out.flags.c_contiguous and out.dtype.itemsize in (1, 2) and out.shape == tuple(shape):
+        try:
+            _rust.jls_decode_into(data, out.reshape(-1).view(np.uint8), rows, columns, samples)
+            return out
+        except ValueError as exc:
+            if not str(exc).startswith("destination"):
+                raise
     raw, _bits, size = _rust.jls_decode(data, rows, columns, samples)
     arr = np.frombuffer(raw, dtype=np.uint8 if size == 1 else np.uint16)
     return arr.reshape((rows, columns, samples) if samples > 1 else (rows, columns))

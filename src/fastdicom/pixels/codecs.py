@@ -162,6 +162,11 @@ def _check_complete(data, ts: str) -> None:
         raise InvalidDicomError(f"truncated {ts} codestream: no end-of-image marker (FFD9) at its end")
 
 
+def _takes_out(fn) -> bool:
+    """Whether a decoder can write into the caller's array (the native ones can)."""
+    return getattr(fn, "__module__", "").endswith("_codecs_rust")
+
+
 def decode_frame(frames, data, out: np.ndarray, as_rgb: bool = True) -> None:
     """Decode one frame's codestream into ``out`` (frame shape and type), applying the DICOM rules.
 
@@ -179,6 +184,8 @@ def decode_frame(frames, data, out: np.ndarray, as_rgb: bool = True) -> None:
             if CAPABILITY[ts] == "jpeg" and frames.samples == 3:
                 ycbcr = jpeg_is_ycbcr(data, frames.photometric)
                 arr = np.asarray(fn(data, ycbcr=ycbcr, keep=ycbcr and not as_rgb))
+            elif CAPABILITY[ts] == "jpegls" and _takes_out(fn):
+                arr = np.asarray(fn(data, shape=shape, out=out))
             elif CAPABILITY[ts] in ("jpeg2000", "htj2k", "jpegls"):
                 arr = np.asarray(fn(data, shape=shape))
             else:
@@ -191,7 +198,9 @@ def decode_frame(frames, data, out: np.ndarray, as_rgb: bool = True) -> None:
             arr = arr[..., 0]
         if arr.shape != shape:
             raise InvalidDicomError(f"decoded frame has shape {arr.shape}, the data set says {shape}")
-        if arr.dtype.itemsize == out.dtype.itemsize and arr.dtype.kind in "iu":
+        if arr is out:
+            pass  # decoded in place
+        elif arr.dtype.itemsize == out.dtype.itemsize and arr.dtype.kind in "iu":
             out[...] = arr.view(out.dtype)
         else:
             out[...] = arr.astype(out.dtype, copy=False)

@@ -96,6 +96,110 @@ impl Drop for Encoder {
 /// Decode one frame. `expect` is `(rows, columns, components)` when known: a
 /// header that disagrees is refused before decoding (or allocating).
 pub fn decode(data: &[u8], expect: Option<(u32, u32, u32)>) -> Result<Decoded, JlsError> {
+    let header = read_header(data, expect)?;
+    let mut out = vec![0u8; header.size()];
+    header.decode_into(&mut out)?;
+    Ok(Decoded {
+        rows: header.rows,
+        columns: header.columns,
+        components: header.components,
+        bits_per_sample: header.bits,
+        bytes_per_sample: header.bytes_per_sample(),
+        data: out,
+    })
+}
+
+/// Decode one frame into `out`, which must hold exactly the frame (rows x
+/// columns x components samples of 1 byte up to 8 bits, 2 above): no
+/// allocation of ours. Returns `(bits per sample, bytes per sample)`.
+pub fn decode_into(
+    data: &[u8],
+    expect: Option<(u32, u32, u32)>,
+    out: &mut [u8],
+) -> Result<(u32, usize), JlsError> {
+    let header = read_header(data, expect)?;
+    if out.len() != header.size() {
+        return Err(JlsError(format!(
+            "destination holds {} bytes, the {}-bit frame {}",
+            out.len(),
+            header.bits,
+            header.size()
+        )));
+    }
+    header.decode_into(out)?;
+    Ok((header.bits, header.bytes_per_sample()))
+}
+
+/// A decoder that has read a frame header.
+struct Header<'a> {
+    dec: Decoder,
+    data: &'a [u8],
+    rows: u32,
+    columns: u32,
+    components: u32,
+    bits: u32,
+}
+
+impl Header<'_> {
+    fn bytes_per_sample(&self) -> usize {
+        if self.bits <= 8 {
+            1
+        } else {
+            2
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.rows as usize
+            * self.columns as usize
+            * self.components as usize
+            * self.bytes_per_sample()
+    }
+
+    fn decode_into(&self, out: &mut [u8]) -> Result<(), JlsError> {
+        let size = self.size();
+        let mut needed = 0usize;
+        // SAFETY: live decoder after read_header.
+        unsafe {
+            check(
+                "JPEG-LS size",
+                ls::charls_jpegls_decoder_get_destination_size(self.dec.0, 0, &mut needed),
+            )?;
+        }
+        if needed != size || out.len() != size {
+            return Err(JlsError(format!(
+                "JPEG-LS decoder wants {needed} bytes for a {size}-byte frame"
+            )));
+        }
+        // SAFETY: `out` has exactly `size` writable bytes, the size CharLS asked
+        // for; the source buffer (`self.data`) is still alive.
+        unsafe {
+            check(
+                "JPEG-LS codestream does not decode",
+                ls::charls_jpegls_decoder_decode_to_buffer(
+                    self.dec.0,
+                    out.as_mut_ptr().cast(),
+                    size,
+                    0,
+                ),
+            )?;
+        }
+        if self.components > 1 && first_scan_components(self.data) == 1 {
+            let pixels = self.rows as usize * self.columns as usize;
+            let planar = out.to_vec();
+            interleave_into(
+                &planar,
+                self.components as usize,
+                pixels,
+                self.bytes_per_sample(),
+                out,
+            );
+        }
+        Ok(())
+    }
+}
+
+fn read_header(data: &[u8], expect: Option<(u32, u32, u32)>) -> Result<Header<'_>, JlsError> {
     if !data.starts_with(&[0xFF, 0xD8]) {
         return Err(JlsError("not a JPEG-LS codestream (no SOI marker)".into()));
     }
@@ -115,8 +219,8 @@ pub fn decode(data: &[u8], expect: Option<(u32, u32, u32)>) -> Result<Decoded, J
         bits_per_sample: 0,
         component_count: 0,
     };
-    // SAFETY: live decoder; `data` outlives every call below (the decoder
-    // keeps a pointer to it until it is destroyed at the end of this function).
+    // SAFETY: live decoder; `data` outlives the decoder (both live in the
+    // returned Header, which borrows `data`).
     unsafe {
         check(
             "JPEG-LS source",
@@ -147,50 +251,18 @@ pub fn decode(data: &[u8], expect: Option<(u32, u32, u32)>) -> Result<Decoded, J
             )));
         }
     }
-    let bps = if bits <= 8 { 1 } else { 2 };
-    let size = rows as usize * columns as usize * components as usize * bps;
-    let mut needed = 0usize;
-    // SAFETY: live decoder after read_header.
-    unsafe {
-        check(
-            "JPEG-LS size",
-            ls::charls_jpegls_decoder_get_destination_size(dec.0, 0, &mut needed),
-        )?;
-    }
-    if needed != size {
-        return Err(JlsError(format!(
-            "JPEG-LS decoder wants {needed} bytes for a {size}-byte frame"
-        )));
-    }
-    let mut out = vec![0u8; size];
-    // SAFETY: `out` has exactly `size` writable bytes, the size CharLS asked for.
-    unsafe {
-        check(
-            "JPEG-LS codestream does not decode",
-            ls::charls_jpegls_decoder_decode_to_buffer(dec.0, out.as_mut_ptr().cast(), size, 0),
-        )?;
-    }
-    if components > 1 && first_scan_components(data) == 1 {
-        out = interleave(
-            &out,
-            components as usize,
-            rows as usize * columns as usize,
-            bps,
-        );
-    }
-    Ok(Decoded {
+    Ok(Header {
+        dec,
+        data,
         rows,
         columns,
         components,
-        bits_per_sample: bits,
-        bytes_per_sample: bps,
-        data: out,
+        bits,
     })
 }
 
 /// Planes (component after component) to pixel-interleaved samples.
-fn interleave(planar: &[u8], n: usize, pixels: usize, bps: usize) -> Vec<u8> {
-    let mut out = vec![0u8; planar.len()];
+fn interleave_into(planar: &[u8], n: usize, pixels: usize, bps: usize, out: &mut [u8]) {
     for c in 0..n {
         let plane = &planar[c * pixels * bps..(c + 1) * pixels * bps];
         for (i, s) in plane.chunks_exact(bps).enumerate() {
@@ -198,7 +270,6 @@ fn interleave(planar: &[u8], n: usize, pixels: usize, bps: usize) -> Vec<u8> {
             out[at..at + bps].copy_from_slice(s);
         }
     }
-    out
 }
 
 /// Encode one frame: `data` holds `rows * columns * components` unsigned
@@ -347,9 +418,21 @@ mod tests {
 
     #[test]
     fn planes_become_pixels() {
+        let mut out = [0u8; 6];
+        interleave_into(&[1, 2, 3, 4, 5, 6], 3, 2, 1, &mut out);
+        assert_eq!(out, [1, 3, 5, 2, 4, 6]);
+    }
+
+    #[test]
+    fn decode_into_checks_the_destination() {
+        let data = frame(12, 100);
+        let cs = encode(&data, 10, 10, 1, 12, 0).unwrap();
+        let mut out = vec![0u8; 200];
         assert_eq!(
-            interleave(&[1, 2, 3, 4, 5, 6], 3, 2, 1),
-            vec![1, 3, 5, 2, 4, 6]
+            decode_into(&cs, Some((10, 10, 1)), &mut out).unwrap(),
+            (12, 2)
         );
+        assert_eq!(out, data);
+        assert!(decode_into(&cs, None, &mut out[..100]).is_err());
     }
 }

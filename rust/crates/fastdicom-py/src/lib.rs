@@ -661,6 +661,29 @@ fn jls_decode(
     ))
 }
 
+/// Decode one JPEG-LS frame straight into ``out`` (a writable C-contiguous
+/// buffer of exactly the frame: 1 byte per sample up to 8 bits, 2 above),
+/// GIL released, nothing allocated. Returns ``(bits, bytes per sample)``; a
+/// destination of another size raises ValueError starting "destination".
+#[pyfunction]
+fn jls_decode_into(
+    py: Python<'_>,
+    buf: &Bound<'_, PyAny>,
+    out: &Bound<'_, PyAny>,
+    rows: u32,
+    columns: u32,
+    samples: u32,
+) -> PyResult<(u32, usize)> {
+    let bytes = Bytes::new(buf)?;
+    let data = bytes.as_slice();
+    let mut dst = BytesMut::new(out)?;
+    let dst = dst.as_mut_slice();
+    py.allow_threads(|| {
+        fastdicom_codecs::jls::decode_into(data, Some((rows, columns, samples)), dst)
+    })
+    .map_err(|e| PyValueError::new_err(e.0))
+}
+
 /// Encode one frame as JPEG-LS with CharLS (GIL released): unsigned samples
 /// interleaved, 1 byte up to 8 bits and 2 (native order) above; ``near`` 0
 /// is lossless. The result has an even length.
@@ -1156,6 +1179,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(j2k_decode, m)?)?;
     m.add_function(wrap_pyfunction!(j2k_encode, m)?)?;
     m.add_function(wrap_pyfunction!(jls_decode, m)?)?;
+    m.add_function(wrap_pyfunction!(jls_decode_into, m)?)?;
     m.add_function(wrap_pyfunction!(jls_encode, m)?)?;
     #[cfg(unix)]
     m.add_function(wrap_pyfunction!(pdata_send, m)?)?;
