@@ -31,6 +31,9 @@ now raises :class:`~fastdicom.pixels.NoDecoderError`.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from . import _backends
@@ -84,6 +87,15 @@ def syntax_uid(name: str) -> str:
     raise ValueError(f"unknown transfer syntax {name!r}")
 
 
+def _each_frame(fn, frames) -> list:
+    """``fn`` over the frames, on every core when there are several (the native encoders release the GIL)."""
+    workers = min(len(frames), os.cpu_count() or 1)
+    if workers <= 1:
+        return [fn(f) for f in frames]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, frames))
+
+
 def _j2k_frames(frames: np.ndarray, px, ratio: float) -> list[bytes]:
     encode = _backends.resolve("jpeg2000_encode")[1].jpeg2000_encode
     bs = px.bits_stored
@@ -92,7 +104,7 @@ def _j2k_frames(frames: np.ndarray, px, ratio: float) -> list[bytes]:
         raise ValueError(f"pixel values lie outside Bits Stored ({bs}): JPEG 2000 cannot keep them")
     if frames.dtype.kind not in "iu":
         raise ValueError(f"cannot encode {frames.dtype} samples as JPEG 2000")
-    return [encode(f, bs, ratio=ratio) for f in frames]
+    return _each_frame(lambda f: encode(f, bs, ratio=ratio), frames)
 
 
 def _add_lossy(new: Dataset, achieved: float, method: str) -> None:
@@ -164,7 +176,7 @@ def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0, near: i
             raise ValueError("near-lossless JPEG-LS needs 1 <= near <= 255")
         step = near if target == JLS_NEAR else 0
         encode = _backends.resolve("jpegls_encode")[1].jpegls_encode
-        encoded = [encode(f, px.bits_stored, near=step) for f in frames]
+        encoded = _each_frame(lambda f: encode(f, px.bits_stored, near=step), frames)
         new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
         if step:
             _add_lossy(new, frames.nbytes / max(1, sum(len(e) for e in encoded)), "ISO_14495_1")

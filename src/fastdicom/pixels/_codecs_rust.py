@@ -84,7 +84,9 @@ def jpegls_encode(frame: np.ndarray, bits_stored: int, near: int = 0) -> bytes:
         raise ValueError("JPEG-LS holds at most 16 bits per sample")
     frame = frame.astype(frame.dtype.newbyteorder("="), copy=False)
     if frame.dtype.kind == "i":
-        frame = frame.view(f"u{frame.dtype.itemsize}") & ((1 << bits_stored) - 1)
+        frame = frame.view(f"u{frame.dtype.itemsize}")
+        if bits_stored < 8 * frame.dtype.itemsize:  # the Bits Stored two's complement
+            frame = frame & ((1 << bits_stored) - 1)
     unsigned = np.ascontiguousarray(frame, dtype=np.uint8 if bits_stored <= 8 else np.uint16)
     rows, columns = frame.shape[:2]
     samples = frame.shape[2] if frame.ndim > 2 else 1

@@ -284,6 +284,24 @@ pub fn encode(
     bits: u32,
     near: u32,
 ) -> Result<Vec<u8>, JlsError> {
+    let mut out = Vec::new();
+    let n = encode_into(data, rows, columns, components, bits, near, &mut out)?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// [`encode`] into `out`, scratch space the caller may keep between calls
+/// (it grows to CharLS's estimate, zeroed only when it grows). Returns the
+/// codestream's length, padded to even: `out[..n]` is the codestream.
+pub fn encode_into(
+    data: &[u8],
+    rows: u32,
+    columns: u32,
+    components: u32,
+    bits: u32,
+    near: u32,
+    out: &mut Vec<u8>,
+) -> Result<usize, JlsError> {
     if !(2..=16).contains(&bits) || !(components == 1 || components == 3) {
         return Err(JlsError(format!(
             "JPEG-LS encoding of {components} components of {bits} bits is not supported"
@@ -337,7 +355,9 @@ pub fn encode(
             ls::charls_jpegls_encoder_get_estimated_destination_size(enc.0, &mut capacity),
         )?;
     }
-    let mut out = vec![0u8; capacity];
+    if out.len() < capacity {
+        out.resize(capacity, 0);
+    }
     let mut written = 0usize;
     // SAFETY: `out` has `capacity` writable bytes and `data` `size` readable
     // ones; both outlive the encoder's use of them (these calls).
@@ -359,11 +379,15 @@ pub fn encode(
             ls::charls_jpegls_encoder_get_bytes_written(enc.0, &mut written),
         )?;
     }
-    out.truncate(written);
-    if out.len() % 2 == 1 {
-        out.push(0);
+    if written % 2 == 1 {
+        if out.len() == written {
+            out.push(0);
+        } else {
+            out[written] = 0;
+        }
+        written += 1;
     }
-    Ok(out)
+    Ok(written)
 }
 
 #[cfg(test)]

@@ -700,10 +700,20 @@ fn jls_encode(
 ) -> PyResult<Py<PyBytes>> {
     let bytes = Bytes::new(buf)?;
     let data = bytes.as_slice();
-    let out = py
-        .allow_threads(|| fastdicom_codecs::jls::encode(data, rows, columns, samples, bits, near))
+    let n = py
+        .allow_threads(|| {
+            ENCODE_BUF.with_borrow_mut(|out| {
+                fastdicom_codecs::jls::encode_into(data, rows, columns, samples, bits, near, out)
+            })
+        })
         .map_err(|e| PyValueError::new_err(e.0))?;
-    Ok(PyBytes::new(py, &out).unbind())
+    // Same thread, so the same scratch buffer: one copy into the bytes object.
+    Ok(ENCODE_BUF.with_borrow(|out| PyBytes::new(py, &out[..n]).unbind()))
+}
+
+thread_local! {
+    /// Scratch output of the JPEG-LS encoder, kept per thread: zeroed only when it grows.
+    static ENCODE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// A connected socket borrowed by its descriptor: sends with `MSG_NOSIGNAL`,
