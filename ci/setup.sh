@@ -13,6 +13,7 @@ if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 NEED_APT=()
 command -v cc >/dev/null || NEED_APT+=(build-essential)
 command -v c++ >/dev/null || NEED_APT+=(g++)  # CharLS is C++
+command -v make >/dev/null || NEED_APT+=(make)  # the cmake crate drives make
 command -v pkg-config >/dev/null || NEED_APT+=(pkg-config)
 command -v dcmdump >/dev/null || NEED_APT+=(dcmtk)  # dcmdump: pynetdicom's storescp shadows the name
 command -v cmake >/dev/null || NEED_APT+=(cmake)  # charls-sys builds CharLS (JPEG-LS) with it

@@ -96,27 +96,39 @@ def _each_frame(fn, frames) -> list:
         return list(pool.map(fn, frames))
 
 
+def _check_range(frames: np.ndarray, bs: int, what: str) -> None:
+    """Integer samples within Bits Stored (signed or not): what a JPEG codec can keep exactly."""
+    if frames.dtype.kind not in "iu":
+        raise ValueError(f"cannot encode {frames.dtype} samples as {what}")
+    lo, hi = (-(1 << (bs - 1)), (1 << (bs - 1)) - 1) if frames.dtype.kind == "i" else (0, (1 << bs) - 1)
+    if frames.size and (int(frames.min()) < lo or int(frames.max()) > hi):
+        raise ValueError(f"pixel values lie outside Bits Stored ({bs}): {what} cannot keep them")
+
+
 def _j2k_frames(frames: np.ndarray, px, ratio: float) -> list[bytes]:
     encode = _backends.resolve("jpeg2000_encode")[1].jpeg2000_encode
     bs = px.bits_stored
-    lo, hi = (-(1 << (bs - 1)), (1 << (bs - 1)) - 1) if frames.dtype.kind == "i" else (0, (1 << bs) - 1)
-    if frames.size and (int(frames.min()) < lo or int(frames.max()) > hi):
-        raise ValueError(f"pixel values lie outside Bits Stored ({bs}): JPEG 2000 cannot keep them")
-    if frames.dtype.kind not in "iu":
-        raise ValueError(f"cannot encode {frames.dtype} samples as JPEG 2000")
+    _check_range(frames, bs, "JPEG 2000")
     return _each_frame(lambda f: encode(f, bs, ratio=ratio), frames)
 
 
+def _values(new: Dataset, keyword: str) -> list:
+    previous = new.get(keyword)
+    return [] if previous is None else list(previous) if isinstance(previous, (list, tuple)) else [previous]
+
+
 def _add_lossy(new: Dataset, achieved: float, method: str) -> None:
-    """Lossy Image Compression "01", the achieved ratio and the method, appended to any history."""
+    """Lossy Image Compression "01", then the method and the achieved ratio appended to the history.
+
+    The ratio's values pair with the method's (PS3.3 C.7.6.1.1.5): when an
+    earlier step left a method without its ratio, no ratio is appended
+    (it would pair with the wrong method).
+    """
     new.LossyImageCompression = "01"
-    for keyword, vr, value in (
-        ("LossyImageCompressionRatio", "DS", f"{achieved:.6g}"[:16]),
-        ("LossyImageCompressionMethod", "CS", method),
-    ):
-        previous = new.get(keyword)
-        values = [] if previous is None else list(previous) if isinstance(previous, (list, tuple)) else [previous]
-        new.add_new(keyword, vr, [*values, value])
+    methods, ratios = _values(new, "LossyImageCompressionMethod"), _values(new, "LossyImageCompressionRatio")
+    if len(ratios) == len(methods):
+        new.add_new("LossyImageCompressionRatio", "DS", [*ratios, f"{achieved:.6g}"[:16]])
+    new.add_new("LossyImageCompressionMethod", "CS", [*methods, method])
 
 
 def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0, near: int = 2) -> Dataset:
@@ -149,6 +161,10 @@ def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0, near: i
     del new[0x7FE00010]
     if frames.dtype.itemsize > 1 and not frames.dtype.isnative:
         frames = frames.astype(frames.dtype.newbyteorder("="))
+    if source in LOSSY:  # the history first, so a lossy target's method and ratio pair after it
+        new.LossyImageCompression = "01"
+        if "LossyImageCompressionMethod" not in new and source in _METHOD:
+            new.add_new("LossyImageCompressionMethod", "CS", _METHOD[source])
     if target == RLE_LOSSLESS:
         encode = _backends.resolve("rle_encode")[1].rle_encode_frame
         little = frames.astype(frames.dtype.newbyteorder("<"), copy=False)
@@ -174,6 +190,10 @@ def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0, near: i
             raise ValueError("JPEG-LS holds at most 16 bits per sample")
         if target == JLS_NEAR and not 1 <= near <= 255:
             raise ValueError("near-lossless JPEG-LS needs 1 <= near <= 255")
+        _check_range(frames, px.bits_stored, "JPEG-LS")
+        if target == JLS_NEAR and frames.dtype.kind == "i":
+            # Coded as the Bits Stored two's complement, an error of +-near can wrap around the sign.
+            raise ValueError("near-lossless JPEG-LS of signed pixels is not supported (lossless is)")
         step = near if target == JLS_NEAR else 0
         encode = _backends.resolve("jpegls_encode")[1].jpegls_encode
         encoded = _each_frame(lambda f: encode(f, px.bits_stored, near=step), frames)
@@ -189,10 +209,6 @@ def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0, near: i
     new.PhotometricInterpretation = photometric
     if px.samples > 1:
         new.PlanarConfiguration = 0
-    if source in LOSSY:
-        new.LossyImageCompression = "01"
-        if "LossyImageCompressionMethod" not in new and source in _METHOD:
-            new.add_new("LossyImageCompressionMethod", "CS", _METHOD[source])
     meta = new.file_meta
     if meta is not None:
         meta[0x00020010].value = target

@@ -199,7 +199,11 @@ def test_native_to_jpegls_lossless_is_exact_here_and_in_pydicom(cf):
 
 
 def test_jpegls_near_lossless_bounds_the_error_and_sets_the_lossy_attributes():
-    cf = next(f for f in UNCOMPRESSED_FILES if f.resolve() and f.row["BitsAllocated"] == "16")
+    cf = next(
+        f
+        for f in UNCOMPRESSED_FILES
+        if f.resolve() and f.row["BitsAllocated"] == "16" and fastdicom.read(f.resolve()).PixelRepresentation == 0
+    )
     ds = fastdicom.read(cf.resolve())
     before = ds.pixel_array
     out = fastdicom.transcode(ds, "jls-near", near=3)
@@ -229,3 +233,44 @@ def test_jpegls_encoders_round_trip_random_frames(dtype, bits, samples):
                 shift = 8 * dt.itemsize - bits
                 back = ((back.astype(dt) << shift) >> shift) if shift else back.view(dt)
             assert np.array_equal(back.astype(np.int64), frame.astype(np.int64)), (name, dname)
+
+
+def test_jpegls_refuses_what_it_cannot_keep():
+    from fastdicom.transcode import _check_range
+
+    with pytest.raises(ValueError, match="Bits Stored"):
+        _check_range(np.full((1, 2, 2), 4096, dtype=np.uint16), 12, "JPEG-LS")
+    cf = next(
+        (
+            f
+            for f in UNCOMPRESSED_FILES
+            if f.resolve() and f.row["BitsAllocated"] == "16" and fastdicom.read(f.resolve()).PixelRepresentation == 1
+        ),
+        None,
+    )
+    if cf is None:
+        pytest.skip("no signed 16-bit file installed")
+    with pytest.raises(ValueError, match="signed"):
+        fastdicom.transcode(fastdicom.read(cf.resolve()), "jls-near")
+
+
+def test_lossy_history_stays_paired():
+    """A lossy source to a lossy target: its method first, then ours; ratios pair with methods or are left alone."""
+    grey = (
+        fastdicom.read(f.resolve())
+        for f in DECODABLE
+        if f.row["transfer_syntax_uid"] in (fc.JPEG_BASELINE, "1.2.840.10008.1.2.4.51") and f.resolve()
+    )
+    ds = next((d for d in grey if d.pixels.samples == 1), None)
+    if ds is None:
+        pytest.skip("no grey lossy JPEG file installed")
+    out = fastdicom.transcode(ds, "jls-near", near=2)
+
+    def values(keyword):
+        v = out.get(keyword)
+        return [] if v is None else list(v) if isinstance(v, (list, tuple)) else [v]
+
+    methods, ratios = values("LossyImageCompressionMethod"), values("LossyImageCompressionRatio")
+    assert methods[-1] == "ISO_14495_1" and methods[0] == "ISO_10918_1"
+    assert len(ratios) in (len(methods), len(methods) - 1)
+    assert out.LossyImageCompression == "01"

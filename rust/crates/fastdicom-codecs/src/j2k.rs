@@ -151,19 +151,22 @@ fn codestream(data: &[u8]) -> Option<&[u8]> {
     }
     let mut pos = 0usize;
     while pos + 8 <= data.len() {
+        let left = (data.len() - pos) as u64;
         let len =
             u32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]) as u64;
         let kind = &data[pos + 4..pos + 8];
         let (head, size) = match len {
-            0 => (8u64, (data.len() - pos) as u64),
+            0 => (8u64, left),
             1 if pos + 16 <= data.len() => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&data[pos + 8..pos + 16]);
                 (16, u64::from_be_bytes(b))
             }
+            1 => return None,
             n => (8, n),
         };
-        if size < head || pos as u64 + size > data.len() as u64 {
+        // Every box lies within the data and moves the walk forward (no wrap-around).
+        if size < head || size > left {
             return None;
         }
         if kind == b"jp2c" {
@@ -180,9 +183,8 @@ fn complete(data: &[u8]) -> bool {
     let Some(cs) = codestream(data) else {
         return false;
     };
-    let tail = &cs[cs.len().saturating_sub(4096)..];
-    let end = tail.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    let tail = &tail[end.saturating_sub(32)..end];
+    let end = cs.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let tail = &cs[end.saturating_sub(32)..end];
     tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
@@ -242,6 +244,9 @@ pub fn decode(
         opj::opj_set_info_handler(h.codec, Some(quiet_cb), std::ptr::null_mut());
         let mut params: opj::opj_dparameters_t = std::mem::zeroed();
         opj::opj_set_default_decoder_parameters(&mut params);
+        // JP2 palette/channel boxes would let OpenJPEG replace the components after the
+        // header was checked (and DICOM forbids the JP2 header anyway): decode the codestream.
+        params.flags |= opj::OPJ_DPARAMETERS_IGNORE_PCLR_CMAP_CDEF_FLAG;
         opj::opj_setup_decoder(h.codec, &mut params) != 0
             && opj::opj_decoder_set_strict_mode(h.codec, 0) != 0
     };
@@ -279,12 +284,18 @@ pub fn decode(
     if unsafe { opj::opj_read_header(h.stream, h.codec, &mut h.image) } == 0 || h.image.is_null() {
         return Err(fail("not a readable JPEG 2000 header", &errors));
     }
-    // SAFETY: `h.image` is a live image returned by opj_read_header.
-    let img = unsafe { &*h.image };
-    let columns = img.x1.saturating_sub(img.x0);
-    let rows = img.y1.saturating_sub(img.y0);
-    let components = img.numcomps;
-    if rows == 0 || columns == 0 || components == 0 || img.comps.is_null() {
+    // SAFETY: `h.image` is a live image returned by opj_read_header; the values are copied
+    // out (no reference is held while OpenJPEG writes to the image below).
+    let (columns, rows, components, comps_null) = unsafe {
+        let img = &*h.image;
+        (
+            img.x1.saturating_sub(img.x0),
+            img.y1.saturating_sub(img.y0),
+            img.numcomps,
+            img.comps.is_null(),
+        )
+    };
+    if rows == 0 || columns == 0 || components == 0 || comps_null {
         return Err(J2kError("JPEG 2000 header describes an empty image".into()));
     }
     match expect {
@@ -294,7 +305,11 @@ pub fn decode(
                 shape.0, shape.1, shape.2
             )));
         }
-        None if rows as u64 * columns as u64 * components as u64 * 4 > MAX_UNCHECKED => {
+        None if (rows as u64)
+            .checked_mul(columns as u64)
+            .and_then(|v| v.checked_mul(components as u64 * 4))
+            .is_none_or(|v| v > MAX_UNCHECKED) =>
+        {
             return Err(J2kError(
                 "JPEG 2000 image too large to decode without a known shape".into(),
             ));
@@ -309,11 +324,20 @@ pub fn decode(
     if !decoded {
         return Err(fail("JPEG 2000 codestream does not decode", &errors));
     }
-    // SAFETY: `img.comps` points at `numcomps` components (OpenJPEG's image layout).
-    let comps = unsafe { std::slice::from_raw_parts(img.comps, components as usize) };
+    // SAFETY: the image is live; re-read after decoding, through the raw pointer.
+    let (now_components, comps_ptr) = unsafe { ((*h.image).numcomps, (*h.image).comps) };
+    if now_components != components || comps_ptr.is_null() {
+        return Err(J2kError(
+            "JPEG 2000 components changed while decoding".into(),
+        ));
+    }
+    // SAFETY: `comps_ptr` points at `components` components (OpenJPEG's image layout).
+    let comps = unsafe { std::slice::from_raw_parts(comps_ptr, components as usize) };
     let mut precision = 0;
     let signed = comps[0].sgnd != 0;
-    let pixels = rows as usize * columns as usize;
+    let pixels = (rows as usize)
+        .checked_mul(columns as usize)
+        .ok_or_else(|| J2kError("JPEG 2000 image too large".into()))?;
     for c in comps {
         if c.dx != 1 || c.dy != 1 || c.w != columns || c.h != rows || c.data.is_null() {
             return Err(J2kError(
@@ -338,7 +362,10 @@ pub fn decode(
         4
     };
     let n = components as usize;
-    let mut out = vec![0u8; pixels * n * bps];
+    let size = pixels
+        .checked_mul(n * bps)
+        .ok_or_else(|| J2kError("JPEG 2000 image too large".into()))?;
+    let mut out = vec![0u8; size];
     for (k, c) in comps.iter().enumerate() {
         // SAFETY: a decoded component holds `w * h` samples (checked equal to `pixels` above).
         let src = unsafe { std::slice::from_raw_parts(c.data, pixels) };
@@ -406,13 +433,11 @@ unsafe extern "C" fn write_cb(buf: *mut c_void, n: usize, user: *mut c_void) -> 
 unsafe extern "C" fn out_skip_cb(n: i64, user: *mut c_void) -> i64 {
     // SAFETY: as in `write_cb`.
     let sink = unsafe { &mut *(user as *mut Sink) };
-    if n < 0 || n as u64 > (1u64 << 40) {
+    // Only within what was written (the J2K encoder does not skip ahead).
+    if n < 0 || n as u64 > (sink.out.len() - sink.pos) as u64 {
         return -1;
     }
     sink.pos += n as usize;
-    if sink.out.len() < sink.pos {
-        sink.out.resize(sink.pos, 0);
-    }
     n
 }
 
@@ -465,9 +490,9 @@ pub fn encode(data: &[u8], layout: &Layout, options: EncodeOptions) -> Result<Ve
             "precision {precision} in {bytes_per_sample}-byte samples is not supported"
         )));
     }
-    let pixels = rows as usize * columns as usize;
+    let pixels = (rows as usize).saturating_mul(columns as usize);
     let n = components as usize;
-    if rows == 0 || columns == 0 || data.len() != pixels * n * bytes_per_sample {
+    if rows == 0 || columns == 0 || pixels.checked_mul(n * bytes_per_sample) != Some(data.len()) {
         return Err(J2kError(
             "pixel data length does not match the frame shape".into(),
         ));
@@ -741,5 +766,12 @@ mod tests {
         let mut jp2 = JP2_SIGNATURE.to_vec();
         jp2.extend_from_slice(&[0, 0, 1, 0, b'j', b'p', b'2', b'c', 0xFF, 0x4F, 0xFF, 0xD9]);
         assert!(decode(&jp2, None, 1).unwrap_err().0.contains("truncated"));
+        // an XL box whose size would wrap the walk around: refused, never a loop
+        let mut jp2 = JP2_SIGNATURE.to_vec();
+        jp2.extend_from_slice(&[0, 0, 0, 1, b'f', b'r', b'e', b'e']);
+        jp2.extend_from_slice(&(u64::MAX - 15).to_be_bytes());
+        jp2.extend_from_slice(&[0xFF, 0xD9]);
+        assert!(codestream(&jp2).is_none());
+        assert!(decode(&jp2, None, 1).is_err());
     }
 }

@@ -58,22 +58,16 @@ fn complete(data: &[u8]) -> bool {
     end >= 4 && data[..end].ends_with(&[0xFF, 0xD9])
 }
 
-/// The component count of the first scan (SOS), 0 if none is found.
-fn first_scan_components(data: &[u8]) -> u8 {
-    let mut pos = 2; // after SOI
-    while pos + 4 <= data.len() {
-        if data[pos] != 0xFF {
-            return 0;
-        }
-        let marker = data[pos + 1];
-        let len = u16::from_be_bytes([data[pos + 2], data[pos + 3]]) as usize;
-        if marker == 0xDA {
-            return data.get(pos + 4).copied().unwrap_or(0);
-        }
-        pos += 2 + len;
-    }
-    0
+// Exported by CharLS 2.4 but not bound by charls-sys 2.4.6 (declared as in charls_jpegls_decoder.h).
+extern "C" {
+    fn charls_jpegls_decoder_get_interleave_mode(
+        decoder: *const ls::charls_jpegls_decoder,
+        interleave_mode: *mut ls::charls_interleave_mode,
+    ) -> ls::charls_jpegls_errc;
 }
+
+/// Largest frame decoded without a caller's shape to check against (1 GiB).
+const MAX_UNCHECKED: u64 = 1 << 30;
 
 struct Decoder(*mut ls::charls_jpegls_decoder);
 
@@ -111,7 +105,8 @@ pub fn decode(data: &[u8], expect: Option<(u32, u32, u32)>) -> Result<Decoded, J
 
 /// Decode one frame into `out`, which must hold exactly the frame (rows x
 /// columns x components samples of 1 byte up to 8 bits, 2 above): no
-/// allocation of ours. Returns `(bits per sample, bytes per sample)`.
+/// allocation of ours, except a copy of the planes for colour coded without
+/// interleave. Returns `(bits per sample, bytes per sample)`.
 pub fn decode_into(
     data: &[u8],
     expect: Option<(u32, u32, u32)>,
@@ -133,7 +128,8 @@ pub fn decode_into(
 /// A decoder that has read a frame header.
 struct Header<'a> {
     dec: Decoder,
-    data: &'a [u8],
+    /// The decoder points into the source: it must outlive the Header.
+    _source: std::marker::PhantomData<&'a [u8]>,
     rows: u32,
     columns: u32,
     components: u32,
@@ -172,7 +168,7 @@ impl Header<'_> {
             )));
         }
         // SAFETY: `out` has exactly `size` writable bytes, the size CharLS asked
-        // for; the source buffer (`self.data`) is still alive.
+        // for; the source buffer is still alive (borrowed for the Header's lifetime).
         unsafe {
             check(
                 "JPEG-LS codestream does not decode",
@@ -184,16 +180,27 @@ impl Header<'_> {
                 ),
             )?;
         }
-        if self.components > 1 && first_scan_components(self.data) == 1 {
-            let pixels = self.rows as usize * self.columns as usize;
-            let planar = out.to_vec();
-            interleave_into(
-                &planar,
-                self.components as usize,
-                pixels,
-                self.bytes_per_sample(),
-                out,
-            );
+        if self.components > 1 {
+            let mut mode: ls::charls_interleave_mode = 0;
+            // SAFETY: live decoder after read_header; `mode` is a valid out-parameter.
+            unsafe {
+                check(
+                    "JPEG-LS interleave mode",
+                    charls_jpegls_decoder_get_interleave_mode(self.dec.0, &mut mode),
+                )?;
+            }
+            if mode == ls::charls_interleave_mode_none {
+                // One scan per component: CharLS writes planes; DICOM wants pixels.
+                let pixels = self.rows as usize * self.columns as usize;
+                let planar = out.to_vec();
+                interleave_into(
+                    &planar,
+                    self.components as usize,
+                    pixels,
+                    self.bytes_per_sample(),
+                    out,
+                );
+            }
         }
         Ok(())
     }
@@ -243,17 +250,28 @@ fn read_header(data: &[u8], expect: Option<(u32, u32, u32)>) -> Result<Header<'_
             "JPEG-LS header describes an empty or unsupported frame".into(),
         ));
     }
-    if let Some(shape) = expect {
-        if shape != (rows, columns, components) {
+    let bytes =
+        (rows as u64) * (columns as u64) * (components as u64) * if bits <= 8 { 1 } else { 2 };
+    match expect {
+        Some(shape) if shape != (rows, columns, components) => {
             return Err(JlsError(format!(
                 "JPEG-LS header says {rows}x{columns} with {components} components, the data set {}x{} with {}",
                 shape.0, shape.1, shape.2
             )));
         }
+        None if bytes > MAX_UNCHECKED => {
+            return Err(JlsError(
+                "JPEG-LS frame too large to decode without a known shape".into(),
+            ));
+        }
+        _ => {}
+    }
+    if usize::try_from(bytes).is_err() {
+        return Err(JlsError("JPEG-LS frame too large".into()));
     }
     Ok(Header {
         dec,
-        data,
+        _source: std::marker::PhantomData,
         rows,
         columns,
         components,
@@ -308,7 +326,10 @@ pub fn encode_into(
         )));
     }
     let bps = if bits <= 8 { 1 } else { 2 };
-    let size = rows as usize * columns as usize * components as usize * bps;
+    let size = (rows as usize)
+        .checked_mul(columns as usize)
+        .and_then(|v| v.checked_mul(components as usize * bps))
+        .unwrap_or(usize::MAX);
     if rows == 0 || columns == 0 || data.len() != size {
         return Err(JlsError(
             "pixel data length does not match the frame shape".into(),
