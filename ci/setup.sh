@@ -17,6 +17,7 @@ command -v make >/dev/null || NEED_APT+=(make)  # the cmake crate drives make
 command -v pkg-config >/dev/null || NEED_APT+=(pkg-config)
 command -v dcmdump >/dev/null || NEED_APT+=(dcmtk)  # dcmdump: pynetdicom's storescp shadows the name
 command -v cmake >/dev/null || NEED_APT+=(cmake)  # charls-sys builds CharLS (JPEG-LS) with it
+command -v nasm >/dev/null || NEED_APT+=(nasm)  # turbojpeg-sys builds libjpeg-turbo's SIMD with it
 if [ ${#NEED_APT[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
@@ -35,7 +36,7 @@ $PY -m pip install -q \
   "setuptools>=68" "setuptools-rust>=1.9" "Cython>=3.0" "numpy>=1.24" wheel \
   "pytest>=8" "pytest-benchmark>=4" "hypothesis>=6" psutil ruff mypy "typing_extensions>=4.6" \
   "pydicom==3.0.2" "pydicom-data==1.0.0" "deid-data==0.0.20" "pynetdicom==3.0.4" "imagecodecs==2026.3.6" \
-  "pyjpegls==1.5.1"  # pydicom's JPEG-LS plugin: the tests read our JPEG-LS files back with it
+  "pyjpegls==1.5.1" "python-gdcm==3.2.6" "pillow>=10"  # pydicom's plugins: the tests read our files back with them
 
 # Build everything; a missing or failing native build is an error here.
 FASTDICOM_REQUIRE_NATIVE=1 $PY -m pip install -q --no-build-isolation -e .

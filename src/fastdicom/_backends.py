@@ -48,7 +48,14 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
         ("python", "fastdicom.net._recv_py", "pdata_recv"),
     ],
     # Codecs of compressed transfer syntaxes (fastdicom.pixels.codecs).
-    "jpeg": [("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg_decode")],
+    "jpeg": [
+        ("rust", "fastdicom.pixels._codecs_rust", "jpeg_decode"),
+        ("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg_decode"),
+    ],
+    "jpeg_encode": [
+        ("rust", "fastdicom.pixels._codecs_rust", "jpeg_encode"),
+        ("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg_encode"),
+    ],
     "jpegls": [
         ("rust", "fastdicom.pixels._codecs_rust", "jpegls_decode"),
         ("python", "fastdicom.pixels._codecs_imagecodecs", "jpegls_decode"),

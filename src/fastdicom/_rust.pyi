@@ -103,6 +103,27 @@ def j2k_encode(
 def jls_decode(buf: Buffer, rows: int, columns: int, samples: int) -> tuple[bytes, int, int]: ...
 def jls_decode_into(buf: Buffer, out: Buffer, rows: int, columns: int, samples: int) -> tuple[int, int]: ...
 def jls_encode(buf: Buffer, rows: int, columns: int, samples: int, bits: int, near: int = 0) -> bytes: ...
+def jpeg_header(buf: Buffer) -> tuple[int, int, int, int, bool] | None: ...
+def jpeg_decode_into(
+    buf: Buffer,
+    out: Buffer,
+    rows: int,
+    columns: int,
+    samples: int,
+    itemsize: int,
+    photometric_rgb: bool,
+    keep_ycbcr: bool,
+) -> tuple[int, bool, bool, bool]: ...
+def jpeg_encode(
+    buf: Buffer,
+    rows: int,
+    columns: int,
+    samples: int,
+    precision: int,
+    lossless: bool,
+    quality: int = 90,
+    subsample: bool = True,
+) -> bytes: ...
 def pdata_recv(
     sock: object, context_id: int, max_pdu: int, fd: int, timeout: float | None
 ) -> tuple[int, int, str, object]: ...

@@ -25,8 +25,12 @@ near-lossless (``jls-near``) lets each sample move by at most ``near``
 Signed samples are stored as their Bits Stored two's complement, as DICOM
 requires; the Photometric Interpretation stays what was decoded.
 
-Encoding to the JPEG processes arrives with its native codec; asking for it
-now raises :class:`~fastdicom.pixels.NoDecoderError`.
+To JPEG the frames are encoded by libjpeg-turbo: JPEG Lossless SV1
+(``jpeg-lossless``, process 14 with selection value 1) is exact for 2 to 16
+bits, colour stored without a colour transform (RGB stays RGB); JPEG
+Baseline (``jpeg``) takes 8-bit unsigned samples at ``quality`` (default 90),
+stores colour as YCbCr with 4:2:2 subsampling (YBR_FULL_422) and sets the
+lossy attributes with the method ISO_10918_1.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
 J2K_LOSSY = "1.2.840.10008.1.2.4.91"
 JLS_LOSSLESS = "1.2.840.10008.1.2.4.80"
 JLS_NEAR = "1.2.840.10008.1.2.4.81"
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+JPEG_SV1 = "1.2.840.10008.1.2.4.70"
 #: Short names accepted for the target syntax (besides UIDs and PS3.6 keywords).
 ALIASES = {
     "implicit": _uid.IMPLICIT_VR_LITTLE_ENDIAN,
@@ -64,7 +70,13 @@ ALIASES = {
     "jls": JLS_LOSSLESS,
     "jpegls": JLS_LOSSLESS,
     "jls-near": JLS_NEAR,
+    "jpeg": JPEG_BASELINE,
+    "jpeg-baseline": JPEG_BASELINE,
+    "jpeg-lossless": JPEG_SV1,
+    "jpeg-sv1": JPEG_SV1,
 }
+#: Encapsulated syntaxes this module can encode to.
+ENCODABLE = frozenset((RLE_LOSSLESS, J2K_LOSSLESS, J2K_LOSSY, JLS_LOSSLESS, JLS_NEAR, JPEG_BASELINE, JPEG_SV1))
 _METHOD = {
     "1.2.840.10008.1.2.4.50": "ISO_10918_1",
     "1.2.840.10008.1.2.4.51": "ISO_10918_1",
@@ -131,11 +143,12 @@ def _add_lossy(new: Dataset, achieved: float, method: str) -> None:
     new.add_new("LossyImageCompressionMethod", "CS", [*methods, method])
 
 
-def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0, near: int = 2) -> Dataset:
+def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0, near: int = 2, quality: int = 90) -> Dataset:
     """A new Dataset holding ``ds`` in ``transfer_syntax`` (UID, keyword or alias).
 
     ``ratio``: the target compression ratio of lossy JPEG 2000 (``j2k-lossy``).
     ``near``: the largest error per sample of near-lossless JPEG-LS (``jls-near``).
+    ``quality``: JPEG Baseline quality, 1 to 100 (``jpeg``).
     """
     target = syntax_uid(transfer_syntax)
     source = ds.transfer_syntax or _uid.EXPLICIT_VR_LITTLE_ENDIAN
@@ -146,13 +159,15 @@ def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0, near: i
     dst_enc = _uid.is_encapsulated(target)
     if px is None or (not src_enc and not dst_enc):
         return read(to_bytes(ds, transfer_syntax=target))
-    if dst_enc and target not in (RLE_LOSSLESS, J2K_LOSSLESS, J2K_LOSSY, JLS_LOSSLESS, JLS_NEAR):
+    if dst_enc and target not in ENCODABLE:
         raise NoDecoderError(
-            f"encoding to {target} needs a codec this build does not have yet (RLE Lossless, JPEG 2000 and JPEG-LS do)"
+            f"encoding to {target} needs a codec this build does not have yet"
+            " (RLE Lossless, JPEG Baseline, JPEG Lossless SV1, JPEG 2000 and JPEG-LS do)"
         )
     if px.bits_allocated == 1:
         raise NoDecoderError("transcoding 1-bit Pixel Data between encapsulated and native syntaxes is not supported")
     frames = px.array()  # decoded: raises NoDecoderError naming what to install
+    coded_as = None  # the Photometric Interpretation an encoder imposes
     photometric = px.decoded_photometric
     new = read(to_bytes(ds))  # our own copy to edit
     for tag in (0x7FE00001, 0x7FE00002):  # Extended Offset Table (and its lengths)
@@ -200,13 +215,33 @@ def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0, near: i
         new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
         if step:
             _add_lossy(new, frames.nbytes / max(1, sum(len(e) for e in encoded)), "ISO_14495_1")
+    elif target in (JPEG_BASELINE, JPEG_SV1):
+        if px.samples == 3 and photometric != "RGB":
+            raise ValueError(f"JPEG encoding of {photometric} is not supported (RGB is)")
+        encode = _backends.resolve("jpeg_encode")[1].jpeg_encode
+        if target == JPEG_BASELINE:
+            if frames.dtype != np.uint8 or px.bits_stored != 8:
+                raise ValueError("JPEG Baseline holds 8-bit unsigned samples (Bits Allocated and Stored 8)")
+            if not 1 <= quality <= 100:
+                raise ValueError("JPEG quality must lie between 1 and 100")
+            encoded = _each_frame(lambda f: encode(f, 8, lossless=False, quality=quality), frames)
+            _add_lossy(new, frames.nbytes / max(1, sum(len(e) for e in encoded)), "ISO_10918_1")
+            if px.samples == 3:
+                coded_as = "YBR_FULL_422"
+        else:
+            if px.bits_stored > 16 or frames.dtype.itemsize > 2:
+                raise ValueError("JPEG Lossless holds at most 16 bits per sample")
+            _check_range(frames, px.bits_stored, "JPEG Lossless")
+            precision = max(2, px.bits_stored)
+            encoded = _each_frame(lambda f: encode(f, precision, lossless=True), frames)
+        new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
     else:
         vr = "OB" if px.bits_allocated <= 8 else "OW"
         order = "<" if _uid.encoding_of(target)[0] else ">"  # bytes values are written as they are
         new.add_new(0x7FE00010, vr, np.ascontiguousarray(frames).astype(frames.dtype.newbyteorder(order)).tobytes())
     if photometric == "YBR_FULL_422":  # the frames were decoded or upsampled to full resolution
         photometric = "YBR_FULL"
-    new.PhotometricInterpretation = photometric
+    new.PhotometricInterpretation = coded_as or photometric
     if px.samples > 1:
         new.PlanarConfiguration = 0
     meta = new.file_meta

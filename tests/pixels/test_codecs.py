@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import struct
+import subprocess
 import zlib
 
 import numpy as np
@@ -144,3 +147,24 @@ def test_number_of_frames_beyond_the_fragments_is_refused_before_allocating():
     ds.NumberOfFrames = 10_000_000
     with pytest.raises(InvalidDicomError, match="fragments"):
         ds.pixels.array()
+
+
+DCMDJPEG = next((p for p in ("/usr/bin/dcmdjpeg", shutil.which("dcmdjpeg")) if p and os.path.exists(p)), None)
+GREY_JPEG = [
+    f for f in DECODABLE if fc.CAPABILITY[f.row["transfer_syntax_uid"]] == "jpeg" and f.row["SamplesPerPixel"] == "1"
+]
+
+
+@pytest.mark.skipif(DCMDJPEG is None, reason="DCMTK's dcmdjpeg not installed")
+@pytest.mark.parametrize("cf", GREY_JPEG, ids=lambda cf: cf.path)
+def test_grey_jpeg_matches_dcmtk_bit_for_bit(cf, tmp_path):
+    """Every JPEG process against DCMTK's IJG decoder, lossy ones included (pydicom's reference for
+    JPGExtended comes from another 12-bit decoder and differs in rounding; DCMTK's does not)."""
+    path = _resolve(cf)
+    out = tmp_path / "raw.dcm"
+    r = subprocess.run([DCMDJPEG, str(path), str(out)], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        pytest.skip(f"dcmdjpeg cannot: {r.stderr.strip()[:200]}")
+    ours = fastdicom.read(path).pixel_array
+    theirs = fastdicom.read(out).pixel_array
+    np.testing.assert_array_equal(ours, theirs)

@@ -1,4 +1,5 @@
-"""The native decoders (OpenJPEG for JPEG 2000 / HTJ2K, CharLS for JPEG-LS) against imagecodecs, and hostile input."""
+"""The native decoders (OpenJPEG for JPEG 2000 / HTJ2K, CharLS for JPEG-LS, libjpeg-turbo for JPEG) against
+imagecodecs, and hostile input."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ JLS = [
     f
     for f in corpus_files()
     if fc.CAPABILITY.get(f.row["transfer_syntax_uid"]) == "jpegls" and f.row["decode"] == "yes"
+]
+JPEG = [
+    f for f in corpus_files() if fc.CAPABILITY.get(f.row["transfer_syntax_uid"]) == "jpeg" and f.row["decode"] == "yes"
 ]
 
 
@@ -99,8 +103,13 @@ HOSTILE = textwrap.dedent(
     import random, sys
     from fastdicom import _rust
     frame = open(sys.argv[1], "rb").read()
-    fn = getattr(_rust, sys.argv[2])
     rows, cols, samples = map(int, sys.argv[3:6])
+    if sys.argv[2] == "jpeg_decode_into":
+        out = bytearray(rows * cols * samples * 2)
+        def fn(data, rows, cols, samples):
+            return _rust.jpeg_decode_into(data, out, rows, cols, samples, 2, False, False)
+    else:
+        fn = getattr(_rust, sys.argv[2])
     rng = random.Random(1234)
     cases = [b"", frame[:4], frame[:2] + bytes(200) + b"\\xff\\xd9", bytes(rng.randrange(256) for _ in range(4096))]
     for cut in (10, 50, len(frame) // 2, len(frame) - 3):
@@ -109,6 +118,8 @@ HOSTILE = textwrap.dedent(
         b = bytearray(frame)
         for _ in range(rng.randrange(1, 8)):
             b[rng.randrange(min(len(b), 400))] = rng.randrange(256)  # headers and first packets
+        if rng.random() < 0.3:
+            b[rng.randrange(len(b))] = rng.randrange(256)  # anywhere in the entropy-coded data
         cases.append(bytes(b))
     ok = bad = 0
     for data in cases:
@@ -122,9 +133,9 @@ HOSTILE = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("kind", ["jpeg2000", "htj2k", "jpegls"])
+@pytest.mark.parametrize("kind", ["jpeg2000", "htj2k", "jpegls", "jpeg"])
 def test_hostile_codestreams_raise_value_error_and_never_crash(tmp_path, kind):
-    files = JLS if kind == "jpegls" else J2K
+    files = {"jpegls": JLS, "jpeg": JPEG}.get(kind, J2K)
     cf = next((f for f in files if fc.CAPABILITY[f.row["transfer_syntax_uid"]] == kind and f.resolve()), None)
     if cf is None:
         pytest.skip(f"no {kind} file installed")
@@ -133,7 +144,7 @@ def test_hostile_codestreams_raise_value_error_and_never_crash(tmp_path, kind):
     path = tmp_path / "frame.bin"
     path.write_bytes(frames[0])
     samples = shape[2] if len(shape) > 2 else 1
-    fn = "jls_decode" if kind == "jpegls" else "j2k_decode"
+    fn = {"jpegls": "jls_decode", "jpeg": "jpeg_decode_into"}.get(kind, "j2k_decode")
     # In a child process: a native abort fails this test, not the run.
     r = subprocess.run(
         [sys.executable, "-c", HOSTILE, str(path), fn, str(shape[0]), str(shape[1]), str(samples)],
@@ -154,3 +165,50 @@ def test_truncated_frame_is_refused_through_the_data_set():
     out = np.empty(px._frame_shape(), dtype=px.dtype)
     with pytest.raises(fastdicom.errors.InvalidDicomError):
         fc.decode_frame(px, frames[0][: len(frames[0]) // 2], out)
+
+
+@pytest.mark.skipif(TWIN is None, reason="imagecodecs not installed")
+@pytest.mark.parametrize("cf", JPEG, ids=lambda cf: cf.path)
+def test_native_jpeg_and_imagecodecs_give_the_same_samples(cf):
+    """Both are libjpeg-turbo 3.1: every process, every colour decision, both colour outputs, bit for bit."""
+    _ds, px, frames = _frames(cf)
+    shape = px._frame_shape()
+    for frame in frames:
+        for as_rgb in (True, False) if px.samples == 3 else (True,):
+            ours = NATIVE.jpeg_decode(frame, shape=shape, photometric=px.photometric, as_rgb=as_rgb)
+            try:
+                theirs = np.asarray(TWIN.jpeg_decode(frame, shape=shape, photometric=px.photometric, as_rgb=as_rgb))
+            except ValueError as exc:
+                pytest.skip(f"imagecodecs cannot: {exc}")
+            if theirs.ndim == 3 and theirs.shape[-1] == 1:
+                theirs = theirs[..., 0]
+            assert ours.shape == theirs.shape
+            np.testing.assert_array_equal(ours, theirs.astype(ours.dtype))
+
+
+def test_jpeg_decodes_into_the_callers_array_and_widens_8_bit_samples():
+    cf = next((f for f in JPEG if f.resolve() and f.row["BitsAllocated"] == "8"), None)
+    if cf is None:
+        pytest.skip("no 8-bit JPEG file installed")
+    _ds, px, frames = _frames(cf)
+    shape = px._frame_shape()
+    narrow = np.empty(shape, np.uint8)
+    assert NATIVE.jpeg_decode(frames[0], shape=shape, out=narrow, photometric=px.photometric) is narrow
+    wide = np.empty(shape, np.uint16)
+    assert NATIVE.jpeg_decode(frames[0], shape=shape, out=wide, photometric=px.photometric) is wide
+    np.testing.assert_array_equal(wide, narrow)
+    with pytest.raises(ValueError, match="header says"):
+        NATIVE.jpeg_decode(frames[0], shape=(shape[0] + 1, *shape[1:]), photometric=px.photometric)
+
+
+def test_jpeg_truncation_and_corruption_are_errors_not_grey_pixels():
+    from fastdicom import _rust
+
+    frame = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 4096
+    for lossless, bits, arr in ((True, 12, frame), (False, 8, (frame % 256).astype(np.uint8))):
+        cs = NATIVE.jpeg_encode(arr, bits, lossless=lossless)
+        out = bytearray(64 * 64 * 2)
+        _rust.jpeg_decode_into(cs, out, 64, 64, 1, 2, False, False)
+        for cut in (len(cs) // 3, len(cs) // 2, len(cs) - 6):
+            with pytest.raises(ValueError, match="Premature end|premature end|Corrupt"):
+                _rust.jpeg_decode_into(cs[:cut], out, 64, 64, 1, 2, False, False)

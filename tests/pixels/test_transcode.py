@@ -69,7 +69,7 @@ def test_refusals():
     cf = next(f for f in DECODABLE if f.resolve())
     ds = fastdicom.read(cf.resolve())
     with pytest.raises(NoDecoderError):
-        fastdicom.transcode(ds, "1.2.840.10008.1.2.4.50")  # JPEG baseline encoding: not yet
+        fastdicom.transcode(ds, "1.2.840.10008.1.2.4.51")  # JPEG Extended encoding: not offered
     with pytest.raises(ValueError):
         fastdicom.transcode(ds, "no-such-syntax")
 
@@ -274,3 +274,88 @@ def test_lossy_history_stays_paired():
     assert methods[-1] == "ISO_14495_1" and methods[0] == "ISO_10918_1"
     assert len(ratios) in (len(methods), len(methods) - 1)
     assert out.LossyImageCompression == "01"
+
+
+@pytest.mark.parametrize("cf", UNCOMPRESSED_FILES[:40], ids=lambda cf: cf.path)
+def test_native_to_jpeg_lossless_is_exact_here_and_in_pydicom(cf):
+    ds, before = _j2k_ready(cf)  # the same preconditions: RGB or one sample, values within Bits Stored
+    out = fastdicom.transcode(ds, "jpeg-lossless")
+    assert out.transfer_syntax == "1.2.840.10008.1.2.4.70"
+    assert out.PhotometricInterpretation == ds.pixels.decoded_photometric
+    assert out.get("LossyImageCompression") == ds.get("LossyImageCompression")
+    assert np.array_equal(out.pixel_array, before)
+    try:
+        theirs = _pydicom_pixels(out)
+    except Exception as exc:  # noqa: BLE001 - no pydicom JPEG Lossless plugin installed here
+        pytest.skip(f"pydicom cannot decode it here: {exc}")
+    assert np.array_equal(theirs, before)
+
+
+def _eight_bit(samples: int):
+    for f in UNCOMPRESSED_FILES:
+        if f.resolve() and f.row["BitsAllocated"] == "8":
+            ds = fastdicom.read(f.resolve())
+            px = ds.pixels
+            if px.samples == samples and px.bits_stored == 8 and px.decoded_photometric in ("RGB", "MONOCHROME2"):
+                return ds
+    pytest.skip(f"no 8-bit file with {samples} samples installed")
+
+
+@pytest.mark.parametrize("samples", [1, 3])
+def test_jpeg_baseline_sets_the_lossy_attributes_and_stays_close(samples):
+    ds = _eight_bit(samples)
+    before = ds.pixel_array
+    out = fastdicom.transcode(ds, "jpeg", quality=95)
+    assert out.transfer_syntax == "1.2.840.10008.1.2.4.50"
+    assert out.LossyImageCompression == "01"
+    methods = out.LossyImageCompressionMethod
+    assert (methods if isinstance(methods, str) else methods[-1]) == "ISO_10918_1"
+    assert out.PhotometricInterpretation == ("YBR_FULL_422" if samples == 3 else ds.pixels.decoded_photometric)
+    ours = out.pixel_array.astype(np.int64)
+    err = np.abs(ours - before.astype(np.int64))
+    assert err.mean() < 3 and np.percentile(err, 99) <= 16
+    try:
+        theirs = _pydicom_pixels(out).astype(np.int64)
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"pydicom cannot decode it here: {exc}")
+    # libjpeg-turbo here, another libjpeg in pydicom's plugin: a few levels apart at most
+    assert np.abs(theirs - ours).max() <= 8
+
+
+def test_jpeg_refuses_what_it_cannot_keep():
+    grey16 = next(
+        (fastdicom.read(f.resolve()) for f in UNCOMPRESSED_FILES if f.resolve() and f.row["BitsAllocated"] == "16"),
+        None,
+    )
+    if grey16 is None:
+        pytest.skip("no 16-bit file installed")
+    with pytest.raises(ValueError, match="8-bit"):
+        fastdicom.transcode(grey16, "jpeg")
+    with pytest.raises(ValueError, match="quality"):
+        fastdicom.transcode(_eight_bit(1), "jpeg", quality=0)
+
+
+@pytest.mark.parametrize(
+    "dtype,bits",
+    [("u1", 8), ("u1", 2), ("u1", 5), ("u2", 12), ("i2", 12), ("u2", 16), ("i2", 16), ("u2", 9), ("i2", 15)],
+)
+@pytest.mark.parametrize("samples", [1, 3])
+def test_jpeg_lossless_encoders_round_trip_random_frames(dtype, bits, samples):
+    """Every encoder's stream decodes exactly through every decoder (signed: after sign extension)."""
+    from ..conftest import implementations
+
+    rng = np.random.default_rng(bits * 11 + samples)
+    dt = np.dtype(dtype)
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1))) if dt.kind == "i" else (0, 1 << bits)
+    shape = (31, 67, 3) if samples == 3 else (31, 67)
+    frame = rng.integers(lo, hi, size=shape).astype(dt)
+    for name, mod in implementations("jpeg_encode"):
+        cs = mod.jpeg_encode(frame, bits, lossless=True)
+        assert len(cs) % 2 == 0 and cs[:2] == b"\xff\xd8", name
+        for dname, dmod in implementations("jpeg"):
+            back = np.asarray(dmod.jpeg_decode(cs, shape=shape, photometric="RGB" if samples == 3 else "MONOCHROME2"))
+            if dt.kind == "i":
+                shift = 8 * dt.itemsize - bits
+                back = back.astype(f"u{dt.itemsize}").view(dt)
+                back = ((back << shift) >> shift) if shift else back
+            assert np.array_equal(back.astype(np.int64), frame.astype(np.int64)), (name, dname)

@@ -39,7 +39,7 @@ def cmd_transcode(args: argparse.Namespace) -> int:
     def one(item: tuple[str, str]) -> str | None:
         src, rel = item
         try:
-            out = transcode(read(src), target, ratio=args.ratio, near=args.near)
+            out = transcode(read(src), target, ratio=args.ratio, near=args.near, quality=args.quality)
             dst = os.path.join(args.output, rel)
             os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
             write(dst, out)
@@ -63,10 +63,11 @@ def register(sub) -> None:
     p.add_argument(
         "--to",
         required=True,
-        help="UID, keyword (ExplicitVRLittleEndian) or explicit/implicit/big/deflated/rle/j2k/j2k-lossy/jls/jls-near",
+        help="UID, keyword (ExplicitVRLittleEndian) or explicit/implicit/big/deflated/rle/j2k/j2k-lossy/jls/jls-near/jpeg/jpeg-lossless",
     )
     p.add_argument("--ratio", type=float, default=10.0, help="compression ratio of lossy JPEG 2000 (default 10)")
     p.add_argument("--near", type=int, default=2, help="largest error per sample of near-lossless JPEG-LS (default 2)")
+    p.add_argument("--quality", type=int, default=90, help="quality of JPEG Baseline, 1 to 100 (default 90)")
     p.add_argument("-o", "--output", required=True, help="output folder (folder structure kept)")
     p.add_argument("-j", "--jobs", type=int, default=None, help="threads (default: the cores)")
     p.set_defaults(func=cmd_transcode)

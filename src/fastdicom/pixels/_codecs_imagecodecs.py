@@ -11,17 +11,36 @@ from __future__ import annotations
 import imagecodecs
 import numpy as np
 
+from .codecs import unsigned_codes
+
 REQUIRES = "imagecodecs"
 
 
-def jpeg_decode(data, ycbcr: bool | None = None, keep: bool = False) -> np.ndarray:
-    """JPEG baseline, extended (12-bit) and lossless (processes 1, 2/4 and 14) through libjpeg-turbo 3.
+def _ycbcr_to_rgb(arr: np.ndarray) -> np.ndarray:
+    """Lossless JPEG decoders never convert colour: YCbCr to RGB here (8-bit only)."""
+    if arr.dtype != np.uint8:
+        raise ValueError("YCbCr to RGB for a lossless JPEG of more than 8 bits is not supported")
+    from .processing import convert_color_space
 
-    ``ycbcr`` (3 components): True converts YCbCr to RGB (or keeps YCbCr with
-    ``keep``), False takes the components as RGB; None lets libjpeg guess.
+    return convert_color_space(arr, "YBR_FULL", "RGB")
+
+
+def jpeg_decode(data, shape=None, out=None, photometric: str = "", as_rgb: bool = True) -> np.ndarray:
+    """JPEG baseline, extended (12-bit) and lossless (processes 14 and SV1) through libjpeg-turbo 3.
+
+    Same call as the native decoder: a 3-component stream is YCbCr or RGB by
+    its markers (the data set's ``photometric`` where they are silent, see
+    :func:`fastdicom.pixels.codecs.jpeg_is_ycbcr`); YCbCr comes out as RGB
+    unless ``as_rgb`` is False (then as coded). ``shape`` and ``out`` are
+    accepted for the native twin's sake: the result is a new array.
     """
+    from .codecs import jpeg_is_ycbcr
+
+    colour = shape is not None and len(shape) == 3
+    ycbcr = jpeg_is_ycbcr(data, photometric) if colour else False
+    keep = ycbcr and not as_rgb
     try:
-        if ycbcr is None:
+        if not colour:
             return imagecodecs.jpeg8_decode(data)
         if ycbcr and keep:
             return imagecodecs.jpeg8_decode(data, colorspace="YCbCr", outcolorspace="YCbCr")
@@ -32,15 +51,39 @@ def jpeg_decode(data, ycbcr: bool | None = None, keep: bool = False) -> np.ndarr
                 arr = fallback(data)
             except Exception:  # noqa: BLE001
                 continue
-            # These decoders never convert colour: do it here when the stream holds YCbCr.
+            if arr.size == 0:
+                continue
             if ycbcr and not keep and arr.ndim == 3 and arr.shape[-1] == 3:
-                if arr.dtype != np.uint8:
-                    raise ValueError("YCbCr to RGB for a lossless JPEG of more than 8 bits is not supported") from None
-                from .processing import convert_color_space
-
-                arr = convert_color_space(arr, "YBR_FULL", "RGB")
+                arr = _ycbcr_to_rgb(arr)
             return arr
         raise ValueError(str(first)) from None
+
+
+def jpeg_encode(
+    frame: np.ndarray, bits_stored: int, *, lossless: bool = True, quality: int = 90, subsample: bool = True
+) -> bytes:
+    """Twin of the native JPEG encoder (libjpeg-turbo inside imagecodecs), even length.
+
+    Lossless: process 14, selection value 1, precision ``bits_stored``,
+    signed samples stored as their Bits Stored two's complement. Baseline:
+    8-bit, colour as YCbCr (4:2:2 when ``subsample``).
+    """
+    frame = unsigned_codes(frame, bits_stored, "JPEG")
+    if lossless:
+        out = imagecodecs.jpeg8_encode(frame, lossless=True, predictor=1, bitspersample=bits_stored)
+    else:
+        if bits_stored > 8 or frame.dtype != np.uint8:
+            raise ValueError("JPEG baseline holds 8-bit samples")
+        colour = frame.ndim == 3
+        out = imagecodecs.jpeg8_encode(
+            frame,
+            level=quality,
+            colorspace="RGB" if colour else None,
+            outcolorspace="YCbCr" if colour else None,
+            subsampling="422" if subsample else "444",
+        )
+    out = bytes(out)
+    return out + b"\0" if len(out) % 2 else out
 
 
 def jpegls_decode(data, shape=None) -> np.ndarray:

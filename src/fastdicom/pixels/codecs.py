@@ -1,9 +1,10 @@
 """Compressed frames: which codec serves a transfer syntax, and the DICOM rules decoders get wrong.
 
 Decoders come from the registry (capabilities ``jpeg``, ``jpegls``,
-``jpeg2000``, ``htj2k``, ``deflate_image``); today they are imagecodecs (and
-the standard library for deflate). Without one, decoding raises
-:class:`NoDecoderError` naming what to install.
+``jpeg2000``, ``htj2k``, ``deflate_image``): the native ones in the Rust
+extension (libjpeg-turbo, CharLS, OpenJPEG) first, imagecodecs as the
+pure-Python backend, the standard library for deflate. Without one,
+decoding raises :class:`NoDecoderError` naming what to install.
 
 What is applied after a decoder, as pydicom 3 does:
 
@@ -17,7 +18,15 @@ What is applied after a decoder, as pydicom 3 does:
   of signed data are often unsigned);
 - JPEG decoders convert YCbCr to RGB and JPEG 2000 decoders undo the RCT/ICT:
   such frames are reported as RGB (:func:`decoded_photometric`), so nobody
-  converts them twice.
+  converts them twice. Whether a 3-component JPEG frame holds YCbCr is
+  decided per frame from its markers (:func:`jpeg_is_ycbcr`; the native
+  decoder applies the same rule in C).
+
+Corrupt data policy: a codestream without its end marker, one whose header
+disagrees with the data set, or one whose entropy-coded data is damaged
+(libjpeg's "premature end", "bad Huffman code" and resync warnings, which it
+would otherwise answer with grey pixels) raises InvalidDicomError; it is
+never returned as plausible pixels.
 
 A decoder that fails, or returns fewer pixels than the frame has (a truncated
 codestream some libraries decode silently), raises
@@ -131,6 +140,21 @@ def jpeg_is_ycbcr(data, photometric: str) -> bool:
     return photometric != "RGB"
 
 
+def unsigned_codes(frame: np.ndarray, bits_stored: int, what: str) -> np.ndarray:
+    """A frame as the unsigned codes JPEG and JPEG-LS encoders take: C-contiguous, native order,
+    uint8 up to 8 bits and uint16 above; signed samples as their Bits Stored two's complement
+    (readers sign-extend from Bits Stored)."""
+    frame = np.ascontiguousarray(frame)
+    if frame.dtype.itemsize > 2:
+        raise ValueError(f"{what} holds at most 16 bits per sample")
+    frame = frame.astype(frame.dtype.newbyteorder("="), copy=False)
+    if frame.dtype.kind == "i":
+        frame = frame.view(f"u{frame.dtype.itemsize}")
+        if bits_stored < 8 * frame.dtype.itemsize:
+            frame = frame & ((1 << bits_stored) - 1)
+    return np.ascontiguousarray(frame, dtype=np.uint8 if bits_stored <= 8 else np.uint16)
+
+
 def decoder(transfer_syntax: str):
     """The decode function for a transfer syntax (raises NoDecoderError)."""
     cap = CAPABILITY.get(transfer_syntax)
@@ -181,9 +205,8 @@ def decode_frame(frames, data, out: np.ndarray, as_rgb: bool = True) -> None:
     else:
         _check_complete(data, ts)
         try:
-            if CAPABILITY[ts] == "jpeg" and frames.samples == 3:
-                ycbcr = jpeg_is_ycbcr(data, frames.photometric)
-                arr = np.asarray(fn(data, ycbcr=ycbcr, keep=ycbcr and not as_rgb))
+            if CAPABILITY[ts] == "jpeg":
+                arr = np.asarray(fn(data, shape=shape, out=out, photometric=frames.photometric, as_rgb=as_rgb))
             elif CAPABILITY[ts] == "jpegls" and _takes_out(fn):
                 arr = np.asarray(fn(data, shape=shape, out=out))
             elif CAPABILITY[ts] in ("jpeg2000", "htj2k", "jpegls"):

@@ -711,6 +711,89 @@ fn jls_encode(
     Ok(ENCODE_BUF.with_borrow(|out| PyBytes::new(py, &out[..n]).unbind()))
 }
 
+/// ``(precision, rows, columns, components, lossless)`` of a JPEG start of frame.
+type JpegHeader = (u32, u32, u32, u32, bool);
+
+/// The JPEG start-of-frame header without decoding: ``(precision, rows,
+/// columns, components, lossless)``, or None when there is none before the scan.
+#[pyfunction]
+fn jpeg_header(buf: &Bound<'_, PyAny>) -> PyResult<Option<JpegHeader>> {
+    let bytes = Bytes::new(buf)?;
+    Ok(fastdicom_codecs::jpeg::header(bytes.as_slice()))
+}
+
+/// Decode one JPEG frame (baseline, extended, lossless; 2 to 16 bits) with
+/// libjpeg-turbo straight into ``out`` (a writable C-contiguous buffer of
+/// exactly ``rows * columns * samples`` items of ``itemsize`` bytes), GIL
+/// released. ``photometric_rgb``: the data set says RGB (used when the
+/// markers are silent); ``keep_ycbcr``: leave lossy YCbCr as coded. Returns
+/// ``(precision, lossless, ycbcr, converted)``; errors raise ValueError.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn jpeg_decode_into(
+    py: Python<'_>,
+    buf: &Bound<'_, PyAny>,
+    out: &Bound<'_, PyAny>,
+    rows: u32,
+    columns: u32,
+    samples: u32,
+    itemsize: usize,
+    photometric_rgb: bool,
+    keep_ycbcr: bool,
+) -> PyResult<(u32, bool, bool, bool)> {
+    let bytes = Bytes::new(buf)?;
+    let data = bytes.as_slice();
+    let mut dst = BytesMut::new(out)?;
+    let dst = dst.as_mut_slice();
+    let d = py
+        .allow_threads(|| {
+            fastdicom_codecs::jpeg::decode_into(
+                data,
+                (rows, columns, samples),
+                photometric_rgb,
+                keep_ycbcr,
+                dst,
+                itemsize,
+            )
+        })
+        .map_err(|e| PyValueError::new_err(e.0))?;
+    Ok((d.precision, d.lossless, d.ycbcr, d.converted))
+}
+
+/// Encode one frame as JPEG with libjpeg-turbo (GIL released): samples
+/// interleaved, 1 byte each up to 8 bits of ``precision`` and 2 (native
+/// order) above. ``lossless``: process 14 SV1, 2 to 16 bits, no colour
+/// transform; else baseline 8-bit at ``quality``, colour as YCbCr with 4:2:2
+/// subsampling when ``subsample``. The result has an even length.
+#[pyfunction]
+#[pyo3(signature = (buf, rows, columns, samples, precision, lossless, quality=90, subsample=true))]
+#[allow(clippy::too_many_arguments)]
+fn jpeg_encode(
+    py: Python<'_>,
+    buf: &Bound<'_, PyAny>,
+    rows: u32,
+    columns: u32,
+    samples: u32,
+    precision: u32,
+    lossless: bool,
+    quality: u8,
+    subsample: bool,
+) -> PyResult<Py<PyBytes>> {
+    let bytes = Bytes::new(buf)?;
+    let data = bytes.as_slice();
+    let options = fastdicom_codecs::jpeg::EncodeOptions {
+        lossless,
+        quality,
+        subsample,
+    };
+    let out = py
+        .allow_threads(|| {
+            fastdicom_codecs::jpeg::encode(data, (rows, columns, samples), precision, options)
+        })
+        .map_err(|e| PyValueError::new_err(e.0))?;
+    Ok(PyBytes::new(py, &out).unbind())
+}
+
 thread_local! {
     /// Scratch output of the JPEG-LS encoder, kept per thread: zeroed only when it grows.
     static ENCODE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -1191,6 +1274,9 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(jls_decode, m)?)?;
     m.add_function(wrap_pyfunction!(jls_decode_into, m)?)?;
     m.add_function(wrap_pyfunction!(jls_encode, m)?)?;
+    m.add_function(wrap_pyfunction!(jpeg_header, m)?)?;
+    m.add_function(wrap_pyfunction!(jpeg_decode_into, m)?)?;
+    m.add_function(wrap_pyfunction!(jpeg_encode, m)?)?;
     #[cfg(unix)]
     m.add_function(wrap_pyfunction!(pdata_send, m)?)?;
     #[cfg(unix)]

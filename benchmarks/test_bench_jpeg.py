@@ -1,0 +1,168 @@
+"""JPEG Lossless SV1 benchmarks, side by side: fastdicom's native libjpeg-turbo 3.1 against imagecodecs
+(libjpeg-turbo 3.1), pydicom 3 with its installed plugin (python-gdcm) and dicomsdl; plus the 500-frame
+multiframe in JPEG Lossless SV1 and JPEG-LS.
+
+The 300-slice CT series (512x512 int16) is encoded once per session by imagecodecs (lossless, predictor 1,
+16 bits) for the codec benchmarks, and written as a JPEG Lossless SV1 DICOM series by fastdicom.transcode
+for the file benchmarks. Every benchmark checks its result against the source pixels.
+
+Run: python3 -m pytest benchmarks/test_bench_jpeg.py --benchmark-enable
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import fastdicom
+from fastdicom.pixels import _codecs_rust as native
+
+from .test_bench_codecs import INDEX, SHAPE, _finish, _run
+
+pydicom = pytest.importorskip("pydicom")
+imagecodecs = pytest.importorskip("imagecodecs")
+try:
+    import dicomsdl
+except ImportError:  # pragma: no cover - optional anchor
+    dicomsdl = None
+
+
+@pytest.fixture(scope="session")
+def series_pixels(ct_series):
+    return [fastdicom.read(p).pixel_array for p in ct_series]
+
+
+@pytest.fixture(scope="session")
+def sv1_frames(series_pixels):
+    return [
+        bytes(imagecodecs.jpeg8_encode(a.view(np.uint16), lossless=True, predictor=1, bitspersample=16))
+        for a in series_pixels
+    ]
+
+
+def _series_copy(ct_series, target: str) -> list[str]:
+    base = os.environ.get("FASTDICOM_BENCH_DIR") or os.path.dirname(ct_series[0])
+    folder = os.path.join(base, target)
+    os.makedirs(folder, exist_ok=True)
+    out = []
+    for p in ct_series:
+        dst = os.path.join(folder, os.path.basename(p))
+        if not os.path.exists(dst):
+            fastdicom.write(dst, fastdicom.transcode(fastdicom.read(p), target))
+        out.append(dst)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ct_series_sv1(ct_series):
+    """The series in JPEG Lossless SV1 (fastdicom.transcode), under FASTDICOM_BENCH_DIR/jpeg-lossless."""
+    return _series_copy(ct_series, "jpeg-lossless")
+
+
+INTO = {
+    "fastdicom": lambda f, out: native.jpeg_decode(f, shape=SHAPE, out=out),
+    "imagecodecs": lambda f, out: imagecodecs.jpeg8_decode(f, out=out),
+}
+
+
+@pytest.mark.benchmark(group="jpeg-sv1-decode-300-frames")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("impl", ["fastdicom", "imagecodecs"])
+def test_sv1_decode(benchmark, sv1_frames, series_pixels, impl, threads):
+    """The codec alone: 300 frames from memory into one preallocated array, one thread or two."""
+    decode = INTO[impl]
+
+    def run():
+        out = np.empty((len(sv1_frames), *SHAPE), dtype=np.uint16)
+        _run(lambda k: decode(sv1_frames[k], out[k]), range(len(sv1_frames)), threads)
+        return out.view(np.int16)
+
+    result = benchmark.pedantic(run, rounds=3, warmup_rounds=1)
+    _finish(benchmark, list(result), series_pixels)
+
+
+@pytest.mark.benchmark(group="jpeg-sv1-encode-300-frames")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("impl", ["fastdicom", "imagecodecs"])
+def test_sv1_encode(benchmark, series_pixels, impl, threads):
+    if impl == "fastdicom":
+        encode = lambda a: native.jpeg_encode(a, 16, lossless=True)  # noqa: E731
+    else:
+        encode = lambda a: imagecodecs.jpeg8_encode(  # noqa: E731
+            a.view(np.uint16), lossless=True, predictor=1, bitspersample=16
+        )
+    result = benchmark.pedantic(_run, args=(encode, series_pixels, threads), rounds=3, warmup_rounds=1)
+    back = native.jpeg_decode(result[INDEX], shape=SHAPE).view(np.int16)
+    nbytes = sum(a.nbytes for a in series_pixels)
+    benchmark.extra_info["MB/s"] = round(nbytes / 1e6 / benchmark.stats.stats.median, 1)
+    benchmark.extra_info["ratio"] = round(nbytes / sum(len(r) for r in result), 2)
+    benchmark.extra_info["correct"] = bool(np.array_equal(back, series_pixels[INDEX]))
+    assert benchmark.extra_info["correct"]
+
+
+@pytest.mark.benchmark(group="series-decode-jpeg-sv1")
+@pytest.mark.parametrize(
+    "impl", ["fastdicom.decode-1-thread", "fastdicom.decode-2-threads", "dicomsdl", "pydicom-loop"]
+)
+def test_series_decode_sv1(benchmark, ct_series_sv1, series_pixels, impl):
+    """The JPEG Lossless SV1 series files, read and decoded into one array (pydicom through python-gdcm)."""
+    paths = ct_series_sv1
+    if impl == "dicomsdl":
+        if dicomsdl is None:
+            pytest.skip("dicomsdl not installed")
+        fn = lambda: np.stack([dicomsdl.open_file(p).pixelData(storedvalue=True) for p in paths])  # noqa: E731
+    elif impl == "pydicom-loop":
+        fn = lambda: np.stack([pydicom.dcmread(p).pixel_array for p in paths])  # noqa: E731
+    else:
+        threads = 1 if impl.endswith("1-thread") else 2
+        fn = lambda: fastdicom.decode(paths, threads=threads)  # noqa: E731
+    result = benchmark.pedantic(fn, rounds=3, warmup_rounds=1)
+    _finish(benchmark, list(result), series_pixels)
+
+
+def _multiframe(target: str):
+    folder = os.environ.get("FASTDICOM_BENCH_DIR")
+    if not folder:
+        pytest.skip("set FASTDICOM_BENCH_DIR (the 500-frame file is generated by the pixel benchmarks)")
+    unc = os.path.join(folder, "mf500_unc.dcm")
+    if not os.path.exists(unc):
+        pytest.skip("run the pixel benchmarks once first: they write mf500_unc.dcm")
+    dst = os.path.join(folder, f"mf500_{target}.dcm")
+    if not os.path.exists(dst):
+        fastdicom.write(dst, fastdicom.transcode(fastdicom.read(unc), target))
+    return unc, dst
+
+
+@pytest.mark.benchmark(group="multiframe-500-frames-jpeg-sv1-and-jpegls")
+@pytest.mark.parametrize("target", ["jpeg-lossless", "jls"])
+@pytest.mark.parametrize("impl", ["fastdicom-2-threads", "fastdicom-1-thread", "dicomsdl", "pydicom"])
+def test_multiframe(benchmark, target, impl):
+    """The whole 500-frame file into one array."""
+    unc, path = _multiframe(target)
+    if impl == "dicomsdl":
+        if dicomsdl is None:
+            pytest.skip("dicomsdl not installed")
+
+        def fn():
+            df = dicomsdl.open_file(path)
+            n = int(df.NumberOfFrames)
+            return np.stack([df.pixelData(i, storedvalue=True) for i in range(n)])
+
+    elif impl == "pydicom":
+        fn = lambda: pydicom.dcmread(path).pixel_array  # noqa: E731
+    elif impl == "fastdicom-2-threads":
+        fn = lambda: fastdicom.read(path).pixels.array()  # noqa: E731 - a pool over the cores (2 here)
+    else:
+
+        def fn():
+            px = fastdicom.read(path).pixels
+            out = np.empty(px.shape, dtype=px.dtype)
+            return px.decode_into(out)
+
+    result = benchmark.pedantic(fn, rounds=3, warmup_rounds=1)
+    ref = np.asarray(fastdicom.read(unc).pixels.frame(250))
+    benchmark.extra_info["MB/s"] = round(result.nbytes / 1e6 / benchmark.stats.stats.median, 1)
+    benchmark.extra_info["correct"] = bool(np.array_equal(result[250], ref))
+    assert benchmark.extra_info["correct"]
