@@ -1,5 +1,5 @@
-"""Codec benchmarks, side by side: fastdicom's native JPEG 2000 / HTJ2K (OpenJPEG 2.5.3) and JPEG-LS (CharLS 2.4.5)
-against imagecodecs (OpenJPEG 2.5.4, OpenJPH, CharLS), pydicom 3 with its installed plugin (pillow) and dicomsdl.
+"""Codec benchmarks, side by side: fastdicom's native JPEG 2000 / HTJ2K (OpenJPEG 2.5.3), HTJ2K through OpenJPH 0.9
+(Cython) and JPEG-LS (CharLS 2.4.5) against imagecodecs (OpenJPEG 2.5.4, OpenJPH, CharLS), pydicom 3 with its installed plugin (pillow) and dicomsdl.
 
 The 300-slice CT series (512x512 int16) is encoded once per session (J2K lossless by imagecodecs' OpenJPEG,
 HTJ2K lossless by OpenJPH, JPEG-LS lossless by imagecodecs' CharLS) and written as a J2K DICOM series by fastdicom.transcode. Every benchmark checks
@@ -18,6 +18,11 @@ import pytest
 
 import fastdicom
 from fastdicom.pixels import _codecs_rust as native
+
+try:
+    from fastdicom.pixels import _codecs_openjph as openjph
+except ImportError:  # pragma: no cover - the OpenJPH binding is optional
+    openjph = None
 
 pydicom = pytest.importorskip("pydicom")
 imagecodecs = pytest.importorskip("imagecodecs")
@@ -83,6 +88,7 @@ DECODERS = {
     "fastdicom": lambda f: native.jpeg2000_decode(f, shape=SHAPE),
     "imagecodecs-openjpeg": lambda f: imagecodecs.jpeg2k_decode(f, numthreads=1),
     "imagecodecs-openjph": lambda f: imagecodecs.htj2k_decode(f),
+    "fastdicom-openjph": lambda f: openjph.htj2k_decode(f, shape=SHAPE),
     "fastdicom-charls": lambda f: native.jpegls_decode(f, shape=SHAPE).view(np.int16),
     "imagecodecs-charls": lambda f: imagecodecs.jpegls_decode(f).view(np.int16),
 }
@@ -99,8 +105,11 @@ def test_j2k_decode(benchmark, j2k_frames, series_pixels, impl, threads):
 
 @pytest.mark.benchmark(group="htj2k-lossless-decode-300-frames")
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("impl", ["fastdicom", "imagecodecs-openjpeg", "imagecodecs-openjph"])
+@pytest.mark.parametrize("impl", ["fastdicom", "fastdicom-openjph", "imagecodecs-openjpeg", "imagecodecs-openjph"])
 def test_htj2k_decode(benchmark, htj2k_frames, series_pixels, impl, threads):
+    """fastdicom: OpenJPEG's HT decoder (Rust); fastdicom-openjph: OpenJPH 0.9 (Cython), the registry's first."""
+    if impl == "fastdicom-openjph" and openjph is None:
+        pytest.skip("the OpenJPH binding is not built")
     result = benchmark.pedantic(_run, args=(DECODERS[impl], htj2k_frames, threads), rounds=3, warmup_rounds=1)
     _finish(benchmark, result, series_pixels)
 
@@ -154,6 +163,26 @@ def test_j2k_encode(benchmark, series_pixels, impl, threads):
         encode = lambda a: imagecodecs.jpeg2k_encode(a, codecformat="J2K", reversible=True, numthreads=1)  # noqa: E731
     result = benchmark.pedantic(_run, args=(encode, series_pixels, threads), rounds=3, warmup_rounds=1)
     back = native.jpeg2000_decode(result[INDEX], shape=SHAPE)
+    nbytes = sum(a.nbytes for a in series_pixels)
+    benchmark.extra_info["MB/s"] = round(nbytes / 1e6 / benchmark.stats.stats.median, 1)
+    benchmark.extra_info["ratio"] = round(nbytes / sum(len(r) for r in result), 2)
+    benchmark.extra_info["correct"] = bool(np.array_equal(back, series_pixels[INDEX]))
+    assert benchmark.extra_info["correct"]
+
+
+@pytest.mark.benchmark(group="htj2k-lossless-encode-300-frames")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("impl", ["fastdicom-openjph", "imagecodecs-openjph"])
+def test_htj2k_encode(benchmark, series_pixels, impl, threads):
+    """Both OpenJPH (0.9 here, imagecodecs' own newer one), reversible, 5 levels, 64x64 blocks, int16 samples."""
+    if impl == "fastdicom-openjph":
+        if openjph is None:
+            pytest.skip("the OpenJPH binding is not built")
+        encode = lambda a: openjph.htj2k_encode(a, 16)  # noqa: E731
+    else:
+        encode = lambda a: imagecodecs.htj2k_encode(a, reversible=True)  # noqa: E731
+    result = benchmark.pedantic(_run, args=(encode, series_pixels, threads), rounds=3, warmup_rounds=1)
+    back = native.htj2k_decode(result[INDEX], shape=SHAPE)
     nbytes = sum(a.nbytes for a in series_pixels)
     benchmark.extra_info["MB/s"] = round(nbytes / 1e6 / benchmark.stats.stats.median, 1)
     benchmark.extra_info["ratio"] = round(nbytes / sum(len(r) for r in result), 2)

@@ -6,6 +6,6 @@ PY=${PYTHON:-python3}
 $PY -m ruff check src tests benchmarks ci
 $PY -m ruff format --check src tests benchmarks ci
 # The private native modules match their .pyi stubs.
-$PY -m mypy.stubtest fastdicom._rust fastdicom._cy._kernels
+$PY -m mypy.stubtest fastdicom._rust fastdicom._cy._kernels fastdicom._cy._openjph
 (cd rust && cargo fmt --all -- --check)
 (cd rust && cargo clippy --workspace --all-targets --locked -- -D warnings)

@@ -18,6 +18,7 @@ command -v pkg-config >/dev/null || NEED_APT+=(pkg-config)
 command -v dcmdump >/dev/null || NEED_APT+=(dcmtk)  # dcmdump: pynetdicom's storescp shadows the name
 command -v cmake >/dev/null || NEED_APT+=(cmake)  # charls-sys builds CharLS (JPEG-LS) with it
 command -v nasm >/dev/null || NEED_APT+=(nasm)  # turbojpeg-sys builds libjpeg-turbo's SIMD with it
+[ -f /usr/include/openjph/ojph_codestream.h ] || NEED_APT+=(libopenjph-dev)  # HTJ2K: fastdicom._cy._openjph
 if [ ${#NEED_APT[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq

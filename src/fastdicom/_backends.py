@@ -73,8 +73,13 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
         ("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg2000_encode"),
     ],
     "htj2k": [
+        ("cython", "fastdicom.pixels._codecs_openjph", "htj2k_decode"),
         ("rust", "fastdicom.pixels._codecs_rust", "htj2k_decode"),
         ("python", "fastdicom.pixels._codecs_imagecodecs", "htj2k_decode"),
+    ],
+    "htj2k_encode": [
+        ("cython", "fastdicom.pixels._codecs_openjph", "htj2k_encode"),
+        ("python", "fastdicom.pixels._codecs_imagecodecs", "htj2k_encode"),
     ],
     "deflate_image": [("python", "fastdicom.pixels._codecs_py", "deflate_image_decode")],
     "processing": [
@@ -169,7 +174,9 @@ def resolve(capability: str, backend: str | None = None) -> tuple[str, ModuleTyp
 
 
 #: Capabilities that may have no implementation at all (a codec library not installed).
-OPTIONAL = frozenset(("jpeg", "jpegls", "jpeg2000", "htj2k"))
+OPTIONAL = frozenset(
+    ("jpeg", "jpeg_encode", "jpegls", "jpegls_encode", "jpeg2000", "jpeg2000_encode", "htj2k", "htj2k_encode")
+)
 
 
 def backend_info() -> dict[str, str]:

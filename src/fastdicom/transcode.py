@@ -31,6 +31,16 @@ bits, colour stored without a colour transform (RGB stays RGB); JPEG
 Baseline (``jpeg``) takes 8-bit unsigned samples at ``quality`` (default 90),
 stores colour as YCbCr with 4:2:2 subsampling (YBR_FULL_422) and sets the
 lossy attributes with the method ISO_10918_1.
+
+To HTJ2K the frames are encoded by OpenJPH (the Cython binding; the
+imagecodecs twin otherwise): HTJ2K Lossless (``htj2k``) and HTJ2K Lossless
+RPCL (``htj2k-rpcl``: RPCL progression, a TLM marker segment and enough
+decomposition levels for a lowest resolution of at most 64x64, PS3.5 10.18)
+are exact; HTJ2K (``htj2k-lossy``) is irreversible with the quantisation
+step that brings the first frame closest to ``ratio`` (default 10), used
+for every frame, and sets the lossy attributes with the achieved ratio and
+the method ISO_15444_15. Colour is stored as for JPEG 2000 (YBR_RCT,
+YBR_ICT); at most 16 bits per sample.
 """
 
 from __future__ import annotations
@@ -56,6 +66,9 @@ JLS_LOSSLESS = "1.2.840.10008.1.2.4.80"
 JLS_NEAR = "1.2.840.10008.1.2.4.81"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 JPEG_SV1 = "1.2.840.10008.1.2.4.70"
+HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+HTJ2K_RPCL = "1.2.840.10008.1.2.4.202"
+HTJ2K_LOSSY = "1.2.840.10008.1.2.4.203"
 #: Short names accepted for the target syntax (besides UIDs and PS3.6 keywords).
 ALIASES = {
     "implicit": _uid.IMPLICIT_VR_LITTLE_ENDIAN,
@@ -74,9 +87,16 @@ ALIASES = {
     "jpeg-baseline": JPEG_BASELINE,
     "jpeg-lossless": JPEG_SV1,
     "jpeg-sv1": JPEG_SV1,
+    "htj2k": HTJ2K_LOSSLESS,
+    "htj2k-lossless": HTJ2K_LOSSLESS,
+    "htj2k-rpcl": HTJ2K_RPCL,
+    "htj2k-lossy": HTJ2K_LOSSY,
 }
 #: Encapsulated syntaxes this module can encode to.
-ENCODABLE = frozenset((RLE_LOSSLESS, J2K_LOSSLESS, J2K_LOSSY, JLS_LOSSLESS, JLS_NEAR, JPEG_BASELINE, JPEG_SV1))
+ENCODABLE = frozenset(
+    (RLE_LOSSLESS, J2K_LOSSLESS, J2K_LOSSY, JLS_LOSSLESS, JLS_NEAR, JPEG_BASELINE, JPEG_SV1)
+    + (HTJ2K_LOSSLESS, HTJ2K_RPCL, HTJ2K_LOSSY)
+)
 _METHOD = {
     "1.2.840.10008.1.2.4.50": "ISO_10918_1",
     "1.2.840.10008.1.2.4.51": "ISO_10918_1",
@@ -124,6 +144,34 @@ def _j2k_frames(frames: np.ndarray, px, ratio: float) -> list[bytes]:
     return _each_frame(lambda f: encode(f, bs, ratio=ratio), frames)
 
 
+def _htj2k_qstep(encode, frame: np.ndarray, bits_stored: int, ratio: float) -> float:
+    """The quantisation step whose HTJ2K encoding of ``frame`` comes closest to ``ratio``: bisection on its log.
+
+    The compressed size falls as the step grows; steps span 2**-(Bits Stored
+    + 4) (about lossless) to 1 (the whole range in one step).
+    """
+    sizes: dict[float, float] = {}
+
+    def achieved(log_step: float) -> float:
+        if log_step not in sizes:
+            sizes[log_step] = frame.nbytes / max(1, len(encode(frame, bits_stored, qstep=2.0**log_step)))
+        return sizes[log_step]
+
+    lo, hi = -(bits_stored + 4.0), 0.0
+    if achieved(lo) >= ratio:
+        return 2.0**lo
+    if achieved(hi) <= ratio:
+        return 2.0**hi
+    for _ in range(10):
+        mid = (lo + hi) / 2
+        if achieved(mid) < ratio:
+            lo = mid
+        else:
+            hi = mid
+    best = min(sizes, key=lambda k: abs(np.log(sizes[k] / ratio)))
+    return 2.0**best
+
+
 def _values(new: Dataset, keyword: str) -> list:
     previous = new.get(keyword)
     return [] if previous is None else list(previous) if isinstance(previous, (list, tuple)) else [previous]
@@ -149,6 +197,7 @@ def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0, near: i
     ``ratio``: the target compression ratio of lossy JPEG 2000 (``j2k-lossy``).
     ``near``: the largest error per sample of near-lossless JPEG-LS (``jls-near``).
     ``quality``: JPEG Baseline quality, 1 to 100 (``jpeg``).
+    ``ratio`` also sets the target of lossy HTJ2K (``htj2k-lossy``).
     """
     target = syntax_uid(transfer_syntax)
     source = ds.transfer_syntax or _uid.EXPLICIT_VR_LITTLE_ENDIAN
@@ -162,7 +211,7 @@ def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0, near: i
     if dst_enc and target not in ENCODABLE:
         raise NoDecoderError(
             f"encoding to {target} needs a codec this build does not have yet"
-            " (RLE Lossless, JPEG Baseline, JPEG Lossless SV1, JPEG 2000 and JPEG-LS do)"
+            " (RLE Lossless, JPEG Baseline, JPEG Lossless SV1, JPEG 2000, JPEG-LS and HTJ2K do)"
         )
     if px.bits_allocated == 1:
         raise NoDecoderError("transcoding 1-bit Pixel Data between encapsulated and native syntaxes is not supported")
@@ -235,6 +284,24 @@ def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0, near: i
             precision = max(2, px.bits_stored)
             encoded = _each_frame(lambda f: encode(f, precision, lossless=True), frames)
         new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
+    elif target in (HTJ2K_LOSSLESS, HTJ2K_RPCL, HTJ2K_LOSSY):
+        if px.samples == 3 and photometric != "RGB":
+            raise ValueError(f"HTJ2K encoding of {photometric} is not supported (RGB is)")
+        if px.bits_stored > 16:
+            raise ValueError("HTJ2K encoding holds at most 16 bits per sample here (OpenJPH 0.9)")
+        if target == HTJ2K_LOSSY and not ratio >= 1:
+            raise ValueError("a lossy HTJ2K ratio must be at least 1")
+        bs = px.bits_stored
+        _check_range(frames, bs, "HTJ2K")
+        encode = _backends.resolve("htj2k_encode")[1].htj2k_encode
+        qstep = _htj2k_qstep(encode, frames[0], bs, ratio) if target == HTJ2K_LOSSY else 0.0
+        rpcl = target == HTJ2K_RPCL
+        encoded = _each_frame(lambda f: encode(f, bs, qstep=qstep, rpcl=rpcl), frames)
+        new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
+        if px.samples == 3:
+            photometric = "YBR_ICT" if qstep else "YBR_RCT"
+        if qstep:
+            _add_lossy(new, frames.nbytes / max(1, sum(len(e) for e in encoded)), "ISO_15444_15")
     else:
         vr = "OB" if px.bits_allocated <= 8 else "OW"
         order = "<" if _uid.encoding_of(target)[0] else ">"  # bytes values are written as they are

@@ -63,9 +63,12 @@ def register(sub) -> None:
     p.add_argument(
         "--to",
         required=True,
-        help="UID, keyword (ExplicitVRLittleEndian) or explicit/implicit/big/deflated/rle/j2k/j2k-lossy/jls/jls-near/jpeg/jpeg-lossless",
+        help="UID, keyword (ExplicitVRLittleEndian) or explicit/implicit/big/deflated/rle/j2k/j2k-lossy/jls/jls-near/jpeg/jpeg-lossless/"
+        "htj2k/htj2k-rpcl/htj2k-lossy",
     )
-    p.add_argument("--ratio", type=float, default=10.0, help="compression ratio of lossy JPEG 2000 (default 10)")
+    p.add_argument(
+        "--ratio", type=float, default=10.0, help="compression ratio of lossy JPEG 2000 and HTJ2K (default 10)"
+    )
     p.add_argument("--near", type=int, default=2, help="largest error per sample of near-lossless JPEG-LS (default 2)")
     p.add_argument("--quality", type=int, default=90, help="quality of JPEG Baseline, 1 to 100 (default 90)")
     p.add_argument("-o", "--output", required=True, help="output folder (folder structure kept)")

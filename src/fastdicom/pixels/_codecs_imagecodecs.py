@@ -120,6 +120,47 @@ def htj2k_decode(data, shape=None) -> np.ndarray:
         return imagecodecs.htj2k_decode(data)
 
 
+def htj2k_encode(frame: np.ndarray, bits_stored: int, *, qstep: float = 0.0, rpcl: bool = False) -> bytes:
+    """Twin of the native HTJ2K encoder (OpenJPH inside imagecodecs): same options, even length.
+
+    imagecodecs' ``level`` is OpenJPH's quantisation step, scaled here so
+    that ``qstep`` means the same as natively (relative to the Bits Stored
+    range); the bytes differ from the native encoder's (imagecodecs bundles
+    a newer OpenJPH). The codestream precision is the container's (8 or 16
+    bits) rather than Bits Stored: imagecodecs has no option for it; values
+    must still lie within Bits Stored.
+    """
+    frame = np.ascontiguousarray(frame)
+    if frame.dtype.kind not in "iu" or frame.ndim not in (2, 3) or frame.dtype.itemsize > 2:
+        raise ValueError(f"cannot encode a {frame.ndim}-D {frame.dtype} frame as HTJ2K")
+    signed = frame.dtype.kind == "i"
+    lo, hi = (-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1) if signed else (0, (1 << bits_stored) - 1)
+    if not 1 <= bits_stored <= 8 * frame.dtype.itemsize:
+        raise ValueError(f"cannot encode {bits_stored} bits stored in {frame.dtype.itemsize}-byte samples")
+    if frame.size and (int(frame.min()) < lo or int(frame.max()) > hi):
+        raise ValueError(f"sample values lie outside the range of {bits_stored} bits stored")
+    if bits_stored <= 8:
+        frame = frame.astype(np.int8 if signed else np.uint8)
+    frame = frame.astype(frame.dtype.newbyteorder("="), copy=False)
+    rows, columns = frame.shape[:2]
+    levels = 5  # as _codecs_openjph.levels_for
+    while levels and (1 << levels) > min(rows, columns):
+        levels -= 1
+    if rpcl:
+        while -(-max(rows, columns) >> levels) > 64:
+            levels += 1
+    # OpenJPH's step is relative to the codestream's range: here the container's, natively Bits Stored's.
+    step = qstep * 2.0 ** (bits_stored - 8 * frame.dtype.itemsize)
+    out = imagecodecs.htj2k_encode(
+        frame,
+        level=step if qstep else None,
+        reversible=not qstep,
+        resolutions=max(levels, 1),  # imagecodecs takes 0 for its default (5)
+        tlm=rpcl,
+    )
+    return out + b"\0" if len(out) % 2 else out
+
+
 def jpeg2000_encode(frame: np.ndarray, bits_stored: int, ratio: float = 0.0, threads: int = 1) -> bytes:
     """Twin of the native encoder for lossless J2K codestreams (even length).
 

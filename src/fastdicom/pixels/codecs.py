@@ -35,6 +35,9 @@ codestream some libraries decode silently), raises
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import numpy as np
 
 from .. import _backends
@@ -71,8 +74,8 @@ CAPABILITY = {
 #: What to install for each capability when no implementation is present.
 INSTALL = {
     "jpeg": "imagecodecs",
-    "jpegls": "imagecodecs (or pyjpegls)",
-    "jpeg2000": "imagecodecs (or glymur)",
+    "jpegls": "imagecodecs",
+    "jpeg2000": "imagecodecs",
     "htj2k": "imagecodecs",
 }
 LOSSY = frozenset((JPEG_BASELINE, JPEG_EXTENDED, JPEG_LS_NEAR_LOSSLESS, JPEG_2000, HTJ2K))
@@ -186,9 +189,13 @@ def _check_complete(data, ts: str) -> None:
         raise InvalidDicomError(f"truncated {ts} codestream: no end-of-image marker (FFD9) at its end")
 
 
+@functools.cache
 def _takes_out(fn) -> bool:
-    """Whether a decoder can write into the caller's array (the native ones can)."""
-    return getattr(fn, "__module__", "").endswith("_codecs_rust")
+    """Whether a decoder can write into the caller's array (the native ones can: they take ``out``)."""
+    try:
+        return "out" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def decode_frame(frames, data, out: np.ndarray, as_rgb: bool = True) -> None:
@@ -207,7 +214,7 @@ def decode_frame(frames, data, out: np.ndarray, as_rgb: bool = True) -> None:
         try:
             if CAPABILITY[ts] == "jpeg":
                 arr = np.asarray(fn(data, shape=shape, out=out, photometric=frames.photometric, as_rgb=as_rgb))
-            elif CAPABILITY[ts] == "jpegls" and _takes_out(fn):
+            elif CAPABILITY[ts] in ("jpegls", "htj2k") and _takes_out(fn):
                 arr = np.asarray(fn(data, shape=shape, out=out))
             elif CAPABILITY[ts] in ("jpeg2000", "htj2k", "jpegls"):
                 arr = np.asarray(fn(data, shape=shape))
