@@ -45,6 +45,7 @@ YBR_ICT); at most 16 bits per sample.
 
 from __future__ import annotations
 
+import contextvars
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -119,9 +120,13 @@ def syntax_uid(name: str) -> str:
     raise ValueError(f"unknown transfer syntax {name!r}")
 
 
+#: Threads per transcode() call for its frames (None: the cores), set by its ``threads`` argument.
+_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("fastdicom_transcode_threads", default=None)
+
+
 def _each_frame(fn, frames) -> list:
     """``fn`` over the frames, on every core when there are several (the native encoders release the GIL)."""
-    workers = min(len(frames), os.cpu_count() or 1)
+    workers = min(len(frames), _THREADS.get() or os.cpu_count() or 1)
     if workers <= 1:
         return [fn(f) for f in frames]
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -191,14 +196,32 @@ def _add_lossy(new: Dataset, achieved: float, method: str) -> None:
     new.add_new("LossyImageCompressionMethod", "CS", [*methods, method])
 
 
-def transcode(ds: Dataset, transfer_syntax: str, *, ratio: float = 10.0, near: int = 2, quality: int = 90) -> Dataset:
+def transcode(
+    ds: Dataset,
+    transfer_syntax: str,
+    *,
+    ratio: float = 10.0,
+    near: int = 2,
+    quality: int = 90,
+    threads: int | None = None,
+) -> Dataset:
     """A new Dataset holding ``ds`` in ``transfer_syntax`` (UID, keyword or alias).
 
     ``ratio``: the target compression ratio of lossy JPEG 2000 (``j2k-lossy``).
     ``near``: the largest error per sample of near-lossless JPEG-LS (``jls-near``).
     ``quality``: JPEG Baseline quality, 1 to 100 (``jpeg``).
     ``ratio`` also sets the target of lossy HTJ2K (``htj2k-lossy``).
+    ``threads``: how many threads encode the frames (None: one per core; 1 when
+    the caller already runs several transcodes at once).
     """
+    token = _THREADS.set(threads)
+    try:
+        return _transcode(ds, transfer_syntax, ratio=ratio, near=near, quality=quality)
+    finally:
+        _THREADS.reset(token)
+
+
+def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, quality: int) -> Dataset:
     target = syntax_uid(transfer_syntax)
     source = ds.transfer_syntax or _uid.EXPLICIT_VR_LITTLE_ENDIAN
     if target == source:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import warnings
 
@@ -359,3 +360,16 @@ def test_jpeg_lossless_encoders_round_trip_random_frames(dtype, bits, samples):
                 back = back.astype(f"u{dt.itemsize}").view(dt)
                 back = ((back << shift) >> shift) if shift else back
             assert np.array_equal(back.astype(np.int64), frame.astype(np.int64)), (name, dname)
+
+
+def test_threads_one_or_many_give_the_same_bytes():
+    """``threads`` only spreads the frames: the codestreams are the same, and the setting does not leak."""
+    tmod = importlib.import_module("fastdicom.transcode")  # the module (fastdicom.transcode is the function)
+    cf = next((f for f in UNCOMPRESSED_FILES if f.resolve() and f.row["BitsAllocated"] == "16"), None)
+    if cf is None:
+        pytest.skip("no 16-bit file installed")
+    ds = fastdicom.read(cf.resolve())
+    one = fastdicom.transcode(ds, "jpeg-lossless", threads=1)
+    many = fastdicom.transcode(ds, "jpeg-lossless", threads=4)
+    assert fastdicom.to_bytes(one) == fastdicom.to_bytes(many)
+    assert tmod._THREADS.get() is None

@@ -36,10 +36,16 @@ def cmd_transcode(args: argparse.Namespace) -> int:
     files = _inputs(args.inputs)
     os.makedirs(args.output, exist_ok=True)
 
+    jobs = args.jobs or os.cpu_count() or 1
+    # Files in parallel, or one file's frames over the cores: not both (no pools inside pools).
+    frame_threads = 1 if len(files) > 1 and jobs > 1 else None
+
     def one(item: tuple[str, str]) -> str | None:
         src, rel = item
         try:
-            out = transcode(read(src), target, ratio=args.ratio, near=args.near, quality=args.quality)
+            out = transcode(
+                read(src), target, ratio=args.ratio, near=args.near, quality=args.quality, threads=frame_threads
+            )
             dst = os.path.join(args.output, rel)
             os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
             write(dst, out)
@@ -48,7 +54,7 @@ def cmd_transcode(args: argparse.Namespace) -> int:
             return f"{src}: {exc}"
 
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=args.jobs or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         errors = [e for e in pool.map(one, files) if e]
     dt = time.perf_counter() - t0
     for e in errors[:20]:
