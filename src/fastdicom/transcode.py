@@ -238,6 +238,8 @@ def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, qu
         )
     if px.bits_allocated == 1:
         raise NoDecoderError("transcoding 1-bit Pixel Data between encapsulated and native syntaxes is not supported")
+    if target in LOSSY and px.photometric == "PALETTE COLOR":
+        raise ValueError("lossy compression of PALETTE COLOR indices is not allowed (PS3.5 8.2.1)")
     frames = px.array()  # decoded: raises NoDecoderError naming what to install
     coded_as = None  # the Photometric Interpretation an encoder imposes
     photometric = px.decoded_photometric

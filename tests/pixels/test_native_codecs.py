@@ -212,3 +212,15 @@ def test_jpeg_truncation_and_corruption_are_errors_not_grey_pixels():
         for cut in (len(cs) // 3, len(cs) // 2, len(cs) - 6):
             with pytest.raises(ValueError, match="Premature end|premature end|Corrupt"):
                 _rust.jpeg_decode_into(cs[:cut], out, 64, 64, 1, 2, False, False)
+
+
+def test_progressive_jpeg_is_refused():
+    """Progressive (and arithmetic) coding is no process of the DICOM JPEG syntaxes, and a cut stream decodes
+    silently: refused by the native decoder."""
+    image = pytest.importorskip("PIL.Image")
+    import io
+
+    buf = io.BytesIO()
+    image.fromarray((np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)).save(buf, "JPEG", progressive=True)
+    with pytest.raises(ValueError, match="progressive"):
+        NATIVE.jpeg_decode(buf.getvalue(), shape=(64, 64), photometric="MONOCHROME2")

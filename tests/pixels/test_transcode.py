@@ -373,3 +373,18 @@ def test_threads_one_or_many_give_the_same_bytes():
     many = fastdicom.transcode(ds, "jpeg-lossless", threads=4)
     assert fastdicom.to_bytes(one) == fastdicom.to_bytes(many)
     assert tmod._THREADS.get() is None
+
+
+def test_lossy_targets_refuse_palette_color():
+    cf = next(
+        (
+            f
+            for f in DECODABLE + UNCOMPRESSED_FILES
+            if f.resolve() and f.row["PhotometricInterpretation"] == "PALETTE COLOR"
+        ),
+        None,
+    )
+    if cf is None:
+        pytest.skip("no PALETTE COLOR file installed")
+    with pytest.raises(ValueError, match="PALETTE COLOR"):
+        fastdicom.transcode(fastdicom.read(cf.resolve()), "jpeg")

@@ -23,10 +23,13 @@ What is applied after a decoder, as pydicom 3 does:
   decoder applies the same rule in C).
 
 Corrupt data policy: a codestream without its end marker, one whose header
-disagrees with the data set, or one whose entropy-coded data is damaged
-(libjpeg's "premature end", "bad Huffman code" and resync warnings, which it
-would otherwise answer with grey pixels) raises InvalidDicomError; it is
-never returned as plausible pixels.
+disagrees with the data set, a JPEG whose entropy-coded data ends early or
+breaks its codes (libjpeg's "premature end", "bad Huffman code" and resync
+warnings, which it would otherwise answer with grey pixels), and arithmetic
+or progressive JPEG (no process of the DICOM JPEG syntaxes; cut streams of
+either decode silently) raise InvalidDicomError. Damage that a decoder
+resynchronises past (a flipped bit inside Huffman-coded data) cannot be
+seen by any decoder and comes out as wrong pixels.
 
 A decoder that fails, or returns fewer pixels than the frame has (a truncated
 codestream some libraries decode silently), raises
@@ -232,6 +235,13 @@ def decode_frame(frames, data, out: np.ndarray, as_rgb: bool = True) -> None:
             pass  # decoded in place
         elif arr.dtype.itemsize == out.dtype.itemsize and arr.dtype.kind in "iu":
             out[...] = arr.view(out.dtype)
+        elif arr.dtype.itemsize > out.dtype.itemsize and arr.size and arr.dtype.kind in "iu" and out.dtype.kind in "iu":
+            info = np.iinfo(out.dtype)
+            if int(arr.max()) > info.max or int(arr.min()) < info.min:
+                raise InvalidDicomError(
+                    f"the {ts} codestream holds samples that do not fit Bits Allocated {8 * out.dtype.itemsize}"
+                )
+            out[...] = arr.astype(out.dtype)
         else:
             out[...] = arr.astype(out.dtype, copy=False)
     bs, ba = frames.bits_stored, frames.bits_allocated

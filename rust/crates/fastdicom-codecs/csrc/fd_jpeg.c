@@ -14,7 +14,10 @@
  *   Interpretation (RGB means no colour transform);
  * - corrupt entropy-coded data (premature end, bad Huffman code, a marker in
  *   the middle of the data) is an error, not a warning: libjpeg would fill the
- *   rest of the image with grey and report success;
+ *   rest of the image with grey and report success (damage that Huffman
+ *   decoding resynchronises past cannot be seen by any decoder);
+ * - arithmetic coding and progressive frames are refused: they are no process
+ *   of the JPEG transfer syntaxes, and a cut stream of either decodes silently;
  * - the header must describe the frame the caller expects before any
  *   scanline is decoded (so nothing is allocated for a lying header), and a
  *   progressive stream may hold at most FD_MAX_SCANS scans.
@@ -49,10 +52,39 @@ struct fd_error {
   char *message;
 };
 
+/* Our memory destination: libjpeg's jpeg_mem_dest frees and replaces its buffer as it
+ * grows but reports the live one only at the end, so an error in between would leave
+ * us holding a freed pointer. This one always knows the live buffer. */
 struct fd_dest {
+  struct jpeg_destination_mgr pub;
   unsigned char *buffer;
+  size_t capacity;
   unsigned long size;
 };
+
+static void fd_dest_init(j_compress_ptr cinfo) {
+  struct fd_dest *d = (struct fd_dest *)cinfo->dest;
+  d->pub.next_output_byte = d->buffer;
+  d->pub.free_in_buffer = d->capacity;
+}
+
+static boolean fd_dest_grow(j_compress_ptr cinfo) {
+  struct fd_dest *d = (struct fd_dest *)cinfo->dest;
+  size_t used = d->capacity; /* the whole buffer is full when libjpeg calls this */
+  size_t capacity = d->capacity * 2;
+  unsigned char *bigger = realloc(d->buffer, capacity);
+  if (!bigger) ERREXIT1(cinfo, JERR_OUT_OF_MEMORY, 10);
+  d->buffer = bigger;
+  d->capacity = capacity;
+  d->pub.next_output_byte = bigger + used;
+  d->pub.free_in_buffer = capacity - used;
+  return TRUE;
+}
+
+static void fd_dest_term(j_compress_ptr cinfo) {
+  struct fd_dest *d = (struct fd_dest *)cinfo->dest;
+  d->size = (unsigned long)(d->capacity - d->pub.free_in_buffer);
+}
 
 static void fd_error_exit(j_common_ptr cinfo) {
   struct fd_error *err = (struct fd_error *)cinfo->err;
@@ -99,22 +131,6 @@ static void fd_init_error(struct fd_error *err, char *message) {
   message[0] = 0;
 }
 
-/* The SOF marker's process: lossless for SOF3, SOF7, SOF11, SOF15 (before libjpeg reads it). */
-static int fd_is_lossless(const unsigned char *data, size_t len) {
-  size_t pos = 2;
-  while (pos + 4 <= len) {
-    if (data[pos] != 0xFF) return 0;
-    unsigned char m = data[pos + 1];
-    if (m == 0xFF) { pos++; continue; }
-    if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { pos += 2; continue; }
-    if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC)
-      return m == 0xC3 || m == 0xC7 || m == 0xCB || m == 0xCF;
-    if (m == 0xDA || m == 0xD9) return 0;
-    pos += 2 + (((size_t)data[pos + 2] << 8) | data[pos + 3]);
-  }
-  return 0;
-}
-
 /*
  * Decode one frame into `out` (rows of width * components samples, item size
  * `out_itemsize`: 1 or 2 bytes, native order; `out_len` bytes exactly).
@@ -152,7 +168,16 @@ int fd_jpeg_decode(const unsigned char *data, size_t len, int photometric_rgb, i
   info->height = (int)cinfo.image_height;
   info->components = cinfo.num_components;
   info->precision = cinfo.data_precision;
-  info->lossless = fd_is_lossless(data, len);
+  /* libjpeg-turbo sets the smallest DCT size to 1 for a lossless (SOF3/7/11/15) frame */
+  info->lossless = cinfo.min_DCT_scaled_size == 1;
+  if (cinfo.arith_code || cinfo.progressive_mode) {
+    /* Not a process of the JPEG transfer syntaxes (PS3.5 8.2.1: sequential Huffman coding),
+     * and a cut arithmetic or progressive stream decodes into plausible pixels without a
+     * warning: refused. */
+    snprintf(info->message, FD_MSG, "%s JPEG is not a process of the DICOM JPEG transfer syntaxes",
+             cinfo.arith_code ? "arithmetic-coded" : "progressive");
+    longjmp(jerr.jump, 1);
+  }
   if (info->width != exp_width || info->height != exp_height || info->components != exp_components) {
     snprintf(info->message, FD_MSG,
              "the JPEG header says %dx%d with %d components, the data set %dx%d with %d",
@@ -273,7 +298,7 @@ int fd_jpeg_encode(const unsigned char *in, size_t in_len, int width, int height
   struct jpeg_compress_struct cinfo;
   struct fd_error jerr;
   void **volatile rows = NULL;
-  /* jpeg_mem_dest writes these through pointers after setjmp: kept on the heap */
+  /* the output buffer changes after setjmp: kept on the heap */
   struct fd_dest *volatile dest = calloc(1, sizeof(struct fd_dest));
   memset(info, 0, sizeof(*info));
   fd_init_error(&jerr, info->message);
@@ -307,7 +332,16 @@ int fd_jpeg_encode(const unsigned char *in, size_t in_len, int width, int height
     return -1;
   }
   jpeg_create_compress(&cinfo);
-  jpeg_mem_dest(&cinfo, &dest->buffer, &dest->size);
+  dest->capacity = row_bytes * (size_t)height / 4 + 65536;
+  dest->buffer = malloc(dest->capacity);
+  if (!dest->buffer) {
+    snprintf(info->message, FD_MSG, "out of memory");
+    longjmp(jerr.jump, 1);
+  }
+  dest->pub.init_destination = fd_dest_init;
+  dest->pub.empty_output_buffer = fd_dest_grow;
+  dest->pub.term_destination = fd_dest_term;
+  cinfo.dest = &dest->pub;
   cinfo.image_width = (JDIMENSION)width;
   cinfo.image_height = (JDIMENSION)height;
   cinfo.input_components = components;

@@ -114,7 +114,8 @@ pub fn header(data: &[u8]) -> Option<(u32, u32, u32, u32, bool)> {
     let mut pos = 2usize;
     while pos + 4 <= data.len() {
         if data[pos] != 0xFF {
-            return None;
+            pos += 1; // stray bytes between markers: skipped, as libjpeg does
+            continue;
         }
         let m = data[pos + 1];
         if m == 0xFF {
@@ -324,6 +325,35 @@ mod tests {
             .map(|c| u16::from_ne_bytes([c[0], c[1]]) as u8)
             .collect();
         assert_eq!(narrowed, dst);
+    }
+
+    #[test]
+    fn incompressible_frames_grow_the_output_buffer() {
+        // xorshift noise: the lossless stream is larger than the raw frame
+        let mut x = 0x2545_f491_u32;
+        let src: Vec<u8> = (0..256 * 256 * 2)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        let opts = EncodeOptions {
+            lossless: true,
+            quality: 0,
+            subsample: false,
+        };
+        let enc = encode(&src, (256, 256, 1), 16, opts).unwrap();
+        assert!(enc.len() > src.len() / 4 + 65536);
+        let mut dst = vec![0u8; src.len()];
+        decode_into(&enc, (256, 256, 1), false, false, &mut dst, 2).unwrap();
+        assert_eq!(dst, src);
+        // a stray byte before a marker is skipped by the header reader, as by libjpeg
+        let mut stray = enc[..2].to_vec();
+        stray.push(0);
+        stray.extend_from_slice(&enc[2..]);
+        assert_eq!(header(&stray), Some((16, 256, 256, 1, true)));
     }
 
     #[test]
