@@ -1,6 +1,6 @@
 """JPEG Lossless SV1 benchmarks, side by side: fastdicom's native libjpeg-turbo 3.1 against imagecodecs
 (libjpeg-turbo 3.1), pydicom 3 with its installed plugin (python-gdcm) and dicomsdl; plus the 500-frame
-multiframe in JPEG Lossless SV1 and JPEG-LS.
+multiframe in JPEG Lossless SV1, JPEG-LS and JPEG 2000 Lossless.
 
 The 300-slice CT series (512x512 int16) is encoded once per session by imagecodecs (lossless, predictor 1,
 16 bits) for the codec benchmarks, and written as a JPEG Lossless SV1 DICOM series by fastdicom.transcode
@@ -135,7 +135,7 @@ def _multiframe(target: str):
     return unc, dst
 
 
-@pytest.mark.parametrize("target", ["jpeg-lossless", "jls"])
+@pytest.mark.parametrize("target", ["jpeg-lossless", "jls", "j2k"])
 @pytest.mark.parametrize("impl", ["fastdicom-2-threads", "fastdicom-1-thread", "dicomsdl", "pydicom"])
 def test_multiframe(benchmark, target, impl):
     """The whole 500-frame file into one array."""
