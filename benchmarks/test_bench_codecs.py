@@ -1,7 +1,7 @@
 """Codec benchmarks, side by side: fastdicom's native JPEG 2000 / HTJ2K (OpenJPEG 2.5.3), HTJ2K through OpenJPH 0.9
 (Cython) and JPEG-LS (CharLS 2.4.5) against imagecodecs (OpenJPEG 2.5.4, OpenJPH, CharLS), pydicom 3 with its installed plugin (pillow) and dicomsdl.
 
-The 300-slice CT series (512x512 int16) is encoded once per session (J2K lossless by imagecodecs' OpenJPEG,
+The 300-slice torso phantom (512x512 int16, ``conftest.realistic_ct``: it compresses like real CT) is encoded once per session (J2K lossless by imagecodecs' OpenJPEG,
 HTJ2K lossless by OpenJPH, JPEG-LS lossless by imagecodecs' CharLS) and written as a J2K DICOM series by fastdicom.transcode. Every benchmark checks
 its result against the source pixels.
 
@@ -36,8 +36,8 @@ SHAPE = (512, 512)
 
 
 @pytest.fixture(scope="session")
-def series_pixels(ct_series):
-    return [fastdicom.read(p).pixel_array for p in ct_series]
+def series_pixels(codec_series):
+    return [fastdicom.read(p).pixel_array for p in codec_series]
 
 
 @pytest.fixture(scope="session")
@@ -56,16 +56,21 @@ def htj2k_frames(series_pixels):
 
 
 @pytest.fixture(scope="session")
-def ct_series_j2k(ct_series):
-    """The series again in JPEG 2000 Lossless (fastdicom.transcode), under FASTDICOM_BENCH_DIR/j2k."""
-    base = os.environ.get("FASTDICOM_BENCH_DIR") or os.path.dirname(ct_series[0])
-    folder = os.path.join(base, "j2k")
+def ct_series_j2k(codec_series):
+    """The series again in JPEG 2000 Lossless (fastdicom.transcode), in a folder "j2k" next to it."""
+    return series_copy(codec_series, "j2k")
+
+
+def series_copy(series: list[str], target: str) -> list[str]:
+    """``series`` transcoded to ``target`` once, into a folder of that name next to it."""
+    folder = os.path.join(os.path.dirname(series[0]), target)
     os.makedirs(folder, exist_ok=True)
     out = []
-    for p in ct_series:
+    for p in series:
         dst = os.path.join(folder, os.path.basename(p))
         if not os.path.exists(dst):
-            fastdicom.write(dst, fastdicom.transcode(fastdicom.read(p), "j2k"))
+            fastdicom.write(dst + ".tmp", fastdicom.transcode(fastdicom.read(p), target))
+            os.replace(dst + ".tmp", dst)
         out.append(dst)
     return out
 
