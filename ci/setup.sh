@@ -19,6 +19,7 @@ command -v dcmdump >/dev/null || NEED_APT+=(dcmtk)  # dcmdump: pynetdicom's stor
 command -v cmake >/dev/null || NEED_APT+=(cmake)  # charls-sys builds CharLS (JPEG-LS) with it
 command -v nasm >/dev/null || NEED_APT+=(nasm)  # turbojpeg-sys builds libjpeg-turbo's SIMD with it
 [ -f /usr/include/openjph/ojph_codestream.h ] || NEED_APT+=(libopenjph-dev)  # HTJ2K: fastdicom._cy._openjph
+ldconfig -p 2>/dev/null | grep -q libopenjp2.so || NEED_APT+=(libopenjp2-7)  # glymur's OpenJPEG (a twin)
 if [ ${#NEED_APT[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
@@ -37,7 +38,10 @@ $PY -m pip install -q \
   "setuptools>=68" "setuptools-rust>=1.9" "Cython>=3.0" "numpy>=1.24" wheel \
   "pytest>=8" "pytest-benchmark>=4" "hypothesis>=6" psutil ruff mypy "typing_extensions>=4.6" \
   "pydicom==3.0.2" "pydicom-data==1.0.0" "deid-data==0.0.20" "pynetdicom==3.0.4" "imagecodecs==2026.3.6" \
-  "pyjpegls==1.5.1" "python-gdcm==3.2.6" "pillow>=10"  # pydicom's plugins: the tests read our files back with them
+  "pyjpegls==1.5.1" "python-gdcm==3.2.6" "pillow>=10" "pylibjpeg==2.1.0" "pylibjpeg-openjpeg==2.6.0" \
+  "glymur==0.14.8"
+# pyjpegls, pylibjpeg-openjpeg, glymur: our further pure-Python twins (JPEG-LS; JPEG 2000 and HTJ2K) and, with
+# python-gdcm and pillow, pydicom's plugins: the tests read our files back with them
 
 # Build everything; a missing or failing native build is an error here.
 FASTDICOM_REQUIRE_NATIVE=1 $PY -m pip install -q --no-build-isolation -e .

@@ -705,5 +705,5 @@ def encode(const uint8_t[::1] raw, int rows, int columns, int samples, int items
             cs.flush()
             n = f.tell()
     if bad:
-        raise ValueError(f"sample values lie outside the range of {bits_stored} bits stored")
+        raise ValueError(f"pixel values lie outside Bits Stored ({bits_stored}): HTJ2K cannot keep them")
     return (<const char *>f.get_data())[:n]

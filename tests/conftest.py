@@ -23,7 +23,7 @@ def implementations(capability: str) -> list[tuple[str, object]]:
     """``(name, module)`` of each implementation of a capability that imports, as backends_to_test picks them."""
     out = []
     for name, module, attr in _backends.REGISTRY[capability]:
-        if _backends.forced() == "python" and name != "python":
+        if _backends.forced() == "python" and not _backends.is_python(name):
             continue
         mod, _why = _backends._try(name, module, attr)
         if mod is not None:

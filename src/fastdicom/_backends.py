@@ -3,9 +3,12 @@
 Each capability lists implementations in order of preference as
 ``(name, module, requirement)``. The first one available wins, once per
 capability, lazily. A native module is available when it imports and its
-``__version__`` equals the package's. ``FASTDICOM_BACKEND=python`` restricts
-the choice to the pure-Python twins; ``FASTDICOM_REQUIRE_NATIVE=1`` turns a
-missing native module into :class:`fastdicom.errors.BackendError`.
+``__version__`` equals the package's. Pure-Python implementations are named
+``python`` or ``python-<package>`` (a codec may have several, one per
+library: imagecodecs first, then pylibjpeg-openjpeg, pyjpegls, glymur); they are
+available when they import. ``FASTDICOM_BACKEND=python`` restricts the
+choice to them; ``FASTDICOM_REQUIRE_NATIVE=1`` turns a missing native module
+into :class:`fastdicom.errors.BackendError`.
 """
 
 from __future__ import annotations
@@ -59,23 +62,30 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
     "jpegls": [
         ("rust", "fastdicom.pixels._codecs_rust", "jpegls_decode"),
         ("python", "fastdicom.pixels._codecs_imagecodecs", "jpegls_decode"),
+        ("python-pyjpegls", "fastdicom.pixels._codecs_pyjpegls", "jpegls_decode"),
     ],
     "jpegls_encode": [
         ("rust", "fastdicom.pixels._codecs_rust", "jpegls_encode"),
         ("python", "fastdicom.pixels._codecs_imagecodecs", "jpegls_encode"),
+        ("python-pyjpegls", "fastdicom.pixels._codecs_pyjpegls", "jpegls_encode"),
     ],
     "jpeg2000": [
         ("rust", "fastdicom.pixels._codecs_rust", "jpeg2000_decode"),
         ("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg2000_decode"),
+        ("python-pylibjpeg", "fastdicom.pixels._codecs_pylibjpeg", "jpeg2000_decode"),
+        ("python-glymur", "fastdicom.pixels._codecs_glymur", "jpeg2000_decode"),
     ],
     "jpeg2000_encode": [
         ("rust", "fastdicom.pixels._codecs_rust", "jpeg2000_encode"),
         ("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg2000_encode"),
+        ("python-pylibjpeg", "fastdicom.pixels._codecs_pylibjpeg", "jpeg2000_encode"),
     ],
     "htj2k": [
         ("cython", "fastdicom.pixels._codecs_openjph", "htj2k_decode"),
         ("rust", "fastdicom.pixels._codecs_rust", "htj2k_decode"),
         ("python", "fastdicom.pixels._codecs_imagecodecs", "htj2k_decode"),
+        ("python-pylibjpeg", "fastdicom.pixels._codecs_pylibjpeg", "htj2k_decode"),
+        ("python-glymur", "fastdicom.pixels._codecs_glymur", "htj2k_decode"),
     ],
     "htj2k_encode": [
         ("cython", "fastdicom.pixels._codecs_openjph", "htj2k_encode"),
@@ -102,11 +112,17 @@ def refresh() -> None:
     _forced = os.environ.get("FASTDICOM_BACKEND", "").strip().lower() or None
     _resolved.clear()
     _missing.clear()
+    _explicit.clear()
 
 
 def forced() -> str | None:
     """The backend forced by ``FASTDICOM_BACKEND`` (read at import; see :func:`refresh`)."""
     return _forced
+
+
+def is_python(name: str) -> bool:
+    """Whether an implementation name is a pure-Python twin (``python`` or ``python-<package>``)."""
+    return name == "python" or name.startswith("python-")
 
 
 def require_native() -> bool:
@@ -118,7 +134,7 @@ def _try(name: str, module: str, attr: str) -> tuple[ModuleType | None, str]:
         mod = importlib.import_module(module)
     except ImportError as exc:
         return None, f"not importable: {exc}"
-    if name != "python":
+    if not is_python(name):
         version = getattr(mod, "__version__", None)
         if version != __version__:
             return None, f"stale build: version {version!r}, package {__version__!r} (reinstall with pip install .)"
@@ -148,17 +164,18 @@ def resolve(capability: str, backend: str | None = None) -> tuple[str, ModuleTyp
             return hit
     candidates = REGISTRY[capability]
     if want is not None:
-        candidates = [c for c in candidates if c[0] == want]
+        # "python" asks for any pure-Python twin, in the registry's order; other names, for themselves.
+        candidates = [c for c in candidates if c[0] == want or (want == "python" and is_python(c[0]))]
         if not candidates:
             if backend is None:  # forced by the environment: fall back to Python for this capability
-                candidates = [c for c in REGISTRY[capability] if c[0] == "python"]
+                candidates = [c for c in REGISTRY[capability] if is_python(c[0])]
             else:
                 raise BackendError(f"no {backend!r} implementation of {capability!r}")
     missing: dict[str, str] = {}
     for name, module, attr in candidates:
         mod, why = _try(name, module, attr)
         if mod is not None:
-            if name == "python" and want is None and require_native() and missing:
+            if is_python(name) and want is None and require_native() and missing:
                 raise BackendError(f"native backend for {capability!r} unavailable: {missing}")
             result = (name, mod)
             if backend is not None:
@@ -197,7 +214,7 @@ def missing_info() -> dict[str, dict[str, str]]:
     backend_info()
     if forced():
         return {
-            cap: {n: "skipped: FASTDICOM_BACKEND=" + forced() for n, _, _ in REGISTRY[cap] if n != "python"}
+            cap: {n: "skipped: FASTDICOM_BACKEND=" + forced() for n, _, _ in REGISTRY[cap] if not is_python(n)}
             for cap in REGISTRY
         }
     return {cap: dict(_missing.get(cap, {})) for cap in REGISTRY}

@@ -133,19 +133,9 @@ def _each_frame(fn, frames) -> list:
         return list(pool.map(fn, frames))
 
 
-def _check_range(frames: np.ndarray, bs: int, what: str) -> None:
-    """Integer samples within Bits Stored (signed or not): what a JPEG codec can keep exactly."""
-    if frames.dtype.kind not in "iu":
-        raise ValueError(f"cannot encode {frames.dtype} samples as {what}")
-    lo, hi = (-(1 << (bs - 1)), (1 << (bs - 1)) - 1) if frames.dtype.kind == "i" else (0, (1 << bs) - 1)
-    if frames.size and (int(frames.min()) < lo or int(frames.max()) > hi):
-        raise ValueError(f"pixel values lie outside Bits Stored ({bs}): {what} cannot keep them")
-
-
 def _j2k_frames(frames: np.ndarray, px, ratio: float) -> list[bytes]:
     encode = _backends.resolve("jpeg2000_encode")[1].jpeg2000_encode
-    bs = px.bits_stored
-    _check_range(frames, bs, "JPEG 2000")
+    bs = px.bits_stored  # the encoder refuses values outside Bits Stored
     return _each_frame(lambda f: encode(f, bs, ratio=ratio), frames)
 
 
@@ -279,7 +269,6 @@ def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, qu
             raise ValueError("JPEG-LS holds at most 16 bits per sample")
         if target == JLS_NEAR and not 1 <= near <= 255:
             raise ValueError("near-lossless JPEG-LS needs 1 <= near <= 255")
-        _check_range(frames, px.bits_stored, "JPEG-LS")
         if target == JLS_NEAR and frames.dtype.kind == "i":
             # Coded as the Bits Stored two's complement, an error of +-near can wrap around the sign.
             raise ValueError("near-lossless JPEG-LS of signed pixels is not supported (lossless is)")
@@ -305,7 +294,6 @@ def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, qu
         else:
             if px.bits_stored > 16 or frames.dtype.itemsize > 2:
                 raise ValueError("JPEG Lossless holds at most 16 bits per sample")
-            _check_range(frames, px.bits_stored, "JPEG Lossless")
             precision = max(2, px.bits_stored)
             encoded = _each_frame(lambda f: encode(f, precision, lossless=True), frames)
         new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
@@ -316,8 +304,7 @@ def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, qu
             raise ValueError("HTJ2K encoding holds at most 16 bits per sample here (OpenJPH 0.9)")
         if target == HTJ2K_LOSSY and not ratio >= 1:
             raise ValueError("a lossy HTJ2K ratio must be at least 1")
-        bs = px.bits_stored
-        _check_range(frames, bs, "HTJ2K")
+        bs = px.bits_stored  # every encoder refuses values outside Bits Stored
         encode = _backends.resolve("htj2k_encode")[1].htj2k_encode
         qstep = _htj2k_qstep(encode, frames[0], bs, ratio) if target == HTJ2K_LOSSY else 0.0
         rpcl = target == HTJ2K_RPCL

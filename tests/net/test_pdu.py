@@ -150,7 +150,7 @@ def _senders():
 
     out = []
     for name, module, attr in _backends.REGISTRY["pdata_send"]:
-        if _backends.forced() == "python" and name != "python":
+        if _backends.forced() == "python" and not _backends.is_python(name):
             continue
         mod, _ = _backends._try(name, module, attr)
         if mod is not None:

@@ -236,11 +236,40 @@ def test_jpegls_encoders_round_trip_random_frames(dtype, bits, samples):
             assert np.array_equal(back.astype(np.int64), frame.astype(np.int64)), (name, dname)
 
 
+ENCODE_CALLS = {
+    "jpeg2000_encode": lambda mod, f, bits: mod.jpeg2000_encode(f, bits),
+    "jpegls_encode": lambda mod, f, bits: mod.jpegls_encode(f, bits),
+    "jpeg_encode": lambda mod, f, bits: mod.jpeg_encode(f, bits, lossless=True),
+    "htj2k_encode": lambda mod, f, bits: mod.htj2k_encode(f, bits),
+}
+
+
+@pytest.mark.parametrize("capability", sorted(ENCODE_CALLS))
+@pytest.mark.parametrize(
+    "dtype,bits,bad", [("u2", 12, 4096), ("i2", 12, 2048), ("i2", 12, -2049), ("u1", 6, 64), ("i1", 6, -33)]
+)
+def test_every_encoder_refuses_values_outside_bits_stored(capability, dtype, bits, bad):
+    """Called directly (not through transcode), no encoder may clip, wrap or overflow such values."""
+    from ..conftest import implementations
+
+    frame = np.zeros((40, 40), dtype=dtype)  # pylibjpeg-openjpeg needs 32 rows and columns
+    frame[3, 5] = bad
+    edge = np.zeros((40, 40), dtype=dtype)
+    edge[3, 5] = np.clip(bad, -(1 << (bits - 1)) if dtype[0] == "i" else 0, (1 << bits) - 1 >> (dtype[0] == "i"))
+    found = implementations(capability)
+    if not found:
+        pytest.skip(f"no {capability} implementation here")
+    for name, mod in found:
+        with pytest.raises(ValueError, match="Bits Stored"):
+            ENCODE_CALLS[capability](mod, frame, bits)
+        assert ENCODE_CALLS[capability](mod, edge, bits), (name, "the largest value that fits is accepted")
+
+
 def test_jpegls_refuses_what_it_cannot_keep():
-    from fastdicom.transcode import _check_range
+    from fastdicom.pixels.codecs import check_range
 
     with pytest.raises(ValueError, match="Bits Stored"):
-        _check_range(np.full((1, 2, 2), 4096, dtype=np.uint16), 12, "JPEG-LS")
+        check_range(np.full((1, 2, 2), 4096, dtype=np.uint16), 12, "JPEG-LS")
     cf = next(
         (
             f

@@ -11,7 +11,7 @@ from __future__ import annotations
 import imagecodecs
 import numpy as np
 
-from .codecs import unsigned_codes
+from .codecs import check_range, unsigned_codes
 
 REQUIRES = "imagecodecs"
 
@@ -95,6 +95,7 @@ def jpegls_encode(frame: np.ndarray, bits_stored: int, near: int = 0) -> bytes:
     frame = np.ascontiguousarray(frame)
     if frame.dtype.itemsize > 2:
         raise ValueError("JPEG-LS holds at most 16 bits per sample")
+    check_range(frame, bits_stored, "JPEG-LS")
     frame = frame.astype(frame.dtype.newbyteorder("="), copy=False)
     if frame.dtype.kind == "i":
         # imagecodecs sets the codestream precision from the container, not from Bits Stored:
@@ -134,11 +135,9 @@ def htj2k_encode(frame: np.ndarray, bits_stored: int, *, qstep: float = 0.0, rpc
     if frame.dtype.kind not in "iu" or frame.ndim not in (2, 3) or frame.dtype.itemsize > 2:
         raise ValueError(f"cannot encode a {frame.ndim}-D {frame.dtype} frame as HTJ2K")
     signed = frame.dtype.kind == "i"
-    lo, hi = (-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1) if signed else (0, (1 << bits_stored) - 1)
     if not 1 <= bits_stored <= 8 * frame.dtype.itemsize:
         raise ValueError(f"cannot encode {bits_stored} bits stored in {frame.dtype.itemsize}-byte samples")
-    if frame.size and (int(frame.min()) < lo or int(frame.max()) > hi):
-        raise ValueError(f"sample values lie outside the range of {bits_stored} bits stored")
+    check_range(frame, bits_stored, "HTJ2K")
     if bits_stored <= 8:
         frame = frame.astype(np.int8 if signed else np.uint8)
     frame = frame.astype(frame.dtype.newbyteorder("="), copy=False)
@@ -170,5 +169,6 @@ def jpeg2000_encode(frame: np.ndarray, bits_stored: int, ratio: float = 0.0, thr
     if ratio:
         raise NotImplementedError("lossy JPEG 2000 encoding needs the native build of fastdicom")
     frame = np.ascontiguousarray(frame)
+    check_range(frame, bits_stored, "JPEG 2000")
     out = imagecodecs.jpeg2k_encode(frame, codecformat="J2K", reversible=True, bitspersample=bits_stored, mct=True)
     return out + b"\0" if len(out) % 2 else out

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _rust
-from .codecs import unsigned_codes
+from .codecs import check_range, unsigned_codes
 
 __version__ = _rust.__version__
 
@@ -42,9 +42,10 @@ def jpeg2000_encode(frame: np.ndarray, bits_stored: int, ratio: float = 0.0, thr
     """One frame (``(rows, columns)`` or ``(rows, columns, samples)``, integers) as a J2K codestream.
 
     ``ratio`` 0 is lossless; otherwise the target compression ratio (irreversible).
-    Values must lie in the range of ``bits_stored`` bits (signed for signed dtypes).
+    Values must lie in the range of ``bits_stored`` bits (signed for signed dtypes): ValueError otherwise.
     """
     frame = np.ascontiguousarray(frame)
+    check_range(frame, bits_stored, "JPEG 2000")
     if frame.dtype.byteorder not in ("=", "|"):
         frame = frame.astype(frame.dtype.newbyteorder("="))
     rows, columns = frame.shape[:2]

@@ -2,8 +2,11 @@
 
 Decoders come from the registry (capabilities ``jpeg``, ``jpegls``,
 ``jpeg2000``, ``htj2k``, ``deflate_image``): the native ones in the Rust
-extension (libjpeg-turbo, CharLS, OpenJPEG) first, imagecodecs as the
-pure-Python backend, the standard library for deflate. Without one,
+extension (libjpeg-turbo, CharLS, OpenJPEG) and OpenJPH's Cython binding
+first; then the pure-Python backends, each over a library a user may have
+installed: imagecodecs (every codec), pylibjpeg-openjpeg (JPEG 2000, HTJ2K),
+pyjpegls (JPEG-LS) and glymur (JPEG 2000, HTJ2K; decoding through a temporary
+file); the standard library for deflate. Without one,
 decoding raises :class:`NoDecoderError` naming what to install.
 
 What is applied after a decoder, as pydicom 3 does:
@@ -77,9 +80,9 @@ CAPABILITY = {
 #: What to install for each capability when no implementation is present.
 INSTALL = {
     "jpeg": "imagecodecs",
-    "jpegls": "imagecodecs",
-    "jpeg2000": "imagecodecs",
-    "htj2k": "imagecodecs",
+    "jpegls": "imagecodecs (or pyjpegls)",
+    "jpeg2000": "imagecodecs (or pylibjpeg-openjpeg, or glymur with libopenjp2)",
+    "htj2k": "imagecodecs (or pylibjpeg-openjpeg)",
 }
 LOSSY = frozenset((JPEG_BASELINE, JPEG_EXTENDED, JPEG_LS_NEAR_LOSSLESS, JPEG_2000, HTJ2K))
 
@@ -146,13 +149,27 @@ def jpeg_is_ycbcr(data, photometric: str) -> bool:
     return photometric != "RGB"
 
 
+def check_range(frame: np.ndarray, bits_stored: int, what: str) -> None:
+    """Integer samples within Bits Stored (two's complement for signed dtypes): what a codec can keep
+    exactly. Raises ValueError otherwise, instead of letting the encoder clip, wrap or overflow them."""
+    if frame.dtype.kind not in "iu":
+        raise ValueError(f"cannot encode {frame.dtype} samples as {what}")
+    if bits_stored >= 8 * frame.dtype.itemsize:  # every value of the dtype fits
+        return
+    signed = frame.dtype.kind == "i"
+    lo, hi = (-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1) if signed else (0, (1 << bits_stored) - 1)
+    if frame.size and (int(frame.min()) < lo or int(frame.max()) > hi):
+        raise ValueError(f"pixel values lie outside Bits Stored ({bits_stored}): {what} cannot keep them")
+
+
 def unsigned_codes(frame: np.ndarray, bits_stored: int, what: str) -> np.ndarray:
     """A frame as the unsigned codes JPEG and JPEG-LS encoders take: C-contiguous, native order,
     uint8 up to 8 bits and uint16 above; signed samples as their Bits Stored two's complement
-    (readers sign-extend from Bits Stored)."""
+    (readers sign-extend from Bits Stored). Values outside Bits Stored raise ValueError."""
     frame = np.ascontiguousarray(frame)
     if frame.dtype.itemsize > 2:
         raise ValueError(f"{what} holds at most 16 bits per sample")
+    check_range(frame, bits_stored, what)
     frame = frame.astype(frame.dtype.newbyteorder("="), copy=False)
     if frame.dtype.kind == "i":
         frame = frame.view(f"u{frame.dtype.itemsize}")

@@ -1,0 +1,52 @@
+"""JPEG 2000 and HTJ2K through pylibjpeg-openjpeg (OpenJPEG): a pure-Python backend for where imagecodecs is not.
+
+Importing this module fails without the ``openjpeg`` package
+(``pip install pylibjpeg-openjpeg``), which tells the registry that this
+implementation is missing. Same calls as the native codecs; the DICOM rules
+(sign, precision, colour) are applied by ``fastdicom.pixels.codecs``.
+pylibjpeg-openjpeg encodes JPEG 2000 only (HTJ2K encoding has no twin here),
+and always with 6 resolutions: frames under 32 rows or columns are refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import openjpeg
+
+from .codecs import check_range
+
+REQUIRES = "pylibjpeg-openjpeg"
+_CODESTREAM = 0  # openjpeg's J2K (raw codestream) format
+
+
+def jpeg2000_decode(data, shape=None) -> np.ndarray:
+    """One J2K codestream (or JP2 file); ``shape`` is accepted for the native twin's sake."""
+    return openjpeg.decode(bytes(data))
+
+
+def htj2k_decode(data, shape=None) -> np.ndarray:
+    """HTJ2K through OpenJPEG's HT block decoder (OpenJPEG 2.5 and later)."""
+    return openjpeg.decode(bytes(data))
+
+
+def jpeg2000_encode(frame: np.ndarray, bits_stored: int, ratio: float = 0.0, threads: int = 1) -> bytes:
+    """Twin of the native JPEG 2000 encoder: lossless (5/3, RCT for three samples) or, with ``ratio``,
+    irreversible (9/7, ICT) at that compression ratio (OpenJPEG's rate, as natively). Even length."""
+    frame = np.ascontiguousarray(frame)
+    if frame.ndim not in (2, 3) or frame.dtype.itemsize > 2:
+        raise ValueError(f"cannot encode a {frame.ndim}-D {frame.dtype} frame as JPEG 2000 here")
+    if min(frame.shape[:2]) < 32:  # it always codes 6 resolutions (5 decomposition levels)
+        raise ValueError("pylibjpeg-openjpeg cannot encode a frame under 32 rows or columns (6 resolutions)")
+    check_range(frame, bits_stored, "JPEG 2000")
+    frame = frame.astype(frame.dtype.newbyteorder("="), copy=False)
+    colour = frame.ndim == 3 and frame.shape[2] == 3
+    out = openjpeg.encode(
+        frame,
+        bits_stored=bits_stored,
+        photometric_interpretation=1 if colour else 2,  # sRGB: MCT applied (YBR_RCT/YBR_ICT); greyscale
+        use_mct=colour,
+        compression_ratios=[float(ratio)] if ratio else None,
+        codec_format=_CODESTREAM,
+    )
+    out = bytes(out)
+    return out + b"\0" if len(out) % 2 else out

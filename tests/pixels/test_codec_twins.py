@@ -1,0 +1,93 @@
+"""Every implementation of the JPEG-LS, JPEG 2000 and HTJ2K decoders in the registry (native, imagecodecs,
+pylibjpeg-openjpeg, pyjpegls), each forced in turn, on every decodable corpus file: lossless frames equal
+pydicom's reference bit for bit, lossy ones stay within the lossy tolerance of the native decoder."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+import fastdicom
+from fastdicom import _backends
+from fastdicom.pixels import codecs as fc
+
+from .test_codecs import DECODABLE
+
+CAPS = ("jpegls", "jpeg2000", "htj2k")
+CASES = [
+    pytest.param(cf, name, id=f"{name}-{cf.path}")
+    for cf in DECODABLE
+    if fc.CAPABILITY[cf.row["transfer_syntax_uid"]] in CAPS
+    for name, _module, _attr in _backends.REGISTRY[fc.CAPABILITY[cf.row["transfer_syntax_uid"]]]
+]
+
+
+def _only(monkeypatch, cap: str, name: str):
+    """Make ``name`` the registry's only implementation of ``cap`` (skip when it is not installed here)."""
+    entry = next(e for e in _backends.REGISTRY[cap] if e[0] == name)
+    if _backends.forced() == "python" and not _backends.is_python(name):
+        pytest.skip("FASTDICOM_BACKEND=python")
+    mod, why = _backends._try(*entry)
+    if mod is None:
+        pytest.skip(f"{name} not available: {why}")
+    monkeypatch.setitem(_backends.REGISTRY, cap, [entry])
+    _backends.refresh()
+
+
+@pytest.mark.parametrize("cf,name", CASES)
+def test_each_decoder_matches_the_reference(monkeypatch, cf, name):
+    path = cf.resolve()
+    if path is None:
+        pytest.skip(f"{cf.where} file {cf.path} not installed")
+    ts = cf.row["transfer_syntax_uid"]
+    cap = fc.CAPABILITY[ts]
+    reference = None
+    if ts in fc.LOSSY:  # the registry's own choice, for the tolerance
+        try:
+            reference = fastdicom.read(path).pixel_array.astype(np.int64)
+        except fc.NoDecoderError:
+            pytest.skip("no decoder to compare with")
+    try:
+        _only(monkeypatch, cap, name)
+        arr = fastdicom.read(path).pixel_array
+        assert _backends.resolve(cap)[0] == name
+    finally:
+        monkeypatch.undo()
+        _backends.refresh()
+    assert str(arr.dtype) == cf.row["decoded_dtype"]
+    assert "x".join(map(str, arr.shape)) == cf.row["decoded_shape"]
+    little = np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False))
+    if hashlib.sha256(little.tobytes()).hexdigest() == cf.row["decoded_sha256"]:
+        return
+    assert ts in fc.LOSSY, f"{name}: lossless data must match pydicom bit for bit"
+    span = max(1, int(reference.max()) - int(reference.min()))
+    err = np.abs(arr.astype(np.int64) - reference)
+    assert err.max() <= max(2, span // 100), f"{name}: lossy frames differ by {err.max()} from the native decoder's"
+
+
+def test_python_names_every_twin():
+    assert _backends.is_python("python") and _backends.is_python("python-pyjpegls")
+    assert not _backends.is_python("rust") and not _backends.is_python("pythonic")
+    names = [n for n, _m, _a in _backends.REGISTRY["jpeg2000"]]
+    assert names.index("python") < names.index("python-pylibjpeg"), "imagecodecs stays the first twin"
+
+
+def test_forced_python_falls_to_the_next_twin(monkeypatch):
+    """Without imagecodecs, FASTDICOM_BACKEND=python takes pylibjpeg-openjpeg / pyjpegls where installed."""
+    monkeypatch.setenv("FASTDICOM_BACKEND", "python")
+    for cap in ("jpeg2000", "jpegls"):
+        entries = [e for e in _backends.REGISTRY[cap] if e[0] != "python"]
+        monkeypatch.setitem(_backends.REGISTRY, cap, [("python", "fastdicom.no_such_module", entries[0][2]), *entries])
+    _backends.refresh()
+    try:
+        for cap, twin in (("jpeg2000", "python-pylibjpeg"), ("jpegls", "python-pyjpegls")):
+            mod, _why = _backends._try(*next(e for e in _backends.REGISTRY[cap] if e[0] == twin))
+            if mod is None:
+                continue
+            assert _backends.resolve(cap)[0] == twin
+            assert _backends.resolve(cap, "python")[0] == twin
+    finally:
+        monkeypatch.undo()
+        _backends.refresh()
