@@ -1,9 +1,11 @@
-"""Codec benchmarks, side by side: fastdicom's native JPEG 2000 / HTJ2K (OpenJPEG 2.5.3), HTJ2K through OpenJPH 0.9
-(Cython) and JPEG-LS (CharLS 2.4.5) against imagecodecs (OpenJPEG 2.5.4, OpenJPH, CharLS), pydicom 3 with its installed plugin (pillow) and dicomsdl.
+"""Codec benchmarks, side by side, frames from memory: fastdicom's native JPEG 2000 / HTJ2K (OpenJPEG 2.5.3),
+HTJ2K through OpenJPH 0.9 (Cython) and JPEG-LS (CharLS 2.4.5) against imagecodecs (OpenJPEG 2.5.4, OpenJPH 0.26,
+CharLS 2.4.3).
 
-The 300-slice torso phantom (512x512 int16, ``conftest.realistic_ct``: it compresses like real CT) is encoded once per session (J2K lossless by imagecodecs' OpenJPEG,
-HTJ2K lossless by OpenJPH, JPEG-LS lossless by imagecodecs' CharLS) and written as a J2K DICOM series by fastdicom.transcode. Every benchmark checks
-its result against the source pixels.
+The 300-slice torso phantom (512x512 int16, ``conftest.realistic_ct``: it compresses like real CT) is encoded
+once per session: J2K lossless by imagecodecs' OpenJPEG, HTJ2K lossless by OpenJPH, JPEG-LS lossless by
+imagecodecs' CharLS. The series read from files, against pydicom and dicomsdl, is in
+``test_bench_jpeg.py::test_series_decode``. Every benchmark checks its result against the source pixels.
 
 Run: python3 -m pytest benchmarks/test_bench_codecs.py --benchmark-enable
 """
@@ -24,12 +26,7 @@ try:
 except ImportError:  # pragma: no cover - the OpenJPH binding is optional
     openjph = None
 
-pydicom = pytest.importorskip("pydicom")
 imagecodecs = pytest.importorskip("imagecodecs")
-try:
-    import dicomsdl
-except ImportError:  # pragma: no cover - optional anchor
-    dicomsdl = None
 
 INDEX = 150
 SHAPE = (512, 512)
@@ -53,12 +50,6 @@ def jls_frames(series_pixels):
 @pytest.fixture(scope="session")
 def htj2k_frames(series_pixels):
     return [imagecodecs.htj2k_encode(a, reversible=True) for a in series_pixels]
-
-
-@pytest.fixture(scope="session")
-def ct_series_j2k(codec_series):
-    """The series again in JPEG 2000 Lossless (fastdicom.transcode), in a folder "j2k" next to it."""
-    return series_copy(codec_series, "j2k")
 
 
 def series_copy(series: list[str], target: str) -> list[str]:
@@ -193,23 +184,3 @@ def test_htj2k_encode(benchmark, series_pixels, impl, threads):
     benchmark.extra_info["ratio"] = round(nbytes / sum(len(r) for r in result), 2)
     benchmark.extra_info["correct"] = bool(np.array_equal(back, series_pixels[INDEX]))
     assert benchmark.extra_info["correct"]
-
-
-@pytest.mark.benchmark(group="series-decode-j2k")
-@pytest.mark.parametrize(
-    "impl", ["fastdicom.decode-1-thread", "fastdicom.decode-2-threads", "dicomsdl", "pydicom-loop"]
-)
-def test_series_decode_j2k(benchmark, ct_series_j2k, series_pixels, impl):
-    """The JPEG 2000 series files, read and decoded into one array."""
-    paths = ct_series_j2k
-    if impl == "dicomsdl":
-        if dicomsdl is None:
-            pytest.skip("dicomsdl not installed")
-        fn = lambda: np.stack([dicomsdl.open_file(p).pixelData(storedvalue=True) for p in paths])  # noqa: E731
-    elif impl == "pydicom-loop":
-        fn = lambda: np.stack([pydicom.dcmread(p).pixel_array for p in paths])  # noqa: E731
-    else:
-        threads = 1 if impl.endswith("1-thread") else 2
-        fn = lambda: fastdicom.decode(paths, threads=threads)  # noqa: E731
-    result = benchmark.pedantic(fn, rounds=3, warmup_rounds=1)
-    _finish(benchmark, list(result), series_pixels)
