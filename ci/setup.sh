@@ -36,7 +36,7 @@ PY=${PYTHON:-python3}
 $PY -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 $PY -m pip install -q \
   "setuptools>=68" "setuptools-rust>=1.9" "Cython>=3.0" "numpy>=1.24" wheel \
-  "pytest>=8" "pytest-benchmark>=4" "hypothesis>=6" psutil ruff mypy "typing_extensions>=4.6" \
+  "pytest>=8" "pytest-benchmark>=4" "hypothesis>=6" psutil ruff "mypy==2.4.1" "typing_extensions>=4.6" \
   "pydicom==3.0.2" "pydicom-data==1.0.0" "deid-data==0.0.20" "pynetdicom==3.0.4" "imagecodecs==2026.3.6" \
   "pyjpegls==1.5.1" "python-gdcm==3.2.6" "pillow>=10" "pylibjpeg==2.1.0" "pylibjpeg-openjpeg==2.6.0" \
   "glymur==0.14.8"

@@ -212,9 +212,10 @@ def backend_info() -> dict[str, str]:
 def missing_info() -> dict[str, dict[str, str]]:
     """For each capability, the preferred implementations that were unavailable and why."""
     backend_info()
-    if forced():
+    chosen = forced()
+    if chosen:
         return {
-            cap: {n: "skipped: FASTDICOM_BACKEND=" + forced() for n, _, _ in REGISTRY[cap] if not is_python(n)}
+            cap: {n: "skipped: FASTDICOM_BACKEND=" + chosen for n, _, _ in REGISTRY[cap] if not is_python(n)}
             for cap in REGISTRY
         }
     return {cap: dict(_missing.get(cap, {})) for cap in REGISTRY}

@@ -147,7 +147,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 bad += 1
                 continue
             ds_hdr = read(r.path, stop_before_pixels=True)
-            got = os.path.join(archive, ds_hdr.StudyInstanceUID, ds_hdr.SeriesInstanceUID, r.sop_instance_uid + ".dcm")
+            got = os.path.join(archive, ds_hdr.StudyInstanceUID, ds_hdr.SeriesInstanceUID, f"{r.sop_instance_uid}.dcm")
             if not os.path.exists(got) or _body(got) != _body(r.path):
                 bad += 1
         print(

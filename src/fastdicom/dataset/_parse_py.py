@@ -72,7 +72,7 @@ STOP_TAGS = frozenset((0x7FE00010, 0x7FE00008, 0x7FE00009))
 MAX_DEPTH = 64
 
 LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"))
-_VR_STR = {}
+_VR_STR: dict[bytes, str] = {}
 
 _HH = {True: struct.Struct("<HH"), False: struct.Struct(">HH")}
 _L = {True: struct.Struct("<L"), False: struct.Struct(">L")}

@@ -135,6 +135,7 @@ class Element:
         assert ds is not None
         buf = ds._buf
         little, explicit = self._seq_enc or (ds._little, ds._explicit)
+        assert self._rec is not None  # a parsed sequence has its record
         start = self._rec[3]
         parser = ds._mod
         items = parser.parse_items(buf, start, len(self._raw), little, explicit, ds._depth + 1, self.tag)
@@ -250,6 +251,11 @@ class Dataset:
     >>> ds = fastdicom.read("ct.dcm", stop_before_pixels=True)  # doctest: +SKIP
     >>> ds.PatientName, ds["InstanceNumber"].value, 0x00100010 in ds  # doctest: +SKIP
     """
+
+    # Instance state, set in one go from _new_state (annotations only: no class attributes).
+    _elements: dict[int, Element]
+    _modified: bool
+    _codecs_cache: tuple[str, ...] | None
 
     def __init__(self) -> None:
         self.__dict__.update(_new_state(None, None, None, 0, 0, True, True, None, 0, False), _modified=True)

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import _backends
 from .._version import __version__
@@ -253,6 +253,13 @@ class Association:
         except OSError:  # pragma: no cover - not a TCP socket
             pass
 
+    @property
+    def agreement(self) -> Negotiated:
+        """What negotiation agreed, on an established association (NetworkError before that)."""
+        if self.negotiated is None:
+            raise NetworkError("the association is not established")
+        return self.negotiated
+
     # -- state machine -------------------------------------------------------------------------
     def _event(self, evt: int) -> str:
         """Move the machine for ``evt``; return the action the table names."""
@@ -334,7 +341,7 @@ class Association:
             self._closed("connection closed inside a PDU")
         return kind, pdu.decode(kind, body)
 
-    def _provider_abort(self, reason: int, why: str) -> None:
+    def _provider_abort(self, reason: int, why: str) -> NoReturn:
         """AA-8: send A-ABORT (provider), close, report."""
         try:
             self._event(EVT_INVALID_PDU)

@@ -122,7 +122,7 @@ def encode_command(command: dict[str, Any]) -> bytes:
     return struct.pack("<HHLL", 0, 0, 4, len(body)) + body
 
 
-def decode_command(raw: bytes | memoryview) -> dict[str, Any]:
+def decode_command(raw: bytes | bytearray | memoryview) -> dict[str, Any]:
     """Decode a command set; unknown group 0000 elements are kept under their hex tag."""
     raw = memoryview(raw)
     out: dict[str, Any] = {}

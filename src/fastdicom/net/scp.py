@@ -131,7 +131,7 @@ class _FileSink:
 
     def write(self, view: memoryview) -> None:
         self.bytes += len(view)
-        if self.error is None:
+        if self.error is None and self.file is not None:  # no error: the file is open
             try:
                 self.file.write(view)
             except OSError as exc:
@@ -139,7 +139,7 @@ class _FileSink:
 
     def native_fd(self) -> int:
         """The descriptor the data plane appends to (-1 after an error: drain)."""
-        if self.error is not None:
+        if self.error is not None or self.file is None:
             return -1
         try:
             self.file.flush()
@@ -157,6 +157,7 @@ class _FileSink:
     def finish(self) -> None:
         if self.error is not None:
             raise self.error
+        assert self.file is not None  # no error: the file is open
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
@@ -286,7 +287,7 @@ class _Committer:
                 for item, outcome in zip(stores, outcomes):
                     finished[id(item)] = outcome
         dirs: set[str] = set()
-        answers = []
+        answers: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         for item in batch:
             if isinstance(item, threading.Event):
                 answers.append((item.set, ()))
@@ -296,8 +297,8 @@ class _Committer:
                     if sink is not None:
                         sink.discard()
                     continue
-                outcome = self._scp._store(self._assoc, msg, sink, finished.get(id(item)), dirs)
-                answers.append((self._answer_store, (msg, outcome)))
+                stored = self._scp._store(self._assoc, msg, sink, finished.get(id(item)), dirs)
+                answers.append((self._answer_store, (msg, stored)))
             else:
                 answers.append((item[1], item[2]))
         failed_dirs: dict[str, OSError] = {}
@@ -656,7 +657,7 @@ class StorageSCP:
             if assoc is None:
                 self._count("rejected")
                 return
-            neg = assoc.negotiated
+            neg = assoc.agreement
             info = AssociationInfo(
                 neg.calling_ae,
                 neg.called_ae,
@@ -685,15 +686,18 @@ class StorageSCP:
         def sink_factory(ctx: int, command: dict):
             if command.get("CommandField") != dimse.C_STORE_RQ:
                 return _DiscardSink()
+            s: _CountingSink | _FileSink
             if self.sink:
                 s = _CountingSink()
             else:
-                ts = assoc.negotiated.contexts[ctx].transfer_syntax
+                assert self.directory is not None  # an archive, not a sink
+                ts = assoc.agreement.contexts[ctx].transfer_syntax
+                assert ts is not None  # the data plane accepts data on accepted contexts only
                 meta = _meta(
                     str(command.get("AffectedSOPClassUID", "")),
                     str(command.get("AffectedSOPInstanceUID", "")),
                     ts,
-                    info.calling_ae,
+                    info.calling_ae or "",
                 )
                 s = _FileSink(os.path.join(self.directory, ".incoming"), meta)
             pending.append(s)
@@ -718,7 +722,7 @@ class StorageSCP:
         # With an asynchronous operations window, a committer makes objects durable and answers
         # them (in order, in batches) while this thread receives the next ones.
         # Not on TLS: one SSL object must not be read and written from two threads.
-        window = assoc.negotiated.async_ops[1] if assoc.negotiated.async_ops else 1
+        window = assoc.agreement.async_ops[1] if assoc.agreement.async_ops else 1
         committer = None
         if window != 1 and not isinstance(assoc.sock, ssl.SSLSocket):
             committer = _Committer(self, assoc, window, send_store_answer)
@@ -796,7 +800,7 @@ class StorageSCP:
             sink.discard()
             self._count("failed")
             return dimse.INVALID_SOP_INSTANCE, "invalid SOP Class or Instance UID in the command", None
-        if assoc.negotiated.contexts[msg.context_id].abstract_syntax != sop_class:
+        if assoc.agreement.contexts[msg.context_id].abstract_syntax != sop_class:
             sink.discard()
             self._count("failed")
             return dimse.SOP_CLASS_NOT_SUPPORTED, "SOP Class differs from the presentation context's", None
@@ -826,6 +830,7 @@ class StorageSCP:
                 sink.discard()
                 self._count("failed")
                 return dimse.DATA_SET_MISMATCH, "missing or invalid Study/Series Instance UID", None
+            assert self.directory is not None  # an archive, not a sink
             folder = _make_dirs_durably(self.directory, study, series)
             final = os.path.join(folder, sop_instance + ".dcm")
             if os.path.exists(final):

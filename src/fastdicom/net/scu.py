@@ -78,7 +78,7 @@ def echo(address: str, *, calling_ae: str = "FASTDICOM", timeout: float = 30.0, 
         user_identity=user_identity,
     )
     try:
-        if 1 not in assoc.negotiated.contexts:
+        if 1 not in assoc.agreement.contexts:
             raise NetworkError("the peer refused the Verification SOP Class")
         mid = assoc.next_message_id()
         assoc.send_message(
@@ -222,7 +222,7 @@ def _contexts(items: list[_Item]) -> list[list[pdu.PresentationContext]]:
     wanted: dict[tuple[str, str], None] = {}
     for it in items:
         r = it.result
-        if r.error is None:
+        if r.error is None and r.sop_class_uid and r.transfer_syntax:  # both read when there is no error
             wanted[(r.sop_class_uid, r.transfer_syntax)] = None
     groups: list[list[pdu.PresentationContext]] = []
     current: list[pdu.PresentationContext] = []
@@ -372,8 +372,8 @@ class _Pipeline:
 
     def _context_for(self, assoc: Association, r: InstanceResult) -> tuple[int, str] | None:
         same, other = None, None
-        for pc in assoc.negotiated.contexts.values():
-            if pc.abstract_syntax != r.sop_class_uid:
+        for pc in assoc.agreement.contexts.values():
+            if pc.abstract_syntax != r.sop_class_uid or pc.transfer_syntax is None:
                 continue
             if pc.transfer_syntax == r.transfer_syntax:
                 same = (pc.id, pc.transfer_syntax)
@@ -399,7 +399,7 @@ class _Pipeline:
         if deflated:
             raise FastDicomError("conversion to the deflated syntax is not offered")
         ds = read(r.path)
-        if _uid.is_encapsulated(r.transfer_syntax):
+        if _uid.is_encapsulated(r.transfer_syntax or ""):
             # The peer refused the compressed syntax: decode (never strip) when a codec can.
             ds = transcode(ds, ts)
         body = b"".join(bytes(c) for c in encode_dataset(ds, little, explicit))
@@ -452,7 +452,7 @@ class _Pipeline:
                     if assoc is None:
                         break
                     if self.async_ops:  # never more than we proposed, whatever the peer answered
-                        answered = assoc.negotiated.async_ops[0]
+                        answered = assoc.agreement.async_ops[0]
                         window = max(1, min(self.async_ops, answered) if answered else self.async_ops)
                     else:
                         window = 1
@@ -477,7 +477,7 @@ class _Pipeline:
                         continue
                     rsp = assoc.receive_message()
                     mid = rsp.command.get("MessageIDBeingRespondedTo")
-                    entry = outstanding.pop(mid, None)
+                    entry = outstanding.pop(mid, None) if mid is not None else None
                     if entry is None:
                         raise NetworkError(f"response to unknown message ID {mid}")
                     it, t0, mapping = entry

@@ -104,7 +104,7 @@ def jpegls_encode(frame: np.ndarray, bits_stored: int, near: int = 0) -> bytes:
     elif bits_stored <= 8:
         frame = frame.astype(np.uint8)
     frame = np.ascontiguousarray(frame)
-    out = imagecodecs.jpegls_encode(frame, level=near)
+    out = bytes(imagecodecs.jpegls_encode(frame, level=near))
     return out + b"\0" if len(out) % 2 else out
 
 
@@ -150,12 +150,14 @@ def htj2k_encode(frame: np.ndarray, bits_stored: int, *, qstep: float = 0.0, rpc
             levels += 1
     # OpenJPH's step is relative to the codestream's range: here the container's, natively Bits Stored's.
     step = qstep * 2.0 ** (bits_stored - 8 * frame.dtype.itemsize)
-    out = imagecodecs.htj2k_encode(
-        frame,
-        level=step if qstep else None,
-        reversible=not qstep,
-        resolutions=max(levels, 1),  # imagecodecs takes 0 for its default (5)
-        tlm=rpcl,
+    out = bytes(
+        imagecodecs.htj2k_encode(
+            frame,
+            level=step if qstep else None,
+            reversible=not qstep,
+            resolutions=max(levels, 1),  # imagecodecs takes 0 for its default (5)
+            tlm=rpcl,
+        )
     )
     return out + b"\0" if len(out) % 2 else out
 
@@ -170,5 +172,7 @@ def jpeg2000_encode(frame: np.ndarray, bits_stored: int, ratio: float = 0.0, thr
         raise NotImplementedError("lossy JPEG 2000 encoding needs the native build of fastdicom")
     frame = np.ascontiguousarray(frame)
     check_range(frame, bits_stored, "JPEG 2000")
-    out = imagecodecs.jpeg2k_encode(frame, codecformat="J2K", reversible=True, bitspersample=bits_stored, mct=True)
+    out = bytes(
+        imagecodecs.jpeg2k_encode(frame, codecformat="J2K", reversible=True, bitspersample=bits_stored, mct=True)
+    )
     return out + b"\0" if len(out) % 2 else out

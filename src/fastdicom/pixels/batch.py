@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -44,6 +44,35 @@ def _name(src: Any) -> str:
     if isinstance(src, (str, os.PathLike)):
         return os.fspath(src)
     return f"<{type(src).__name__}>"
+
+
+@overload
+def decode(
+    sources: Iterable[Any],
+    *,
+    frames: int | Sequence[int] | None = None,
+    out: np.ndarray | None = None,
+    threads: int | None = None,
+    errors: Literal["raise"] = "raise",
+) -> np.ndarray: ...
+@overload
+def decode(
+    sources: Iterable[Any],
+    *,
+    frames: int | Sequence[int] | None = None,
+    out: np.ndarray | None = None,
+    threads: int | None = None,
+    errors: Literal["collect"],
+) -> DecodeReport: ...
+@overload
+def decode(
+    sources: Iterable[Any],
+    *,
+    frames: int | Sequence[int] | None = None,
+    out: np.ndarray | None = None,
+    threads: int | None = None,
+    errors: str = "raise",
+) -> np.ndarray | DecodeReport: ...
 
 
 def decode(
@@ -136,9 +165,9 @@ def decode(
     else:
         with ThreadPoolExecutor(max_workers=n) as pool:
             results = list(pool.map(work, tasks))
-    for err in results:
-        if err is not None:
+    for result in results:
+        if result is not None:
             if errors == "raise":
-                raise err
-            failures.append(err)
+                raise result
+            failures.append(result)
     return DecodeReport(out, failures) if errors == "collect" else out

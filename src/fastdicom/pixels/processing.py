@@ -291,7 +291,7 @@ def _expand_segmented_checked(words: list[int], dtype: str, little: bool, limit:
                 pos += length
             elif opcode == 1:  # linear, from the last value so far
                 y0 = out[-1] if out else last
-                if not y0 and not out:
+                if y0 is None:
                     raise ValueError("segmented LUT: a linear segment cannot come first")
                 y1 = words[pos]
                 pos += 1
@@ -299,7 +299,8 @@ def _expand_segmented_checked(words: list[int], dtype: str, little: bool, limit:
                     out.extend([y1] * length)
                 else:
                     step = (y1 - y0) / length
-                    out.extend(int(v) for v in np.around(np.linspace(y0 + step, y1, length)))
+                    ramp = np.linspace(y0 + step, y1, length, dtype=np.float64)
+                    out.extend(int(v) for v in np.rint(ramp))
             elif opcode == 2:  # indirect: replay `length` segments found at a word offset
                 if not out:
                     raise ValueError("segmented LUT: an indirect segment cannot come first")
@@ -342,11 +343,12 @@ def apply_color_lut(arr: np.ndarray, ds, *, backend: str | None = None) -> np.nd
     segmented = [ds.get(f"Segmented{c}PaletteColorLookupTableData") for c in names]
     tables: list[np.ndarray] = []
     if plain[0] is not None:
-        raw = [bytes(d) if not isinstance(d, (list, tuple)) else d for d in plain if d]
-        if isinstance(raw[0], (list, tuple)):
+        present = [d for d in plain if d]
+        if isinstance(present[0], (list, tuple)):
             width = 16
-            tables = [np.asarray(d, dtype=np.uint16) for d in raw]
+            tables = [np.asarray(d, dtype=np.uint16) for d in present]
         else:
+            raw = [bytes(d) for d in present]
             width = round(len(raw[0]) * 8 / entries)
             if width not in (8, 16):
                 raise ValueError(f"palette LUT entries of {len(raw[0]) * 8 / entries:.1f} bits are not supported")
