@@ -573,3 +573,17 @@ def test_latin_9():
     codecs = python_codecs(["", "ISO 2022 IR 203"])
     assert encode_text("Œ", codecs, "PN") == b"\x1b-b\xbc"
     assert decode_text(b"\x1b-b\xbc", codecs, "PN") == "Œ"
+
+
+def test_latin_9_agrees_with_glibc_iconv():
+    """ISO_IR 203 checked against an independent implementation (glibc's iconv), every G1 byte."""
+    import shutil
+    import subprocess
+
+    if shutil.which("iconv") is None:
+        pytest.skip("no iconv here")
+    raw = bytes(range(0xA0, 0x100))
+    theirs = subprocess.run(["iconv", "-f", "ISO-8859-15", "-t", "UTF-8"], input=raw, capture_output=True, check=True)
+    codecs = python_codecs("ISO_IR 203")
+    assert decode_text(raw, codecs, "LT") == theirs.stdout.decode("utf-8")
+    assert encode_text(theirs.stdout.decode("utf-8"), codecs, "LT") == raw
