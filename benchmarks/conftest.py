@@ -119,24 +119,43 @@ def realistic_ct(index: int, *, rows: int = 512, columns: int = 512, slices: int
     return np.rint(img).astype("<i2")
 
 
+_SESSION_TMP: list[str] = []
+
+
 def _bench_folder(name: str) -> str:
-    base = os.environ.get("FASTDICOM_BENCH_DIR") or tempfile.mkdtemp(prefix="fastdicom-bench-")
+    """``FASTDICOM_BENCH_DIR``/``name``-version, or one temporary folder per session without it."""
+    base = os.environ.get("FASTDICOM_BENCH_DIR")
+    if not base:
+        if not _SESSION_TMP:
+            _SESSION_TMP.append(tempfile.mkdtemp(prefix="fastdicom-bench-"))
+        base = _SESSION_TMP[0]
     folder = os.path.join(base, f"{name}-{REALISTIC_VERSION}")
     os.makedirs(folder, exist_ok=True)
     return folder
 
 
+def stale(dst: str, src: str) -> bool:
+    """Whether ``dst``, made from ``src``, is missing or older than it."""
+    return not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src)
+
+
+def replace_atomically(dst: str, write) -> None:
+    """``write(path)`` into a temporary name of this process, then rename it to ``dst``."""
+    tmp = f"{dst}.{os.getpid()}.tmp"
+    write(tmp)
+    os.replace(tmp, dst)
+
+
 @pytest.fixture(scope="session")
 def codec_series():
     """300 CT slices of the torso phantom (512x512 int16, explicit VR little endian), cached per model version."""
-    folder = _bench_folder("realistic")
+    folder = _bench_folder(f"realistic-{SLICES}")  # the phantom depends on the slice count
     paths = [os.path.join(folder, f"CT{i + 1:04d}.dcm") for i in range(SLICES)]
     if not all(os.path.exists(p) for p in paths):
         study, series, frame = new_uid(), new_uid(), new_uid()
         for i, p in enumerate(paths):
             ds = ct_slice(i, study_uid=study, series_uid=series, frame_uid=frame, pixels=realistic_ct(i, slices=SLICES))
-            fastdicom.write(p + ".tmp", ds)
-            os.replace(p + ".tmp", p)
+            replace_atomically(p, lambda tmp, ds=ds: fastdicom.write(tmp, ds))
     return paths
 
 
@@ -150,6 +169,5 @@ def codec_multiframe():
     if not os.path.exists(path):
         n = MULTIFRAME_FRAMES
         stack = np.stack([realistic_ct(i, slices=n) for i in range(n)])
-        fastdicom.write(path + ".tmp", enhanced_ct(n, rows=512, columns=512, pixels=stack))
-        os.replace(path + ".tmp", path)
+        replace_atomically(path, lambda tmp: fastdicom.write(tmp, enhanced_ct(n, rows=512, columns=512, pixels=stack)))
     return path

@@ -21,6 +21,8 @@ import pytest
 import fastdicom
 from fastdicom.pixels import _codecs_rust as native
 
+from .conftest import replace_atomically, stale
+
 try:
     from fastdicom.pixels import _codecs_openjph as openjph
 except ImportError:  # pragma: no cover - the OpenJPH binding is optional
@@ -59,9 +61,10 @@ def series_copy(series: list[str], target: str) -> list[str]:
     out = []
     for p in series:
         dst = os.path.join(folder, os.path.basename(p))
-        if not os.path.exists(dst):
-            fastdicom.write(dst + ".tmp", fastdicom.transcode(fastdicom.read(p), target))
-            os.replace(dst + ".tmp", dst)
+        if stale(dst, p):
+            replace_atomically(
+                dst, lambda tmp, p=p: fastdicom.write(tmp, fastdicom.transcode(fastdicom.read(p), target))
+            )
         out.append(dst)
     return out
 

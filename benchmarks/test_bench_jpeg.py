@@ -20,6 +20,7 @@ import pytest
 import fastdicom
 from fastdicom.pixels import _codecs_rust as native
 
+from .conftest import replace_atomically, stale
 from .test_bench_codecs import INDEX, SHAPE, _finish, _run, series_copy
 
 pydicom = pytest.importorskip("pydicom")
@@ -113,9 +114,8 @@ def test_series_decode(benchmark, codec_series, series_pixels, target, impl):
 
 def _multiframe(unc: str, target: str) -> str:
     dst = os.path.join(os.path.dirname(unc), f"mf500_{target}.dcm")
-    if not os.path.exists(dst):
-        fastdicom.write(dst + ".tmp", fastdicom.transcode(fastdicom.read(unc), target))
-        os.replace(dst + ".tmp", dst)
+    if stale(dst, unc):
+        replace_atomically(dst, lambda tmp: fastdicom.write(tmp, fastdicom.transcode(fastdicom.read(unc), target)))
     return dst
 
 

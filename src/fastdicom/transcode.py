@@ -58,7 +58,7 @@ from .dataset.values import Encapsulated
 from .dataset.write import to_bytes
 from .dictionary import uid as _uid
 from .dictionary._uids import UIDS
-from .pixels.codecs import LOSSY, NoDecoderError
+from .pixels.codecs import LOSSY, NoDecoderError, check_range
 
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
@@ -294,6 +294,7 @@ def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, qu
         else:
             if px.bits_stored > 16 or frames.dtype.itemsize > 2:
                 raise ValueError("JPEG Lossless holds at most 16 bits per sample")
+            check_range(frames, px.bits_stored, "JPEG Lossless")  # the encoder checks its precision, at least 2
             precision = max(2, px.bits_stored)
             encoded = _each_frame(lambda f: encode(f, precision, lossless=True), frames)
         new.add_new(0x7FE00010, "OB", Encapsulated(encoded))

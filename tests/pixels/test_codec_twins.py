@@ -91,3 +91,47 @@ def test_forced_python_falls_to_the_next_twin(monkeypatch):
     finally:
         monkeypatch.undo()
         _backends.refresh()
+
+
+def _jp2_with_swapped_channels(codestream: bytes, rows: int, columns: int) -> bytes:
+    """A JP2 file around ``codestream`` whose channel definition box swaps red and blue."""
+    import struct
+
+    def box(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(body)) + kind + body
+
+    ihdr = box(b"ihdr", struct.pack(">IIHBBBB", rows, columns, 3, 7, 7, 0, 0))
+    colr = box(b"colr", struct.pack(">BBBI", 1, 0, 0, 16))  # sRGB
+    cdef = box(b"cdef", struct.pack(">H", 3) + b"".join(struct.pack(">HHH", c, 0, 3 - c) for c in range(3)))
+    return (
+        box(b"jP  ", b"\r\n\x87\n")
+        + box(b"ftyp", b"jp2 " + b"\0\0\0\0" + b"jp2 ")
+        + box(b"jp2h", ihdr + colr + cdef)
+        + box(b"jp2c", codestream)
+    )
+
+
+def test_jp2_boxes_are_ignored_by_every_decoder():
+    """PS3.5 A.4.4: the native decoder ignores JP2 palette/mapping/channel boxes, and every twin must agree."""
+    from ..conftest import implementations
+
+    rng = np.random.default_rng(7)
+    frame = rng.integers(0, 256, size=(40, 48, 3)).astype(np.uint8)
+    frame[0, 0] = (10, 100, 200)
+    encoders = implementations("jpeg2000_encode")
+    if not encoders:
+        pytest.skip("no JPEG 2000 encoder here")
+    codestream = encoders[0][1].jpeg2000_encode(frame, 8)
+    jp2 = _jp2_with_swapped_channels(codestream, 40, 48)
+    assert fc.jp2_codestream(jp2) == codestream
+    for name, mod in implementations("jpeg2000"):
+        back = np.asarray(mod.jpeg2000_decode(jp2, shape=frame.shape))
+        assert np.array_equal(back, frame), name
+
+
+def test_jp2_codestream_refuses_broken_files():
+    with pytest.raises(ValueError, match="codestream box"):
+        fc.jp2_codestream(b"\0\0\0\x0cjP  \r\n\x87\n" + b"\0\0\0\x10ftypjp2 \0\0\0\0")
+    with pytest.raises(ValueError, match="out of range"):
+        fc.jp2_codestream(b"\0\0\0\x0cjP  \r\n\x87\n" + b"\0\0\x10\x00jp2c\xff\x4f")
+    assert fc.jp2_codestream(b"\xff\x4f\xff\x51rest") == b"\xff\x4f\xff\x51rest"

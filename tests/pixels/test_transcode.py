@@ -417,3 +417,30 @@ def test_lossy_targets_refuse_palette_color():
         pytest.skip("no PALETTE COLOR file installed")
     with pytest.raises(ValueError, match="PALETTE COLOR"):
         fastdicom.transcode(fastdicom.read(cf.resolve()), "jpeg")
+
+
+@pytest.mark.parametrize("target", ["jpeg-lossless", "jls", "j2k", "htj2k"])
+def test_transcode_refuses_values_outside_bits_stored_even_below_the_codec_precision(target):
+    """Bits Stored 1 with values up to 3: JPEG Lossless codes at least 2 bits, yet the data set says 1."""
+    from fastdicom.dataset.dataset import Dataset
+
+    ds = Dataset()
+    for kw, vr, v in [
+        ("SOPClassUID", "UI", "1.2.840.10008.5.1.4.1.1.7"),
+        ("SOPInstanceUID", "UI", "1.2.3.4.5"),
+        ("SamplesPerPixel", "US", 1),
+        ("PhotometricInterpretation", "CS", "MONOCHROME2"),
+        ("Rows", "US", 40),
+        ("Columns", "US", 40),
+        ("BitsAllocated", "US", 8),
+        ("BitsStored", "US", 1),
+        ("HighBit", "US", 0),
+        ("PixelRepresentation", "US", 0),
+    ]:
+        ds.add_new(kw, vr, v)
+    ds.add_new("PixelData", "OB", (np.arange(1600) % 4).astype(np.uint8).tobytes())
+    try:
+        with pytest.raises(ValueError, match="Bits Stored"):
+            fastdicom.transcode(ds, target)
+    except NoDecoderError:
+        pytest.skip(f"no {target} encoder here")

@@ -1,10 +1,13 @@
 """JPEG 2000 and HTJ2K decoding through glymur over the system's OpenJPEG (libopenjp2): a pure-Python backend.
 
 Importing this module fails without glymur, or when glymur finds no
-libopenjp2 (Debian: ``apt-get install libopenjp2-7``), which tells the
-registry that this implementation is missing. glymur reads files only, so
-each codestream goes through a private temporary file that is removed
-before returning; this twin is the slowest and comes last. Decoding only.
+libopenjp2 of at least 2.4 (what glymur 0.14 reads with; Debian:
+``apt-get install libopenjp2-7``), which tells the registry that this
+implementation is missing; ``htj2k_decode`` exists only with libopenjp2 2.5
+or later (OpenJPEG's HT decoder). glymur reads files only, so each
+codestream goes through a private temporary file that is removed before
+returning; JP2 boxes are dropped first (the native decoder ignores them).
+This twin is the slowest and comes last; it decodes up to 16 bits a sample.
 """
 
 from __future__ import annotations
@@ -15,25 +18,28 @@ import tempfile
 import glymur
 import numpy as np
 
-REQUIRES = "glymur"
+from .codecs import jp2_codestream
 
-if tuple(int(p) for p in glymur.version.openjpeg_version.split(".")[:2]) < (2, 3):
-    raise ImportError(f"glymur finds no usable libopenjp2 ({glymur.version.openjpeg_version!r}; 2.3 or later needed)")
+REQUIRES = "glymur"
+_LIBRARY = tuple(int(p) for p in glymur.version.openjpeg_version.split(".")[:2])
+
+if _LIBRARY < (2, 4):
+    raise ImportError(f"glymur finds no usable libopenjp2 ({glymur.version.openjpeg_version!r}; 2.4 or later needed)")
 
 
 def jpeg2000_decode(data, shape=None) -> np.ndarray:
-    """One J2K codestream or JP2 file; ``shape`` is accepted for the native twin's sake."""
-    fd, path = tempfile.mkstemp(suffix=".jp2" if bytes(data[4:8]) == b"jP  " else ".j2k")
+    """One J2K codestream (or JP2 file, its boxes ignored); ``shape`` is accepted for the native twin's sake."""
+    fd, path = tempfile.mkstemp(suffix=".j2k")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            f.write(jp2_codestream(data))
         return np.ascontiguousarray(glymur.Jp2k(path)[:])
     finally:
         os.unlink(path)
 
 
-def htj2k_decode(data, shape=None) -> np.ndarray:
-    """HTJ2K through OpenJPEG's HT block decoder (libopenjp2 2.5 or later)."""
-    if tuple(int(p) for p in glymur.version.openjpeg_version.split(".")[:2]) < (2, 5):
-        raise ValueError(f"libopenjp2 {glymur.version.openjpeg_version} has no HTJ2K decoder (2.5 or later)")
-    return jpeg2000_decode(data, shape)
+if _LIBRARY >= (2, 5):
+
+    def htj2k_decode(data, shape=None) -> np.ndarray:
+        """HTJ2K through OpenJPEG's HT block decoder."""
+        return jpeg2000_decode(data, shape)

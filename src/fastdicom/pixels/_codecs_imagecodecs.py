@@ -11,7 +11,7 @@ from __future__ import annotations
 import imagecodecs
 import numpy as np
 
-from .codecs import check_range, unsigned_codes
+from .codecs import check_range, jp2_codestream, unsigned_codes
 
 REQUIRES = "imagecodecs"
 
@@ -109,12 +109,14 @@ def jpegls_encode(frame: np.ndarray, bits_stored: int, near: int = 0) -> bytes:
 
 
 def jpeg2000_decode(data, shape=None) -> np.ndarray:
-    """``shape`` is accepted for the native twin's sake (the caller checks the result's)."""
-    return imagecodecs.jpeg2k_decode(data)
+    """``shape`` is accepted for the native twin's sake (the caller checks the result's). JP2 boxes are
+    ignored, as natively: only the codestream is decoded."""
+    return imagecodecs.jpeg2k_decode(jp2_codestream(data))
 
 
 def htj2k_decode(data, shape=None) -> np.ndarray:
     """OpenJPEG first (what pydicom's plugins use, so lossy frames round alike), then OpenJPH."""
+    data = jp2_codestream(data)
     try:
         return imagecodecs.jpeg2k_decode(data)
     except Exception:  # noqa: BLE001

@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import numpy as np
 import openjpeg
+from openjpeg.utils import get_openjpeg_version
 
-from .codecs import check_range
+if tuple(get_openjpeg_version())[:2] < (2, 5):  # HTJ2K decoding came with OpenJPEG 2.5
+    raise ImportError(f"pylibjpeg-openjpeg bundles OpenJPEG {get_openjpeg_version()}; 2.5 or later needed")
+
+from .codecs import check_range, jp2_codestream
 
 REQUIRES = "pylibjpeg-openjpeg"
 _CODESTREAM = 0  # openjpeg's J2K (raw codestream) format
 
 
 def jpeg2000_decode(data, shape=None) -> np.ndarray:
-    """One J2K codestream (or JP2 file); ``shape`` is accepted for the native twin's sake."""
-    return openjpeg.decode(bytes(data))
+    """One J2K codestream (or JP2 file: its boxes ignored, as natively); ``shape`` is accepted for the
+    native twin's sake."""
+    return openjpeg.decode(jp2_codestream(data), j2k_format=_CODESTREAM)
 
 
 def htj2k_decode(data, shape=None) -> np.ndarray:
     """HTJ2K through OpenJPEG's HT block decoder (OpenJPEG 2.5 and later)."""
-    return openjpeg.decode(bytes(data))
+    return openjpeg.decode(jp2_codestream(data), j2k_format=_CODESTREAM)
 
 
 def jpeg2000_encode(frame: np.ndarray, bits_stored: int, ratio: float = 0.0, threads: int = 1) -> bytes:
@@ -35,9 +40,9 @@ def jpeg2000_encode(frame: np.ndarray, bits_stored: int, ratio: float = 0.0, thr
     frame = np.ascontiguousarray(frame)
     if frame.ndim not in (2, 3) or frame.dtype.itemsize > 2:
         raise ValueError(f"cannot encode a {frame.ndim}-D {frame.dtype} frame as JPEG 2000 here")
+    check_range(frame, bits_stored, "JPEG 2000")
     if min(frame.shape[:2]) < 32:  # it always codes 6 resolutions (5 decomposition levels)
         raise ValueError("pylibjpeg-openjpeg cannot encode a frame under 32 rows or columns (6 resolutions)")
-    check_range(frame, bits_stored, "JPEG 2000")
     frame = frame.astype(frame.dtype.newbyteorder("="), copy=False)
     colour = frame.ndim == 3 and frame.shape[2] == 3
     out = openjpeg.encode(

@@ -81,8 +81,8 @@ CAPABILITY = {
 INSTALL = {
     "jpeg": "imagecodecs",
     "jpegls": "imagecodecs (or pyjpegls)",
-    "jpeg2000": "imagecodecs (or pylibjpeg-openjpeg, or glymur with libopenjp2)",
-    "htj2k": "imagecodecs (or pylibjpeg-openjpeg)",
+    "jpeg2000": "imagecodecs (or pylibjpeg-openjpeg, or glymur with libopenjp2 2.4)",
+    "htj2k": "imagecodecs (or pylibjpeg-openjpeg, or glymur with libopenjp2 2.5)",
 }
 LOSSY = frozenset((JPEG_BASELINE, JPEG_EXTENDED, JPEG_LS_NEAR_LOSSLESS, JPEG_2000, HTJ2K))
 
@@ -160,6 +160,38 @@ def check_range(frame: np.ndarray, bits_stored: int, what: str) -> None:
     lo, hi = (-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1) if signed else (0, (1 << bits_stored) - 1)
     if frame.size and (int(frame.min()) < lo or int(frame.max()) > hi):
         raise ValueError(f"pixel values lie outside Bits Stored ({bits_stored}): {what} cannot keep them")
+
+
+def jp2_codestream(data) -> bytes:
+    """The J2K codestream of a frame: the frame itself, or the contiguous codestream box (jp2c) of a JP2 file.
+
+    DICOM says the JP2 boxes around a codestream carry nothing that applies
+    (PS3.5 A.4.4): the native decoder ignores palette, component mapping and
+    channel definition boxes, and the twins decode only the codestream so
+    that they give the same samples. A JP2 file without a codestream box, or
+    with a box that runs past the data, raises ValueError.
+    """
+    b = bytes(data)
+    if b[4:8] != b"jP  ":
+        return b
+    pos = 0
+    while pos + 8 <= len(b):
+        length = int.from_bytes(b[pos : pos + 4], "big")
+        kind = b[pos + 4 : pos + 8]
+        head = 8
+        if length == 1:
+            if pos + 16 > len(b):
+                break
+            length = int.from_bytes(b[pos + 8 : pos + 16], "big")
+            head = 16
+        elif length == 0:
+            length = len(b) - pos
+        if length < head or pos + length > len(b):
+            raise ValueError("JP2 box length out of range")
+        if kind == b"jp2c":
+            return b[pos + head : pos + length]
+        pos += length
+    raise ValueError("JP2 file without a contiguous codestream box")
 
 
 def unsigned_codes(frame: np.ndarray, bits_stored: int, what: str) -> np.ndarray:
