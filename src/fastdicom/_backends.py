@@ -66,8 +66,9 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
     ],
     "jpegls_encode": [
         ("rust", "fastdicom.pixels._codecs_rust", "jpegls_encode"),
-        ("python", "fastdicom.pixels._codecs_imagecodecs", "jpegls_encode"),
+        # pyjpegls first: it codes at Bits Stored as natively; imagecodecs only at the container's precision
         ("python-pyjpegls", "fastdicom.pixels._codecs_pyjpegls", "jpegls_encode"),
+        ("python", "fastdicom.pixels._codecs_imagecodecs", "jpegls_encode"),
     ],
     "jpeg2000": [
         ("rust", "fastdicom.pixels._codecs_rust", "jpeg2000_decode"),

@@ -444,3 +444,21 @@ def test_transcode_refuses_values_outside_bits_stored_even_below_the_codec_preci
             fastdicom.transcode(ds, target)
     except NoDecoderError:
         pytest.skip(f"no {target} encoder here")
+
+
+def test_near_lossless_jpegls_stays_within_bits_stored():
+    """A near-lossless error may not carry a 12-bit sample past 4095: encoders code at Bits Stored or refuse."""
+    from ..conftest import implementations
+
+    frame = np.full((32, 32), 4095, dtype=np.uint16)
+    frame[::2, ::3] = 4090
+    decoders = implementations("jpegls")
+    for name, mod in implementations("jpegls_encode"):
+        try:
+            cs = mod.jpegls_encode(frame, 12, near=3)
+        except ValueError as exc:
+            assert name == "python" and "precision" in str(exc), (name, exc)  # imagecodecs codes 16 bits
+            continue
+        for dname, dmod in decoders:
+            back = np.asarray(dmod.jpegls_decode(cs, shape=frame.shape)).astype(np.int64)
+            assert back.max() <= 4095 and np.abs(back - frame).max() <= 3, (name, dname)

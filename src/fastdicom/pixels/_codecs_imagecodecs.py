@@ -96,6 +96,10 @@ def jpegls_encode(frame: np.ndarray, bits_stored: int, near: int = 0) -> bytes:
     if frame.dtype.itemsize > 2:
         raise ValueError("JPEG-LS holds at most 16 bits per sample")
     check_range(frame, bits_stored, "JPEG-LS")
+    coded = 8 if frame.dtype.kind == "u" and bits_stored <= 8 else 8 * frame.dtype.itemsize
+    if near and bits_stored < coded:
+        # imagecodecs codes that precision, not Bits Stored: an error of +-near could leave Bits Stored.
+        raise ValueError("near-lossless JPEG-LS below the container's precision needs the native build or pyjpegls")
     frame = frame.astype(frame.dtype.newbyteorder("="), copy=False)
     if frame.dtype.kind == "i":
         # imagecodecs sets the codestream precision from the container, not from Bits Stored:
