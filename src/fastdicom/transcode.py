@@ -226,6 +226,8 @@ def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, qu
             f"encoding to {target} needs a codec this build does not have yet"
             " (RLE Lossless, JPEG Baseline, JPEG Lossless SV1, JPEG 2000, JPEG-LS and HTJ2K do)"
         )
+    if 0x7FE00010 not in ds:  # Float or Double Float Pixel Data
+        raise ValueError("only Pixel Data (7FE0,0010) can be encapsulated: Float Pixel Data keeps a native syntax")
     if px.bits_allocated == 1:
         raise NoDecoderError("transcoding 1-bit Pixel Data between encapsulated and native syntaxes is not supported")
     if target in LOSSY and px.photometric == "PALETTE COLOR":

@@ -462,3 +462,34 @@ def test_near_lossless_jpegls_stays_within_bits_stored():
         for dname, dmod in decoders:
             back = np.asarray(dmod.jpegls_decode(cs, shape=frame.shape)).astype(np.int64)
             assert back.max() <= 4095 and np.abs(back - frame).max() <= 3, (name, dname)
+
+
+def test_float_pixel_data_is_refused_by_encapsulated_targets():
+    from fastdicom.dataset.dataset import Dataset
+
+    ds = Dataset()
+    for kw, vr, v in [
+        ("SOPClassUID", "UI", "1.2.840.10008.5.1.4.1.1.30"),
+        ("SOPInstanceUID", "UI", "1.2.3.4.5"),
+        ("SamplesPerPixel", "US", 1),
+        ("PhotometricInterpretation", "CS", "MONOCHROME2"),
+        ("Rows", "US", 40),
+        ("Columns", "US", 40),
+        ("BitsAllocated", "US", 32),
+    ]:
+        ds.add_new(kw, vr, v)
+    ds.add_new("FloatPixelData", "OF", np.linspace(0, 1, 1600, dtype="<f4").tobytes())
+    for target in ("rle", "j2k", "jls"):
+        with pytest.raises(ValueError, match="Float Pixel Data"):
+            fastdicom.transcode(ds, target)
+    back = fastdicom.transcode(ds, "1.2.840.10008.1.2")  # a native syntax still converts
+    assert np.array_equal(back.pixels.array(), ds.pixels.array())
+
+
+def test_signed_bytes_code_as_the_bits_stored_twos_complement():
+    from fastdicom.pixels.codecs import check_range, unsigned_codes
+
+    codes = unsigned_codes(np.array([[-1, 5]], dtype=np.int8), 12, "JPEG")
+    assert codes.dtype == np.uint16 and codes.tolist() == [[4095, 5]]
+    with pytest.raises(ValueError, match="at least 1"):
+        check_range(np.zeros((2, 2), np.int16), 0, "JPEG")

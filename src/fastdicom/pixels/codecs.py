@@ -154,6 +154,8 @@ def check_range(frame: np.ndarray, bits_stored: int, what: str) -> None:
     exactly. Raises ValueError otherwise, instead of letting the encoder clip, wrap or overflow them."""
     if frame.dtype.kind not in "iu":
         raise ValueError(f"cannot encode {frame.dtype} samples as {what}")
+    if bits_stored < 1:
+        raise ValueError(f"Bits Stored {bits_stored}: {what} needs at least 1")
     if bits_stored >= 8 * frame.dtype.itemsize:  # every value of the dtype fits
         return
     signed = frame.dtype.kind == "i"
@@ -202,6 +204,8 @@ def unsigned_codes(frame: np.ndarray, bits_stored: int, what: str) -> np.ndarray
     if frame.dtype.itemsize > 2:
         raise ValueError(f"{what} holds at most 16 bits per sample")
     check_range(frame, bits_stored, what)
+    if frame.dtype.kind == "i" and bits_stored > 8 * frame.dtype.itemsize:
+        frame = frame.astype(np.int16)  # the two's complement at Bits Stored needs the wider container
     frame = frame.astype(frame.dtype.newbyteorder("="), copy=False)
     if frame.dtype.kind == "i":
         frame = frame.view(f"u{frame.dtype.itemsize}")
