@@ -419,25 +419,23 @@ def test_lossy_targets_refuse_palette_color():
         fastdicom.transcode(fastdicom.read(cf.resolve()), "jpeg")
 
 
-@pytest.mark.parametrize("target", ["jpeg-lossless", "jls", "j2k", "htj2k"])
-def test_transcode_refuses_values_outside_bits_stored_even_below_the_codec_precision(target):
-    """Bits Stored 1 with values up to 3: JPEG Lossless codes at least 2 bits, yet the data set says 1."""
+def _grey_40x40(sop_class: str, bits_allocated: int, **us):
+    """A 40x40 MONOCHROME2 data set without pixel data; ``us``: more US attributes."""
     from fastdicom.dataset.dataset import Dataset
 
     ds = Dataset()
-    for kw, vr, v in [
-        ("SOPClassUID", "UI", "1.2.840.10008.5.1.4.1.1.7"),
-        ("SOPInstanceUID", "UI", "1.2.3.4.5"),
-        ("SamplesPerPixel", "US", 1),
-        ("PhotometricInterpretation", "CS", "MONOCHROME2"),
-        ("Rows", "US", 40),
-        ("Columns", "US", 40),
-        ("BitsAllocated", "US", 8),
-        ("BitsStored", "US", 1),
-        ("HighBit", "US", 0),
-        ("PixelRepresentation", "US", 0),
-    ]:
-        ds.add_new(kw, vr, v)
+    ds.add_new("SOPClassUID", "UI", sop_class)
+    ds.add_new("SOPInstanceUID", "UI", "1.2.3.4.5")
+    ds.add_new("PhotometricInterpretation", "CS", "MONOCHROME2")
+    for kw, v in {"SamplesPerPixel": 1, "Rows": 40, "Columns": 40, "BitsAllocated": bits_allocated, **us}.items():
+        ds.add_new(kw, "US", v)
+    return ds
+
+
+@pytest.mark.parametrize("target", ["jpeg-lossless", "jls", "j2k", "htj2k"])
+def test_transcode_refuses_values_outside_bits_stored_even_below_the_codec_precision(target):
+    """Bits Stored 1 with values up to 3: JPEG Lossless codes at least 2 bits, yet the data set says 1."""
+    ds = _grey_40x40("1.2.840.10008.5.1.4.1.1.7", 8, BitsStored=1, HighBit=0, PixelRepresentation=0)
     ds.add_new("PixelData", "OB", (np.arange(1600) % 4).astype(np.uint8).tobytes())
     try:
         with pytest.raises(ValueError, match="Bits Stored"):
@@ -465,19 +463,7 @@ def test_near_lossless_jpegls_stays_within_bits_stored():
 
 
 def test_float_pixel_data_is_refused_by_encapsulated_targets():
-    from fastdicom.dataset.dataset import Dataset
-
-    ds = Dataset()
-    for kw, vr, v in [
-        ("SOPClassUID", "UI", "1.2.840.10008.5.1.4.1.1.30"),
-        ("SOPInstanceUID", "UI", "1.2.3.4.5"),
-        ("SamplesPerPixel", "US", 1),
-        ("PhotometricInterpretation", "CS", "MONOCHROME2"),
-        ("Rows", "US", 40),
-        ("Columns", "US", 40),
-        ("BitsAllocated", "US", 32),
-    ]:
-        ds.add_new(kw, vr, v)
+    ds = _grey_40x40("1.2.840.10008.5.1.4.1.1.30", 32)
     ds.add_new("FloatPixelData", "OF", np.linspace(0, 1, 1600, dtype="<f4").tobytes())
     for target in ("rle", "j2k", "jls"):
         with pytest.raises(ValueError, match="Float Pixel Data"):
