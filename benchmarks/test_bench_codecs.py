@@ -83,6 +83,15 @@ def _finish(benchmark, result, series_pixels):
     assert benchmark.extra_info["correct"]
 
 
+def _finish_encode(benchmark, result, back, series_pixels):
+    """Record MB/s (of source pixels) and the ratio; ``back``, frame INDEX decoded again, must equal its source."""
+    nbytes = sum(a.nbytes for a in series_pixels)
+    benchmark.extra_info["MB/s"] = round(nbytes / 1e6 / benchmark.stats.stats.median, 1)
+    benchmark.extra_info["ratio"] = round(nbytes / sum(len(r) for r in result), 2)
+    benchmark.extra_info["correct"] = bool(np.array_equal(back, series_pixels[INDEX]))
+    assert benchmark.extra_info["correct"]
+
+
 DECODERS = {
     "fastdicom": lambda f: native.jpeg2000_decode(f, shape=SHAPE),
     "imagecodecs-openjpeg": lambda f: imagecodecs.jpeg2k_decode(f, numthreads=1),
@@ -145,11 +154,7 @@ def test_jpegls_encode(benchmark, series_pixels, impl, threads):
         encode = lambda a: imagecodecs.jpegls_encode(a.view(np.uint16))  # noqa: E731
     result = benchmark.pedantic(_run, args=(encode, series_pixels, threads), rounds=3, warmup_rounds=1)
     back = native.jpegls_decode(result[INDEX], shape=SHAPE).view(np.int16)
-    nbytes = sum(a.nbytes for a in series_pixels)
-    benchmark.extra_info["MB/s"] = round(nbytes / 1e6 / benchmark.stats.stats.median, 1)
-    benchmark.extra_info["ratio"] = round(nbytes / sum(len(r) for r in result), 2)
-    benchmark.extra_info["correct"] = bool(np.array_equal(back, series_pixels[INDEX]))
-    assert benchmark.extra_info["correct"]
+    _finish_encode(benchmark, result, back, series_pixels)
 
 
 @pytest.mark.benchmark(group="j2k-lossless-encode-300-frames")
@@ -162,11 +167,7 @@ def test_j2k_encode(benchmark, series_pixels, impl, threads):
         encode = lambda a: imagecodecs.jpeg2k_encode(a, codecformat="J2K", reversible=True, numthreads=1)  # noqa: E731
     result = benchmark.pedantic(_run, args=(encode, series_pixels, threads), rounds=3, warmup_rounds=1)
     back = native.jpeg2000_decode(result[INDEX], shape=SHAPE)
-    nbytes = sum(a.nbytes for a in series_pixels)
-    benchmark.extra_info["MB/s"] = round(nbytes / 1e6 / benchmark.stats.stats.median, 1)
-    benchmark.extra_info["ratio"] = round(nbytes / sum(len(r) for r in result), 2)
-    benchmark.extra_info["correct"] = bool(np.array_equal(back, series_pixels[INDEX]))
-    assert benchmark.extra_info["correct"]
+    _finish_encode(benchmark, result, back, series_pixels)
 
 
 @pytest.mark.benchmark(group="htj2k-lossless-encode-300-frames")
@@ -182,8 +183,4 @@ def test_htj2k_encode(benchmark, series_pixels, impl, threads):
         encode = lambda a: imagecodecs.htj2k_encode(a, reversible=True)  # noqa: E731
     result = benchmark.pedantic(_run, args=(encode, series_pixels, threads), rounds=3, warmup_rounds=1)
     back = native.htj2k_decode(result[INDEX], shape=SHAPE)
-    nbytes = sum(a.nbytes for a in series_pixels)
-    benchmark.extra_info["MB/s"] = round(nbytes / 1e6 / benchmark.stats.stats.median, 1)
-    benchmark.extra_info["ratio"] = round(nbytes / sum(len(r) for r in result), 2)
-    benchmark.extra_info["correct"] = bool(np.array_equal(back, series_pixels[INDEX]))
-    assert benchmark.extra_info["correct"]
+    _finish_encode(benchmark, result, back, series_pixels)

@@ -21,7 +21,7 @@ import fastdicom
 from fastdicom.pixels import _codecs_rust as native
 
 from .conftest import replace_atomically, stale
-from .test_bench_codecs import INDEX, SHAPE, _finish, _run, series_copy
+from .test_bench_codecs import INDEX, SHAPE, _finish, _finish_encode, _run, series_copy
 
 pydicom = pytest.importorskip("pydicom")
 imagecodecs = pytest.importorskip("imagecodecs")
@@ -78,11 +78,7 @@ def test_sv1_encode(benchmark, series_pixels, impl, threads):
         )
     result = benchmark.pedantic(_run, args=(encode, series_pixels, threads), rounds=3, warmup_rounds=1)
     back = native.jpeg_decode(result[INDEX], shape=SHAPE).view(np.int16)
-    nbytes = sum(a.nbytes for a in series_pixels)
-    benchmark.extra_info["MB/s"] = round(nbytes / 1e6 / benchmark.stats.stats.median, 1)
-    benchmark.extra_info["ratio"] = round(nbytes / sum(len(r) for r in result), 2)
-    benchmark.extra_info["correct"] = bool(np.array_equal(back, series_pixels[INDEX]))
-    assert benchmark.extra_info["correct"]
+    _finish_encode(benchmark, result, back, series_pixels)
 
 
 @pytest.mark.parametrize("target", ["jpeg-lossless", "jls", "j2k", "htj2k"])
