@@ -23,6 +23,10 @@ def _to_pydicom_element(elem: Element, pydicom: Any) -> Any:
         items = [_to_pydicom_dataset(item, pydicom, PDataset) for item in elem.value]
         return DataElement(elem.tag, "SQ", Sequence(items), is_undefined_length=elem.is_undefined_length)
     value = elem.value
+    if elem.vr in ("DS", "IS") and value is not None:  # their text, so that pydicom keeps it as read
+        value = [str(v) for v in value] if isinstance(value, list) else str(value)
+    elif isinstance(value, list):
+        value = list(value)
     return DataElement(elem.tag, elem.vr, value, is_undefined_length=elem.is_undefined_length)
 
 

@@ -13,6 +13,7 @@ import fastdicom
 from fastdicom import _backends
 from fastdicom.dataset import _parse_py
 from fastdicom.dataset import values as _values
+from fastdicom.dataset.valuerep import IS, UID, DSfloat, MultiValue
 
 from ..corpus import corpus_files
 
@@ -31,8 +32,8 @@ MISSING = object()
 
 
 def _same(a, b) -> bool:
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, list) and isinstance(b, list):  # MultiValue both: the same types all the way down
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     return type(a) is type(b) and a == b
@@ -88,12 +89,15 @@ def test_fast_path_matches_python_decoders(vr, raw, little):
 @pytest.mark.parametrize(
     "vr,raw,expected",
     [
-        ("DS", b"1.5\\-2e3", [1.5, -2000.0]),
-        ("DS", b" .5 ", 0.5),
-        ("IS", b"+07 ", 7),
-        ("UI", b"1.2.840\0", "1.2.840"),
-        ("CS", b"ORIGINAL\\PRIMARY ", ["ORIGINAL", "PRIMARY"]),
-        ("US", b"\x01\x00\x02\x00", [1, 2]),
+        ("DS", b"1.5\\-2e3", MultiValue([DSfloat("1.5"), DSfloat("-2e3")])),
+        ("DS", b" .5 ", DSfloat(".5")),
+        ("DS", b"0.661468", DSfloat("0.661468")),
+        ("IS", b"+07 ", IS("+07")),
+        ("IS", b"12", IS("12")),
+        ("UI", b"1.2.840\0", UID("1.2.840")),
+        ("UI", b"\0", ""),
+        ("CS", b"ORIGINAL\\PRIMARY ", MultiValue(["ORIGINAL", "PRIMARY"])),
+        ("US", b"\x01\x00\x02\x00", MultiValue([1, 2])),
         ("AT", b"\x10\x00\x20\x00", 0x00100020),
         ("FD", struct.pack("<d", 2.5), 2.5),
         ("DS", b"", None),
@@ -104,6 +108,7 @@ def test_fast_path_decodes_plain_values(vr, raw, expected):
     native, twin = _both(vr, raw)
     assert _same(native, expected)
     assert _same(twin, expected)
+    assert str(native) == str(twin) == str(expected)
 
 
 @pytest.mark.parametrize("vr,raw", [("DS", b"nan "), ("DS", b"1_0 "), ("IS", b"1.0 "), ("CS", b"\xe9 "), ("LO", b"AB")])

@@ -21,6 +21,7 @@ from ..dictionary import private_entry, tag_of
 from ..errors import InvalidDicomError
 from . import values as _values
 from .charset import python_codecs
+from .valuerep import IS, UID, DSfloat, MultiValue, PersonName
 
 _UNSET = object()
 _new_element = object.__new__
@@ -57,6 +58,36 @@ def tag_from_key(key: Any) -> int:
     raise TypeError(f"a DICOM tag is a keyword, an int or a (group, element) tuple, not {type(key).__name__}")
 
 
+_SCALAR_TYPES = {"PN": PersonName, "UI": UID, "DS": DSfloat, "IS": IS}
+
+
+def _convert_one(vr: str, v: Any) -> Any:
+    cls = _SCALAR_TYPES.get(vr)
+    if cls is None or v is None or isinstance(v, cls) or (isinstance(v, str) and not v.strip()):
+        return v
+    if vr in ("PN", "UI"):
+        return cls(v) if isinstance(v, str) else cls(str(v))
+    try:
+        return cls(v)
+    except (TypeError, ValueError):
+        return v  # kept as given: writing it says what is wrong
+
+
+def convert_value(vr: str, value: Any) -> Any:
+    """A value assigned to an element of VR ``vr`` in the types a read gives (pydicom converts on assignment).
+
+    PN, UI, DS and IS strings (and numbers for DS and IS) become
+    :class:`PersonName`, :class:`UID`, :class:`DSfloat` and :class:`IS`;
+    lists and tuples of values become a :class:`MultiValue` of those; other
+    values are kept as they are.
+    """
+    if vr == "SQ" or vr in _values.BYTES_VRS:
+        return value
+    if isinstance(value, (list, tuple)):
+        return MultiValue(_convert_one(vr, v) for v in value)
+    return _convert_one(vr, value)
+
+
 class Element:
     """One data element.
 
@@ -74,7 +105,7 @@ class Element:
         self.tag = tag
         self.vr = vr
         self._raw = raw
-        self._value = value
+        self._value = value if value is _UNSET else convert_value(vr, value)
         self._ds: Dataset | None = None
         # The tokenizer's record (tag, vr, header_offset, value_offset, value_length, undefined) when parsed.
         self._rec: tuple | None = None
@@ -105,7 +136,7 @@ class Element:
 
     @value.setter
     def value(self, new: Any) -> None:
-        self._value = new
+        self._value = convert_value(self.vr, new)
         self._raw = None
         self._dirty = True
         if self._ds is not None:
@@ -167,6 +198,31 @@ class Element:
         """Value multiplicity."""
         return _values.vm_of(self.vr, self.value)
 
+    # pydicom's spellings
+    @property
+    def VR(self) -> str:  # noqa: N802
+        """The value representation (pydicom's name for :attr:`vr`)."""
+        return self.vr
+
+    @VR.setter
+    def VR(self, vr: str) -> None:  # noqa: N802
+        self.vr = vr
+
+    @property
+    def VM(self) -> int:  # noqa: N802
+        """Value multiplicity (pydicom's name for :attr:`vm`)."""
+        return self.vm
+
+    @property
+    def is_private(self) -> bool:
+        """Whether the tag is private (odd group)."""
+        return bool(self.tag >> 16 & 1)
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether the element has no value (VM 0)."""
+        return self.vm == 0
+
     @property
     def is_undefined_length(self) -> bool:
         return self._undefined
@@ -202,7 +258,7 @@ class Element:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"({self.tag >> 16:04X},{self.tag & 0xFFFF:04X}) {self.vr} {self.name}: {_short(self)}"
+        return f"({self.tag >> 16:04X},{self.tag & 0xFFFF:04X}) {self.name[:35]:<35} {self.vr}: {_short(self)}"
 
 
 def _short(elem: Element) -> str:
@@ -212,6 +268,8 @@ def _short(elem: Element) -> str:
         n = len(elem.raw)
         return f"<{n} bytes>" if n > 32 else repr(bytes(elem.raw))
     v = elem.value
+    if isinstance(v, UID) and v.keyword:  # as pydicom shows known UIDs: by name
+        return v.name
     s = repr(v)
     return s if len(s) <= 80 else s[:77] + "..."
 
@@ -697,6 +755,170 @@ class Dataset:
 
         write(path, self, transfer_syntax=transfer_syntax)
 
+    def to_json_dict(
+        self,
+        bulk_data_threshold: int = 1024,
+        bulk_data_element_handler=None,
+        suppress_invalid_tags: bool = False,
+    ) -> dict:
+        """The DICOM JSON Model object of the data set (PS3.18 F.2; see :mod:`fastdicom.dataset.dicomjson`)."""
+        from .dicomjson import to_json_dict
+
+        return to_json_dict(self, bulk_data_threshold, bulk_data_element_handler, suppress_invalid_tags)
+
+    def to_json(
+        self,
+        bulk_data_threshold: int = 1024,
+        bulk_data_element_handler=None,
+        dump_handler=None,
+        suppress_invalid_tags: bool = False,
+    ) -> str:
+        """The data set as DICOM JSON text."""
+        from .dicomjson import to_json
+
+        return to_json(self, bulk_data_threshold, bulk_data_element_handler, dump_handler, suppress_invalid_tags)
+
+    @staticmethod
+    def from_json(json_dataset, bulk_data_uri_handler=None) -> Dataset:
+        """A data set from DICOM JSON text or object (see :func:`fastdicom.dataset.dicomjson.from_json`)."""
+        from .dicomjson import from_json
+
+        return from_json(json_dataset, bulk_data_uri_handler)
+
+    # -- pydicom's idioms, as thin aliases ---------------------------------------
+    def data_element(self, name: str) -> Element | None:
+        """The element of a keyword, or None (pydicom's ``Dataset.data_element``)."""
+        tag = tag_of(name)
+        if tag is None:
+            return None
+        return self._lookup(tag)
+
+    def dir(self, *filters: str) -> list[str]:
+        """Sorted keywords of the elements present, those containing any of ``filters`` (case-insensitive)."""
+        kws = {e.keyword for e in self if e.keyword}
+        if filters:
+            wanted = [f.lower() for f in filters]
+            kws = {k for k in kws if any(f in k.lower() for f in wanted)}
+        return sorted(kws)
+
+    def walk(self, callback, recursive: bool = True) -> None:
+        """Call ``callback(dataset, element)`` for every element, into sequence items when ``recursive``."""
+        for tag in list(self._tags()):
+            elem = self._lookup(tag)
+            if elem is None:  # removed by the callback
+                continue
+            callback(self, elem)
+            if recursive and elem.vr == "SQ" and tag in self:
+                for item in elem.value:
+                    item.walk(callback, recursive)
+
+    def save_as(
+        self,
+        filename,
+        /,
+        *,
+        implicit_vr: bool | None = None,
+        little_endian: bool | None = None,
+        enforce_file_format: bool = False,
+        overwrite: bool = True,
+    ) -> None:
+        """pydicom's ``save_as``: write a Part 10 file; ``implicit_vr``/``little_endian`` pick an uncompressed syntax.
+
+        The file always gets File Meta (``enforce_file_format`` is accepted
+        for compatibility). ``overwrite=False`` refuses an existing path.
+        """
+        from ..dictionary import uid as _uid
+
+        ts = None
+        if implicit_vr is not None or little_endian is not None:
+            implicit = bool(implicit_vr) if implicit_vr is not None else self.is_implicit_vr
+            little = bool(little_endian) if little_endian is not None else self.is_little_endian
+            if implicit and not little:
+                raise ValueError("Implicit VR Big Endian is not a DICOM transfer syntax")
+            ts = (
+                _uid.IMPLICIT_VR_LITTLE_ENDIAN
+                if implicit
+                else _uid.EXPLICIT_VR_LITTLE_ENDIAN
+                if little
+                else _uid.EXPLICIT_VR_BIG_ENDIAN
+            )
+            current = self.transfer_syntax
+            if current is not None and _uid.is_encapsulated(current) and ts != _uid.EXPLICIT_VR_LITTLE_ENDIAN:
+                raise ValueError("an encapsulated data set can only be written as Explicit VR Little Endian")
+            if current is not None and _uid.is_encapsulated(current):
+                ts = None
+        if not overwrite:
+            import os
+
+            if isinstance(filename, (str, bytes, os.PathLike)) and os.path.exists(filename):
+                raise FileExistsError(f"{filename!s} exists and overwrite=False")
+        self.save(filename, transfer_syntax=ts)
+
+    def _become(self, other: Dataset) -> None:
+        """Take over ``other``'s state (in-place transcoding)."""
+        state = dict(other.__dict__)
+        state["filename"] = self.__dict__.get("filename")
+        self.__dict__.clear()
+        self.__dict__.update(state)
+
+    def decompress(self, handler_name: str = "", *, as_rgb: bool = True, generate_instance_uid: bool = True) -> None:
+        """Decode compressed Pixel Data in place to Explicit VR Little Endian (pydicom 3's ``decompress``).
+
+        As in pydicom 3, a new SOP Instance UID is generated unless
+        ``generate_instance_uid=False``. ``as_rgb=False`` is refused for
+        YBR data, which our transcoder always stores as decoded (RGB).
+        """
+        from ..dictionary import uid as _uid
+
+        ts = self.transfer_syntax
+        if ts is None or not _uid.is_encapsulated(ts):
+            return
+        if not as_rgb and self.get(0x00280004) in ("YBR_FULL", "YBR_FULL_422"):
+            raise NotImplementedError("decompress(as_rgb=False) is not supported: frames are stored as decoded")
+        self._transcode_in_place(_uid.EXPLICIT_VR_LITTLE_ENDIAN, generate_instance_uid)
+
+    def compress(
+        self,
+        transfer_syntax_uid: str,
+        arr=None,
+        encoding_plugin: str = "",
+        encapsulate_ext: bool = False,
+        *,
+        generate_instance_uid: bool = True,
+        jls_error: int | None = None,
+        j2k_cr: list[float] | None = None,
+        j2k_psnr: list[float] | None = None,
+    ) -> None:
+        """Compress Pixel Data in place (pydicom 3's ``compress``) through :func:`fastdicom.transcode`.
+
+        ``jls_error`` is near-lossless JPEG-LS's NEAR; ``j2k_cr`` the target
+        ratio of lossy JPEG 2000 (its first layer). ``arr``, ``j2k_psnr``
+        and ``encapsulate_ext`` are not supported and raise.
+        """
+        if arr is not None or j2k_psnr is not None or encapsulate_ext:
+            raise NotImplementedError("compress() supports neither arr=, j2k_psnr= nor encapsulate_ext=")
+        kwargs: dict[str, Any] = {}
+        if jls_error is not None:
+            kwargs["near"] = int(jls_error)
+        if j2k_cr:
+            kwargs["ratio"] = float(j2k_cr[0])
+        self._transcode_in_place(transfer_syntax_uid, generate_instance_uid, **kwargs)
+
+    def _transcode_in_place(self, transfer_syntax: str, generate_instance_uid: bool, **kwargs: Any) -> None:
+        from ..dictionary.uid import generate_uid
+        from ..transcode import transcode
+
+        new = transcode(self, transfer_syntax, **kwargs)
+        if new is self:
+            return
+        if generate_instance_uid:
+            uid = generate_uid()
+            new.SOPInstanceUID = uid
+            meta = new.file_meta
+            if meta is not None and 0x00020003 in meta:
+                meta[0x00020003] = Element(0x00020003, "UI", uid)
+        self._become(new)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Dataset):
             return NotImplemented
@@ -705,7 +927,28 @@ class Dataset:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
+        return "\n".join(self._lines(0))
+
+    def __str__(self) -> str:
         lines = []
-        for e in self:
-            lines.append(repr(e))
+        meta = self.file_meta
+        if meta is not None and len(meta):
+            lines.append("Dataset.file_meta -------------------------------")
+            lines += meta._lines(0)
+            lines.append("-------------------------------------------------")
+        lines += self._lines(0)
         return "\n".join(lines)
+
+    def _lines(self, indent: int) -> list[str]:
+        pad = "   " * indent
+        out = []
+        for e in self:
+            if e.vr == "SQ":
+                items = e.value
+                out.append(f"{pad}({e.tag >> 16:04X},{e.tag & 0xFFFF:04X})  {e.name}  {len(items)} item(s) ---- ")
+                for item in items:
+                    out += item._lines(indent + 1)
+                    out.append(f"{pad}   ---------")
+            else:
+                out.append(pad + repr(e))
+        return out

@@ -1,10 +1,13 @@
 """Decoding and encoding of element values, VR by VR (PS3.5 section 6.2).
 
-Values use the Python types and values of pydicom 3's defaults so that they
-compare equal: ``str`` for text VRs, ``int`` for IS/US/SS/UL/SL/UV/SV,
-``float`` for DS/FL/FD, ``str`` of the whole value for PN, ``str`` for
-DA/TM/DT, ``int`` tag for AT, ``bytes`` for OB/OW/OD/OF/OL/OV/UN, a list for
-VM > 1. Empty values are ``''`` for text VRs and ``None`` for the others.
+Values use the types and values of pydicom 3's defaults so that they
+compare equal and carry the same attributes (see :mod:`.valuerep`): ``str``
+for text VRs, :class:`~.valuerep.UID` for UI, :class:`~.valuerep.PersonName`
+for PN, :class:`~.valuerep.IS` for IS and :class:`~.valuerep.DSfloat` for DS
+(numbers that keep their text), ``int`` for US/SS/UL/SL/UV/SV, ``float`` for
+FL/FD, ``str`` for DA/TM/DT, ``int`` tag for AT, ``bytes`` for
+OB/OW/OD/OF/OL/OV/UN, a :class:`~.valuerep.MultiValue` (a list) for VM > 1.
+Empty values are ``''`` for text VRs and ``None`` for the others.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ from typing import Any
 
 from ..errors import InvalidDicomError
 from .charset import decode_text, encode_text
+from .valuerep import IS, UID, DSfloat, MultiValue, PersonName
+
+_ds_from = DSfloat._from
+_is_from = IS._from
 
 DEFAULT_ENCODING = "latin_1"
 
@@ -47,7 +54,7 @@ def empty_value(vr: str) -> Any:
 
 
 def _multi(values: list) -> Any:
-    return values[0] if len(values) == 1 else values
+    return values[0] if len(values) == 1 else MultiValue(values)
 
 
 def _ds(s: str) -> Any:
@@ -55,7 +62,7 @@ def _ds(s: str) -> Any:
     if not t:
         return s if s == "" else ""
     try:
-        return float(t)
+        return _ds_from(float(t), t)
     except ValueError:
         return s
 
@@ -65,13 +72,13 @@ def _is(s: str) -> Any:
     if not t:
         return ""
     try:
-        return int(t)
+        return _is_from(int(t), t)
     except ValueError:
         try:
             f = float(t)
         except ValueError:
             return s
-        return int(f) if f.is_integer() else s
+        return _is_from(int(f), t) if f.is_integer() else s
 
 
 def _numbers(fmt: str, size: int):
@@ -80,7 +87,7 @@ def _numbers(fmt: str, size: int):
         if rem:
             raise InvalidDicomError(f"value length {len(raw)} is not a multiple of {size}")
         values = _struct(little, fmt, count).unpack_from(raw)
-        return values[0] if count == 1 else list(values)
+        return values[0] if count == 1 else MultiValue(values)
 
     return dec
 
@@ -101,37 +108,39 @@ def _ds_value(raw, little, codecs):
     s = str(raw, DEFAULT_ENCODING)
     if "\\" not in s:
         return _ds(s)
-    return [_ds(v) for v in s.strip().split("\\")]
+    return MultiValue([_ds(v) for v in s.strip().split("\\")])
 
 
 def _is_value(raw, little, codecs):
     s = str(raw, DEFAULT_ENCODING)
     if "\\" not in s:
         return _is(s)
-    return [_is(v) for v in s.strip().split("\\")]
+    return MultiValue([_is(v) for v in s.strip().split("\\")])
 
 
 def _ui(raw, little, codecs):
     s = str(raw, DEFAULT_ENCODING).rstrip("\0 ")
-    return s.split("\\") if "\\" in s else s
+    if "\\" in s:
+        return MultiValue([UID(v) if v else v for v in s.split("\\")])
+    return UID(s) if s else s
 
 
 def _datetime(raw, little, codecs):
     s = str(raw, DEFAULT_ENCODING).rstrip(" \0")
     if "\\" not in s:
         return s.rstrip()
-    return s.split("\\")
+    return MultiValue(s.split("\\"))
 
 
 def _ascii(raw, little, codecs):
     s = str(raw, DEFAULT_ENCODING).rstrip(" \0")
-    return s.split("\\") if "\\" in s else s
+    return MultiValue(s.split("\\")) if "\\" in s else s
 
 
 def _pn(raw, little, codecs):
     s = decode_text(bytes(raw).rstrip(b"\0 "), codecs, "PN")
     # Trailing empty component groups carry nothing: 'A^B=' is 'A^B'.
-    return _multi([v.rstrip("=") for v in s.split("\\")])
+    return _multi([PersonName(v.rstrip("=")) for v in s.split("\\")])
 
 
 def _single_text(vr: str):
@@ -146,7 +155,7 @@ def _multi_text(vr: str):
         s = decode_text(bytes(raw), codecs, vr)
         if "\\" not in s:
             return s.rstrip("\0 ")
-        return [v.rstrip("\0 ") for v in s.split("\\")]
+        return MultiValue([v.rstrip("\0 ") for v in s.split("\\")])
 
     return dec
 
@@ -223,6 +232,9 @@ def _pad(vr: str, b: bytes) -> bytes:
 def _fmt_ds(v: Any) -> str:
     if isinstance(v, str):
         return v
+    orig = getattr(v, "original_string", None)
+    if isinstance(orig, str):
+        return orig
     if isinstance(v, int) and not isinstance(v, bool):
         return str(v)
     s = repr(float(v))
@@ -239,7 +251,7 @@ def _text_of(vr: str, value: Any) -> str:
     if vr == "DS":
         return _fmt_ds(value)
     if vr == "IS":
-        return value if isinstance(value, str) else str(int(value))
+        return value if isinstance(value, str) else str(value) if isinstance(value, IS) else str(int(value))
     return str(value)
 
 

@@ -16,6 +16,10 @@ pub enum Scalar<'a> {
     Int(i64),
     UInt(u64),
     Float(f64),
+    /// A DS value: the number and the text it was read from (spaces stripped).
+    Decimal(f64, &'a str),
+    /// An IS value: the number and the text it was read from (spaces stripped).
+    Integer(i64, &'a str),
 }
 
 /// A decoded element value.
@@ -102,11 +106,11 @@ fn number_text(s: &str, integer: bool) -> Option<Scalar<'_>> {
     }
     if integer {
         if is_integer(t) {
-            return t.parse::<i64>().ok().map(Scalar::Int);
+            return t.parse::<i64>().ok().map(|x| Scalar::Integer(x, t));
         }
         None
     } else if is_decimal(t) {
-        t.parse::<f64>().ok().map(Scalar::Float)
+        t.parse::<f64>().ok().map(|x| Scalar::Decimal(x, t))
     } else {
         None
     }
@@ -257,15 +261,15 @@ mod tests {
     fn number_strings() {
         assert_eq!(
             decode_simple(*b"DS", b"1.5 ", true),
-            Some(Value::One(Scalar::Float(1.5)))
+            Some(Value::One(Scalar::Decimal(1.5, "1.5")))
         );
         assert_eq!(
             decode_simple(*b"DS", b"-1\\.5\\2.\\1e3", true),
             Some(Value::Many(vec![
-                Scalar::Float(-1.0),
-                Scalar::Float(0.5),
-                Scalar::Float(2.0),
-                Scalar::Float(1000.0)
+                Scalar::Decimal(-1.0, "-1"),
+                Scalar::Decimal(0.5, ".5"),
+                Scalar::Decimal(2.0, "2."),
+                Scalar::Decimal(1000.0, "1e3")
             ]))
         );
         assert_eq!(
@@ -281,7 +285,7 @@ mod tests {
         assert_eq!(decode_simple(*b"DS", b"", true), Some(Value::Null));
         assert_eq!(
             decode_simple(*b"IS", b"+07 ", true),
-            Some(Value::One(Scalar::Int(7)))
+            Some(Value::One(Scalar::Integer(7, "+07")))
         );
         assert_eq!(decode_simple(*b"IS", b"1.0", true), None);
         assert_eq!(decode_simple(*b"IS", b"99999999999999999999", true), None);

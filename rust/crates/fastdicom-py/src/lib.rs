@@ -7,9 +7,11 @@
 use fastdicom_parse as parse;
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyIndexError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::sync::{GILOnceCell, GILProtected};
+use pyo3::types::{PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use std::cell::RefCell;
 
 /// Inputs larger than this are parsed with the GIL released.
 const DETACH_THRESHOLD: usize = 1 << 16;
@@ -209,7 +211,7 @@ impl ElementTable {
             if let Some(v) =
                 raw.and_then(|raw| parse::value::decode_simple(r.vr, raw, little_endian))
             {
-                return value_to_py(py, v);
+                return value_to_py(py, v, r.vr);
             }
         }
         Ok(self.get(py, i as usize)?.into_any())
@@ -247,27 +249,280 @@ impl ElementTable {
     }
 }
 
-fn scalar_to_py<'py>(py: Python<'py>, s: parse::value::Scalar<'_>) -> PyResult<Bound<'py, PyAny>> {
+/// The value types of `fastdicom.dataset.valuerep`, loaded once and checked to derive from the
+/// builtin types whose layout [`scalar_to_py`] relies on.
+struct ValueTypes {
+    uid: Py<PyType>,
+    ds: Py<PyType>,
+    ds_text: Py<PyType>,
+    is_: Py<PyType>,
+    is_text: Py<PyType>,
+    multi: Py<PyType>,
+}
+
+static VALUE_TYPES: GILOnceCell<ValueTypes> = GILOnceCell::new();
+
+fn value_types(py: Python<'_>) -> PyResult<&ValueTypes> {
+    VALUE_TYPES.get_or_try_init(py, || {
+        let m = py.import("fastdicom.dataset.valuerep")?;
+        let load = |name: &str, base: &Bound<'_, PyType>| -> PyResult<Py<PyType>> {
+            let t = m.getattr(name)?.downcast_into::<PyType>()?;
+            if !t.is_subclass(base)? {
+                return Err(PyValueError::new_err(format!(
+                    "valuerep.{name} does not derive from {base}"
+                )));
+            }
+            Ok(t.unbind())
+        };
+        let float = py.get_type::<PyFloat>();
+        let int = py.get_type::<PyInt>();
+        Ok(ValueTypes {
+            uid: load("UID", &py.get_type::<PyString>())?,
+            ds: load("DSfloat", &float)?,
+            ds_text: load("_DSText", &float)?,
+            is_: load("IS", &int)?,
+            is_text: load("_ISText", &int)?,
+            multi: load("MultiValue", &py.get_type::<PyList>())?,
+        })
+    })
+}
+
+/// A new, zero-filled instance of `ty` from its own allocator: where the builtin constructors of
+/// float and list start from for a subtype, before they fill it in.
+fn alloc_instance<'py>(py: Python<'py>, ty: &Py<PyType>) -> PyResult<Bound<'py, PyAny>> {
+    let t = ty.bind(py).as_type_ptr();
+    // SAFETY: `t` is a live type object (held by VALUE_TYPES). tp_alloc (PyType_GenericAlloc for
+    // classes defined in Python) returns a new reference to a zero-filled instance, GC-tracked if
+    // the type is, or null with an exception set.
+    #[allow(unsafe_code)]
+    unsafe {
+        let alloc = (*t).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc);
+        Bound::from_owned_ptr_or_err(py, alloc(t, 0))
+    }
+}
+
+/// A new instance of `ty`, a subclass of float, holding `x`: what `float.__new__(ty, x)` makes,
+/// without the call.
+fn new_float<'py>(py: Python<'py>, ty: &Py<PyType>, x: f64) -> PyResult<Bound<'py, PyAny>> {
+    let obj = alloc_instance(py, ty)?;
+    // SAFETY: `ty` derives from float (checked in `value_types`), so the instance starts with a
+    // PyFloatObject; float's constructor for subtypes sets ob_fval of the new instance just so.
+    #[allow(unsafe_code)]
+    unsafe {
+        (*obj.as_ptr().cast::<ffi::PyFloatObject>()).ob_fval = x;
+    }
+    Ok(obj)
+}
+
+/// `base.__new__(ty, arg)` for `base` int or str: the builtin's constructor called directly.
+fn new_derived<'py>(
+    py: Python<'py>,
+    base: *mut ffi::PyTypeObject,
+    ty: &Py<PyType>,
+    arg: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let args = PyTuple::new(py, [arg])?;
+    // SAFETY: `base` is &PyLong_Type or &PyUnicode_Type, whose tp_new is always set; `ty` derives
+    // from it (checked in `value_types`), which is what its tp_new expects of a subtype, as
+    // `int.__new__(IS, x)` calls it. `args` is a live tuple; the kwargs may be null. The result is
+    // a new reference or null with an exception set.
+    #[allow(unsafe_code)]
+    unsafe {
+        let Some(tp_new) = (*base).tp_new else {
+            return Err(PyValueError::new_err("builtin type without a constructor"));
+        };
+        let obj = tp_new(
+            ty.bind(py).as_type_ptr(),
+            args.as_ptr(),
+            std::ptr::null_mut(),
+        );
+        Bound::from_owned_ptr_or_err(py, obj)
+    }
+}
+
+/// Longest text a cached value may have (a UID's 64 characters).
+const CACHE_TEXT: usize = 64;
+/// Slots of the value cache (direct-mapped by a hash of the text).
+const CACHE_SLOTS: usize = 1024;
+
+/// A value made from a text, kept for the next element with the same text.
+struct Cached {
+    kind: u8,
+    len: u8,
+    text: [u8; CACHE_TEXT],
+    obj: PyObject,
+}
+
+/// UI, DS and IS values by their text: a series repeats most of them (Study, Series and SOP Class
+/// UIDs, pixel spacing, rescale), and the objects are immutable, so they are shared rather than
+/// rebuilt. Protected by the GIL; a re-entrant use (Python code run while it is borrowed) skips it.
+static VALUE_CACHE: GILProtected<RefCell<Vec<Option<Cached>>>> =
+    GILProtected::new(RefCell::new(Vec::new()));
+
+fn cache_slot(kind: u8, text: &[u8]) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(kind);
+    for &b in text {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % CACHE_SLOTS as u64) as usize
+}
+
+/// The cached value of `kind` for `text`, or the one `make` builds (then cached).
+fn cached<'py>(
+    py: Python<'py>,
+    kind: u8,
+    text: &str,
+    make: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let b = text.as_bytes();
+    if b.len() > CACHE_TEXT {
+        return make();
+    }
+    let slot = cache_slot(kind, b);
+    let cache = VALUE_CACHE.get(py);
+    if let Ok(entries) = cache.try_borrow() {
+        if let Some(Some(e)) = entries.get(slot) {
+            if e.kind == kind && &e.text[..usize::from(e.len)] == b {
+                return Ok(e.obj.bind(py).clone());
+            }
+        }
+    }
+    let obj = make()?;
+    if let Ok(mut entries) = cache.try_borrow_mut() {
+        if entries.is_empty() {
+            entries.resize_with(CACHE_SLOTS, || None);
+        }
+        let mut t = [0u8; CACHE_TEXT];
+        t[..b.len()].copy_from_slice(b);
+        let old = entries[slot].replace(Cached {
+            kind,
+            len: b.len() as u8,
+            text: t,
+            obj: obj.clone().unbind(),
+        });
+        drop(entries); // the old value's release may run Python code: not while borrowed
+        drop(old);
+    }
+    Ok(obj)
+}
+
+/// One value as `fastdicom.dataset.values` gives it: UI text as `UID`, DS as `DSfloat` and IS as
+/// `IS` (their text subclasses where `str()` of the number would not give the text back), everything
+/// else as the plain Python type.
+fn scalar_to_py<'py>(
+    py: Python<'py>,
+    s: parse::value::Scalar<'_>,
+    vr: [u8; 2],
+    types: &ValueTypes,
+) -> PyResult<Bound<'py, PyAny>> {
     use parse::value::Scalar;
     Ok(match s {
+        Scalar::Text(t) if vr == *b"UI" && !t.is_empty() => cached(py, 0, t, || {
+            new_derived(
+                py,
+                std::ptr::addr_of_mut!(ffi::PyUnicode_Type),
+                &types.uid,
+                PyString::new(py, t).into_any(),
+            )
+        })?,
         Scalar::Text(t) => PyString::new(py, t).into_any(),
         Scalar::Int(x) => x.into_pyobject(py)?.into_any(),
         Scalar::UInt(x) => x.into_pyobject(py)?.into_any(),
         Scalar::Float(x) => x.into_pyobject(py)?.into_any(),
+        Scalar::Decimal(x, t) => cached(py, 1, t, || {
+            if plain_ds(x, t) {
+                new_float(py, &types.ds, x)
+            } else {
+                let obj = new_float(py, &types.ds_text, x)?;
+                obj.setattr(pyo3::intern!(py, "_text"), t)?;
+                Ok(obj)
+            }
+        })?,
+        Scalar::Integer(x, t) => cached(py, 2, t, || {
+            let n = x.into_pyobject(py)?.into_any();
+            let long = std::ptr::addr_of_mut!(ffi::PyLong_Type);
+            if plain_is(t) {
+                new_derived(py, long, &types.is_, n)
+            } else {
+                let obj = new_derived(py, long, &types.is_text, n)?;
+                obj.setattr(pyo3::intern!(py, "_text"), t)?;
+                Ok(obj)
+            }
+        })?,
     })
 }
 
-fn value_to_py<'py>(py: Python<'py>, v: parse::value::Value<'_>) -> PyResult<Bound<'py, PyAny>> {
+/// Whether `str()` of the float `x` gives back its DS text `t`, decided from the text alone as
+/// `valuerep._plain_ds` decides it: fixed notation with a decimal point and at least one digit after
+/// it, no sign but '-', no leading zeros, no trailing zeros after the point (but "N.0"), at most 15
+/// significant digits (each such decimal is the shortest that rounds to its double, which is what
+/// Python prints) and 1e-4 <= |x| < 1e16 (where Python prints fixed notation).
+fn plain_ds(x: f64, t: &str) -> bool {
+    if !(1e-4..1e16).contains(&x.abs()) {
+        return false;
+    }
+    let b = t.strip_prefix('-').unwrap_or(t).as_bytes();
+    let Some(dot) = b.iter().position(|&c| c == b'.') else {
+        return false;
+    };
+    let (int, frac) = (&b[..dot], &b[dot + 1..]);
+    if int.is_empty()
+        || frac.is_empty()
+        || (int.len() > 1 && int[0] == b'0')
+        || !int.iter().chain(frac).all(u8::is_ascii_digit)
+        || (frac.len() > 1 && frac[frac.len() - 1] == b'0')
+    {
+        return false;
+    }
+    let significant = if int == b"0" {
+        frac.len() - frac.iter().take_while(|&&c| c == b'0').count()
+    } else {
+        int.len() + frac.len()
+    };
+    significant <= 15
+}
+
+/// Whether `str()` of an IS value gives back its text: `-?[1-9][0-9]*` or `0`.
+fn plain_is(t: &str) -> bool {
+    let b = t.strip_prefix('-').unwrap_or(t).as_bytes();
+    match b {
+        [b'0'] => t.len() == 1,
+        [first, ..] => *first != b'0' && b.iter().all(u8::is_ascii_digit),
+        [] => false,
+    }
+}
+
+/// An empty instance of `ty`, a subclass of list.
+fn new_list<'py>(py: Python<'py>, ty: &Py<PyType>) -> PyResult<Bound<'py, PyList>> {
+    let obj = alloc_instance(py, ty)?;
+    // SAFETY: `ty` derives from list (checked in `value_types`); a zero-filled instance is a valid
+    // empty list (no items, nothing allocated), which is where list's own constructor starts.
+    #[allow(unsafe_code)]
+    unsafe {
+        Ok(obj.downcast_into_unchecked())
+    }
+}
+
+fn value_to_py<'py>(
+    py: Python<'py>,
+    v: parse::value::Value<'_>,
+    vr: [u8; 2],
+) -> PyResult<Bound<'py, PyAny>> {
     use parse::value::Value;
+    let types = value_types(py)?;
     match v {
         Value::Null => Ok(py.None().into_bound(py)),
-        Value::One(s) => scalar_to_py(py, s),
+        Value::One(s) => scalar_to_py(py, s, vr, types),
         Value::Many(items) => {
             let objs = items
                 .into_iter()
-                .map(|s| scalar_to_py(py, s))
+                .map(|s| scalar_to_py(py, s, vr, types))
                 .collect::<PyResult<Vec<_>>>()?;
-            Ok(PyList::new(py, objs)?.into_any())
+            let list = new_list(py, &types.multi)?;
+            for obj in objs {
+                list.append(obj)?;
+            }
+            Ok(list.into_any())
         }
     }
 }
@@ -289,7 +544,7 @@ fn decode_simple<'py>(
     };
     let bytes = Bytes::new(raw)?;
     match parse::value::decode_simple(vr, bytes.as_slice(), little_endian) {
-        Some(v) => value_to_py(py, v),
+        Some(v) => value_to_py(py, v, vr),
         None => Ok(missing),
     }
 }
