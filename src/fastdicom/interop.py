@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .dataset.dataset import Dataset, Element
+from .dictionary import uid as _uid
 
 
 def _to_pydicom_dataset(ds: Dataset, pydicom: Any, dataset_cls: Any) -> Any:
@@ -64,9 +65,24 @@ def _value_from_pydicom(elem: Any) -> Any:
     return v
 
 
+def _pydicom_little(pds: Any) -> bool:
+    """Whether a pydicom data set's bytes values (OW, OF...) are little endian: as it was read, else its syntax."""
+    little = getattr(pds, "original_encoding", (None, None))[1]
+    if little is None:
+        meta = getattr(pds, "file_meta", None)
+        ts = meta.get("TransferSyntaxUID") if meta is not None else None
+        little = ts != _uid.EXPLICIT_VR_BIG_ENDIAN
+    return bool(little)
+
+
 def from_pydicom(pds: Any) -> Dataset:
-    """Build a :class:`fastdicom.Dataset` from a ``pydicom.Dataset``."""
+    """Build a :class:`fastdicom.Dataset` from a ``pydicom.Dataset``.
+
+    Bytes values keep pydicom's bytes, so the new data set takes the byte
+    order they are in (pydicom converts nothing): a big-endian one stays so.
+    """
     ds = Dataset()
+    ds.__dict__["_little"] = _pydicom_little(pds)  # not a keyword: Dataset.__setattr__ is for those
     for elem in pds:
         vr = elem.VR if " or " not in elem.VR else elem.VR.split(" or ")[-1]
         ds.add_new(elem.tag, vr, _value_from_pydicom(elem))

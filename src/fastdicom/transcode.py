@@ -319,8 +319,9 @@ def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, qu
             _add_lossy(new, frames.nbytes / max(1, sum(len(e) for e in encoded)), "ISO_15444_15")
     else:
         vr = "OB" if px.bits_allocated <= 8 else "OW"
-        order = "<" if _uid.encoding_of(target)[0] else ">"  # bytes values are written as they are
-        new.add_new(0x7FE00010, vr, np.ascontiguousarray(frames).astype(frames.dtype.newbyteorder(order)).tobytes())
+        # A bytes value is in its data set's byte order: `new` has the encapsulated source's, little
+        # endian; the writer orders it for the target (OW in 16-bit words, PS3.5 8.2).
+        new.add_new(0x7FE00010, vr, np.ascontiguousarray(frames).astype(frames.dtype.newbyteorder("<")).tobytes())
     if photometric == "YBR_FULL_422":  # the frames were decoded or upsampled to full resolution
         photometric = "YBR_FULL"
     new.PhotometricInterpretation = coded_as or photometric

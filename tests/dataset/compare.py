@@ -32,8 +32,22 @@ _WORD = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 def _swap(b: bytes, size: int) -> bytes:
     import numpy as np
 
+    if size == 1:
+        return b
     n = len(b) - len(b) % size
     return np.frombuffer(b[:n], dtype=f"<u{size}").byteswap().tobytes() + b[n:]
+
+
+def _ob_pixels_written_as_ow(fe, fd, pe) -> bool:
+    """Native OB Pixel Data of more than 8 bits, which the writer writes as OW (PS3.5 8.2 allows OB up to 8)."""
+    ba = fd.get(0x00280100)
+    return (
+        fe.tag == 0x7FE00010
+        and (fe.vr, pe.VR) == ("OB", "OW")
+        and isinstance(ba, int)
+        and ba > 8
+        and not fe.is_undefined_length
+    )
 
 
 def diff_datasets(
@@ -73,7 +87,8 @@ def diff_datasets(
 
             if pe.VR in vr_of(tag) or {fe.vr, pe.VR} <= {"OB", "OW"}:
                 continue  # implicit VR keeps only the dictionary's VR
-        if fe.vr != pe.VR:
+        ob_as_ow = _ob_pixels_written_as_ow(fe, fd, pe)
+        if fe.vr != pe.VR and not ob_as_ow:
             out.append(f"{where}: VR {fe.vr} != {pe.VR}")
             continue
         if fe.vr == "SQ":
@@ -88,12 +103,14 @@ def diff_datasets(
             continue
         fv = fe.value
         pv = _norm(pe.value)
-        if swapped and fe.vr in _WORD and isinstance(fv, bytes):
-            size = _WORD[fe.vr]
-            if fe.tag in (0x7FE00010, 0x7FE00008, 0x7FE00009) and fe.vr == "OW":
-                # Pixel Data words are Bits Allocated wide: 32-bit OW pixels swap in 4-byte units.
-                size = {32: 4, 64: 8}.get(fd.get(0x00280100), 2)
-            fv = _swap(fv, size)
+        if (swapped or ob_as_ow) and isinstance(fv, bytes):
+            # PS3.5 7.3 and 8.2: each VR swaps in its own unit, OW (Pixel Data too) in 16-bit
+            # words whatever Bits Allocated; OB never. Through little endian to the other order.
+            little = fd.is_little_endian
+            if not little:
+                fv = _swap(fv, _WORD.get(fe.vr, 1))
+            if little == swapped:  # the converted data set is big endian
+                fv = _swap(fv, _WORD.get(pe.VR, 1))
         if not _equal(fv, pv):
             out.append(f"{where} {fe.vr}: {fv!r:.120} != {pv!r:.120}")
         elif fe.vm != pe.VM:

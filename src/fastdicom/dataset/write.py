@@ -3,10 +3,13 @@
 An unmodified data set read from a Part 10 file is written back byte for
 byte. A modified one is re-encoded: elements that did not change are copied
 from the source buffer when the encoding is the same (and byte-swapped by VR
-when only the byte order changes); changed elements and sequences are
-encoded afresh. The four uncompressed encodings (implicit VR LE, explicit VR
-LE and BE, deflated explicit VR LE) convert into each other. File Meta is
-created or updated.
+when the byte order changes, by the rules in ``byteorder``: OW in 16-bit
+words, Pixel Data too whatever Bits Allocated; OB Pixel Data of more than 8
+bits written as OW); changed elements and sequences are encoded afresh.
+Bytes values (OB, OW, OF, ...) set by the caller are taken to be in the byte
+order of the data set that holds them (little endian for a new one). The four
+uncompressed encodings (implicit VR LE, explicit VR LE and BE, deflated
+explicit VR LE) convert into each other. File Meta is created or updated.
 """
 
 from __future__ import annotations
@@ -17,25 +20,16 @@ import tempfile
 import zlib
 from typing import Any
 
-from .. import _backends
 from .._version import __version__
 from ..dictionary import uid as _uid
 from ..errors import FastDicomError
+from . import byteorder, values
 from .dataset import Dataset, Element
 
 IMPLEMENTATION_CLASS_UID = "1.2.826.0.1.3680043.10.1400.1"  # fastdicom's implementation class
 IMPLEMENTATION_VERSION_NAME = ("FASTDICOM_" + __version__.replace(".", ""))[:16]
 
 LONG_VRS = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"))
-_SWAP_SIZE = {
-    "US": 2, "SS": 2, "OW": 2, "AT": 2,
-    "UL": 4, "SL": 4, "FL": 4, "OL": 4, "OF": 4,
-    "FD": 8, "OD": 8, "UV": 8, "SV": 8, "OV": 8,
-}  # fmt: skip
-
-
-def _byteswap(raw, size: int) -> bytes:
-    return _backends.resolve("byteswap")[1].byteswap(raw, size)
 
 
 def _tag_bytes(tag: int, little: bool) -> bytes:
@@ -82,9 +76,7 @@ def _element_bytes(elem: Element, ds: Dataset, little: bool, explicit: bool) -> 
             body += _item(encode_dataset(item, little, explicit), little)
         n = sum(len(b) for b in body)
         return [_header(elem.tag, vr, n, little, explicit), *body]
-    from .values import Encapsulated
-
-    if isinstance(elem._value, Encapsulated):
+    if isinstance(elem._value, values.Encapsulated):
         return [_header(elem.tag, "OB", 0xFFFFFFFF, little, explicit), *elem._value.items(little)]
     if elem._undefined and elem._raw is not None and not elem._dirty:
         # Encapsulated data: fragments keep their bytes; only the headers' byte order can change.
@@ -97,19 +89,17 @@ def _element_bytes(elem: Element, ds: Dataset, little: bool, explicit: bool) -> 
             _tag_bytes(0xFFFEE0DD, little) + b"\0\0\0\0",
         ]
     if elem._raw is not None and not elem._dirty:
-        raw = elem._raw
-        if ds._little != little and vr in _SWAP_SIZE:
-            size = _SWAP_SIZE[vr]
-            if elem.tag in (0x7FE00010, 0x7FE00008, 0x7FE00009) and vr == "OW":
-                # Pixel Data words are Bits Allocated wide (32-bit OW data swaps in 4-byte units).
-                ba = ds.get(0x00280100)
-                size = {32: 4, 64: 8}.get(ba if isinstance(ba, int) else 16, 2)
-            raw = _byteswap(raw, size)
+        raw, src_little = elem._raw, ds._little
+    elif vr in values.BYTES_VRS:
+        # A bytes value (OB, OW, OF...) is in the byte order of the data set that holds it.
+        raw, src_little = values.encode(vr, elem._value, little, ds._codecs()), ds._little
     else:
-        from . import values
-
-        raw = values.encode(vr, elem._value, little, ds._codecs())
-    return [_header(elem.tag, vr, len(raw), little, explicit), raw]
+        raw, src_little = values.encode(vr, elem._value, little, ds._codecs()), little
+    out_vr = vr
+    if elem.tag == byteorder.PIXEL_DATA:
+        out_vr = byteorder.written_vr(elem.tag, vr, ds.get(0x00280100))  # OB of > 8 bits: OW (PS3.5 8.2)
+    raw = byteorder.convert(raw, vr, src_little, little, tag=elem.tag, dst_vr=out_vr)
+    return [_header(elem.tag, out_vr, len(raw), little, explicit), raw]
 
 
 def _swap_fragment_headers(content: bytes, src_little: bool) -> bytes:

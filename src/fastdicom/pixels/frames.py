@@ -2,9 +2,12 @@
 
 Uncompressed, byte-aligned, little-endian data is returned as numpy views of
 the buffer the data set was read from (a memory map for files): ``frame(i)``
-costs O(1) whatever the file size. Big-endian data, Bits Allocated 1 and
-planar configuration 1 are handled as pydicom handles them, copying only
-where a view is impossible.
+costs O(1) whatever the file size. Bits Allocated 1 and planar configuration 1
+are handled as pydicom handles them, copying only where a view is impossible.
+Big-endian data is read by the standard's rules (``dataset/byteorder.py``):
+OW in 16-bit words whatever Bits Allocated, OB never swapped, OF and OD in
+4- and 8-byte floats. pydicom differs for 1-bit OW, for OW wider than 16 bits
+and for OB wider than 8 bits.
 
 Encapsulated data gets a frame index built lazily from the fragment headers
 (PS3.5 A.4): the Extended Offset Table, else one fragment per frame, else the
@@ -21,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..dataset import byteorder as _byteorder
 from ..dictionary import uid as _uid
 from ..errors import FastDicomError, InvalidDicomError
 from . import codecs as _codecs
@@ -149,6 +153,32 @@ class Frames:
     def _raw_little(self) -> bool:
         return self._ds.is_little_endian
 
+    @property
+    def _swap_unit(self) -> int:
+        """Bytes per unit to reverse for little-endian pixel cells: 1 (none), 2 (OW), 4 (OF), 8 (OD)."""
+        if self._raw_little():
+            return 1
+        return _byteorder.swap_size(self._elem.vr, self._tag)
+
+    def _little_bytes(self, start: int, stop: int) -> np.ndarray:
+        """Bytes ``start:stop`` of the value with the cells in little-endian order (a view when no swap is needed).
+
+        Units are reversed over the whole units that cover the range; a partial
+        unit at the end of an odd-length value stays as it is.
+        """
+        raw = self._elem.raw
+        unit = self._swap_unit
+        if unit == 1:
+            return np.frombuffer(raw, dtype=np.uint8, count=stop - start, offset=start)
+        lo = start - start % unit
+        hi = min(-(-stop // unit) * unit, len(raw))
+        seg = np.frombuffer(raw, dtype=np.uint8, count=hi - lo, offset=lo)
+        whole = len(seg) - len(seg) % unit
+        out = np.empty(len(seg), dtype=np.uint8)
+        out[:whole] = seg[:whole].view(f"<u{unit}").byteswap().view(np.uint8)
+        out[whole:] = seg[whole:]
+        return out[start - lo : stop - lo]
+
     def _check_index(self, i: int) -> int:
         n = self.number_of_frames
         if i < 0:
@@ -170,8 +200,9 @@ class Frames:
         n = r * c * 2
         if (i + 1) * n * self.dtype.itemsize > len(raw):
             raise InvalidDicomError(f"Pixel Data is shorter than frame {i}", self._tag)
-        dt = self.dtype if self._raw_little() or self.dtype.itemsize == 1 else self.dtype.newbyteorder(">")
-        quads = np.frombuffer(raw, dtype=dt, count=n, offset=i * n * self.dtype.itemsize).reshape(r, c // 2, 4)
+        size = self.dtype.itemsize
+        quads = self._little_bytes(i * n * size, (i + 1) * n * size).view(self.dtype.newbyteorder("<"))
+        quads = quads.reshape(r, c // 2, 4)
         out = np.empty((r, c, 3), dtype=self.dtype)
         out[:, 0::2, 0] = quads[..., 0]
         out[:, 1::2, 0] = quads[..., 1]
@@ -185,11 +216,12 @@ class Frames:
         raw = self._elem.raw
         px = self.frame_pixels
         if self.bits_allocated == 1:
+            # Pixel k of each byte (of each 16-bit word in big-endian OW) is in its bit k.
             start_bit = i * px
             first, last = start_bit // 8, (start_bit + px + 7) // 8
             if last > len(raw):
                 raise InvalidDicomError("Pixel Data is shorter than its frames", self._tag)
-            bits = np.unpackbits(np.frombuffer(raw[first:last], dtype=np.uint8), bitorder="little")
+            bits = np.unpackbits(self._little_bytes(first, last), bitorder="little")
             out = bits[start_bit - first * 8 : start_bit - first * 8 + px]
             return self._arrange(out)
         itemsize = self.dtype.itemsize
@@ -199,15 +231,9 @@ class Frames:
             raise InvalidDicomError(
                 f"Pixel Data holds {len(raw)} bytes, frame {i} needs bytes {offset}..{offset + nbytes}", self._tag
             )
-        dt = self.dtype if self._raw_little() or itemsize == 1 else self.dtype.newbyteorder(">")
-        if not self._raw_little() and self._elem.vr == "OW" and itemsize == 1:
-            # 8-bit data in big-endian OW: bytes are swapped in 16-bit words.
-            words = np.frombuffer(raw, dtype=">u2", count=(len(raw) // 2)).astype("<u2").view(np.uint8)
-            arr = words[offset : offset + nbytes]
-        else:
-            arr = np.frombuffer(raw, dtype=dt, count=px, offset=offset)
-        if dt.byteorder == ">":
-            arr = arr.astype(self.dtype)
+        arr = self._little_bytes(offset, offset + nbytes).view(self.dtype.newbyteorder("<"))
+        if not arr.dtype.isnative:
+            arr = arr.astype(self.dtype.newbyteorder("="))
         return self._arrange(self._sign_correct(arr))
 
     def _sign_correct(self, arr: np.ndarray) -> np.ndarray:
@@ -305,10 +331,9 @@ class Frames:
         px = self.frame_pixels
         simple = (
             self.bits_allocated != 1
-            and (self._raw_little() or itemsize == 1)
+            and self._swap_unit == 1
             and not (self.pixel_representation == 1 and self.bits_stored < self.bits_allocated)
             and self.planar == 0
-            and not (not self._raw_little() and self._elem.vr == "OW" and itemsize == 1)
             and not self._subsampled_422
         )
         if simple:
