@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidDicomError
+from . import byteorder
 from .valuerep import IS, UID, DSfloat, MultiValue, PersonName
 
 #: VRs whose JSON values are numbers.
@@ -45,7 +46,6 @@ TEXT_VRS = frozenset(
 )  # fmt: skip
 ALL_VRS = NUMBER_VRS | BINARY_VRS | TEXT_VRS | {"AT", "PN", "SQ"}
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
-_SWAP = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 #: Deepest sequence nesting :func:`from_json` accepts (hostile input cannot exhaust the stack).
 MAX_DEPTH = 64
 
@@ -93,16 +93,11 @@ def _pn(v: Any) -> Any:
 
 
 def _little_bytes(elem, vr: str) -> bytes:
+    """The value's bytes in little-endian order, as the JSON model carries them (PS3.5 7.3, 8.2 rules)."""
     raw = bytes(elem.raw)
     ds = elem._ds
-    if ds is not None and not ds._little and vr in _SWAP and not elem.is_undefined_length:
-        from .. import _backends
-
-        size = _SWAP[vr]
-        if elem.tag in (0x7FE00010,) and vr == "OW":
-            ba = ds.get(0x00280100)
-            size = {32: 4, 64: 8}.get(ba if isinstance(ba, int) else 16, 2)
-        raw = bytes(_backends.resolve("byteswap")[1].byteswap(raw, size))
+    if ds is not None and not ds._little and not elem.is_undefined_length:
+        raw = bytes(byteorder.convert(raw, vr, False, True, tag=elem.tag))
     return raw
 
 
