@@ -13,8 +13,9 @@ becomes ValueError; warnings are counted per thread (``_warnings``).
 
 OpenJPH 0.9 trusts its input (its asserts are compiled in, and a corrupt
 packet header can overflow its heap), so a codestream is checked before it
-gets there: EOC at its end, marker segments and tile-part lengths that add
-up, COD/QCD values it can take, tiles it decodes right; and it is read
+gets there: an EOC found by walking its structure (anything after it is
+padding, left out), marker segments and tile-part lengths that add up,
+COD/QCD values it can take, tiles it decodes right; and it is read
 through ``strict_infile`` with padding after each tile-part, which turns the
 reads that would precede a heap overflow into errors. The encoder and
 decoder handle at most 16 bits per sample (MAX_PRECISION).
@@ -347,12 +348,72 @@ cdef Py_ssize_t _be32(const uint8_t *p) noexcept nogil:
     return (<Py_ssize_t>p[0] << 24) | (<Py_ssize_t>p[1] << 16) | (<Py_ssize_t>p[2] << 8) | p[3]
 
 
+cdef inline Py_ssize_t _be16(const uint8_t *p) noexcept nogil:
+    return (<Py_ssize_t>p[0] << 8) | p[1]
+
+
+cdef Py_ssize_t _segment_end(const uint8_t *p, Py_ssize_t at, Py_ssize_t n) noexcept nogil:
+    """The byte after the marker segment at ``at`` (its length checked), or -1."""
+    cdef Py_ssize_t length
+    if at + 4 > n:
+        return -1
+    length = _be16(p + at + 2)
+    return at + 2 + length if length >= 2 and at + 2 + length <= n else -1
+
+
+cdef Py_ssize_t _eoc_end(const uint8_t *p, Py_ssize_t n) noexcept nogil:
+    """The byte after the EOC marker of the codestream ``p[:n]`` (SOC first), or -1 without one.
+
+    Found by the structure, as ``fastdicom.pixels.codecs.j2k_end`` and the
+    Rust crate's ``markers::j2k_end`` find it: main header marker segments
+    by their lengths, tile-parts by their Psot up to EOC, a last tile-part of
+    Psot 0 up to the first EOC after its SOD. What follows EOC is padding.
+    """
+    cdef Py_ssize_t pos = 2, psot, at
+    cdef uint8_t code
+    if n < 2 or p[0] != 0xFF or p[1] != 0x4F:
+        return -1
+    while True:  # the main header
+        if pos < 0 or pos + 2 > n or p[pos] != 0xFF:
+            return -1
+        code = p[pos + 1]
+        if code == 0x90:
+            break
+        if code == 0xD9:
+            return pos + 2
+        pos = pos + 2 if 0x30 <= code <= 0x3F else _segment_end(p, pos, n)
+    while True:  # tile-parts
+        if pos + 2 > n or p[pos] != 0xFF:
+            return -1
+        if p[pos + 1] == 0xD9:
+            return pos + 2
+        if p[pos + 1] != 0x90 or pos + 10 > n:
+            return -1
+        psot = _be32(p + pos + 6)
+        if psot == 0:
+            at = _segment_end(p, pos, n)
+            while at >= 0 and at + 2 <= n and p[at] == 0xFF and p[at + 1] != 0x93:
+                at = _segment_end(p, at, n)
+            if at < 0 or at + 2 > n or p[at] != 0xFF:
+                return -1
+            at += 2
+            while at + 1 < n:
+                if p[at] == 0xFF and p[at + 1] == 0xD9:
+                    return at + 2
+                at += 1
+            return -1
+        if psot < 14 or psot > n - pos:
+            return -1
+        pos += psot
+
+
 cdef int _span(const uint8_t[::1] data, Py_ssize_t *start, Py_ssize_t *stop) except -1:
     """The codestream inside ``data``: a raw one (SOC first) or the jp2c box of a JP2/JPH file.
 
-    Trailing zero padding is dropped; what remains must end with EOC (FFD9).
+    It must hold its EOC marker (:func:`_eoc_end`); what follows EOC is
+    padding of any value (PS3.5 A.4) and is left out.
     """
-    cdef Py_ssize_t n = data.shape[0], pos = 0, box, header
+    cdef Py_ssize_t n = data.shape[0], pos = 0, box, header, end
     cdef const uint8_t *p
     start[0] = 0
     stop[0] = n
@@ -377,17 +438,16 @@ cdef int _span(const uint8_t[::1] data, Py_ssize_t *start, Py_ssize_t *stop) exc
                 stop[0] = pos + box
                 break
             pos += box
-    while stop[0] > start[0] and data[stop[0] - 1] == 0:
-        stop[0] -= 1
     if stop[0] - start[0] < 4 or data[start[0]] != 0xFF or data[start[0] + 1] != 0x4F:
         raise ValueError("not a JPEG 2000 codestream: no SOC marker (FF4F) at its start")
-    if data[stop[0] - 2] != 0xFF or data[stop[0] - 1] != 0xD9:
-        raise ValueError("truncated HTJ2K codestream: no EOC marker (FFD9) at its end")
+    end = _eoc_end(&data[start[0]], stop[0] - start[0])
+    if end < 0:
+        raise ValueError(
+            "truncated HTJ2K codestream: no EOC marker (FFD9) at its end"
+            " (or a marker segment, or a tile-part by its Psot, runs past the data)"
+        )
+    stop[0] = start[0] + end
     return 0
-
-
-cdef inline Py_ssize_t _be16(const uint8_t *p) noexcept nogil:
-    return (<Py_ssize_t>p[0] << 8) | p[1]
 
 
 cdef list _check_structure(const uint8_t *p, Py_ssize_t n):

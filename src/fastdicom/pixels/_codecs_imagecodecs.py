@@ -11,7 +11,7 @@ from __future__ import annotations
 import imagecodecs
 import numpy as np
 
-from .codecs import check_range, jp2_codestream, unsigned_codes
+from .codecs import check_range, jp2_codestream, jpegls_decode_with, unsigned_codes
 
 REQUIRES = "imagecodecs"
 
@@ -86,8 +86,21 @@ def jpeg_encode(
     return out + b"\0" if len(out) % 2 else out
 
 
+def _charls_version() -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in imagecodecs.jpegls_version().split()[-1].split(".")[:3])
+    except Exception:  # noqa: BLE001 - an unknown version is an old one
+        return (0,)
+
+
+#: CharLS 2.4.3 skips a zero byte before the marker that ends a scan by itself (2.4.2 refuses it).
+_SKIPS_ZERO_BYTE = _charls_version() >= (2, 4, 3)
+
+
 def jpegls_decode(data, shape=None) -> np.ndarray:
-    return imagecodecs.jpegls_decode(data)
+    """CharLS inside imagecodecs, with the native decoder's rules around it (LSE MAXVAL, padding):
+    see :func:`fastdicom.pixels.codecs.jpegls_decode_with`."""
+    return jpegls_decode_with(imagecodecs.jpegls_decode, data, skips_zero_byte=_SKIPS_ZERO_BYTE)
 
 
 def jpegls_encode(frame: np.ndarray, bits_stored: int, near: int = 0) -> bytes:

@@ -12,14 +12,18 @@ from __future__ import annotations
 import jpeg_ls
 import numpy as np
 
-from .codecs import unsigned_codes
+from .codecs import jpegls_decode_with, unsigned_codes
 
 REQUIRES = "pyjpegls"
 
 
 def jpegls_decode(data, shape=None) -> np.ndarray:
-    """One JPEG-LS codestream: (rows, columns[, samples]) uint8 up to 8 bits, uint16 above, interleaved."""
-    return jpeg_ls.decode(np.frombuffer(bytes(data), dtype=np.uint8))
+    """One JPEG-LS codestream: (rows, columns[, samples]) uint8 up to 8 bits, uint16 above, interleaved.
+
+    CharLS inside pyjpegls, with the native decoder's rules around it (LSE
+    MAXVAL, padding): see :func:`fastdicom.pixels.codecs.jpegls_decode_with`.
+    """
+    return jpegls_decode_with(lambda cs: jpeg_ls.decode(np.frombuffer(cs, dtype=np.uint8)), data)
 
 
 def jpegls_encode(frame: np.ndarray, bits_stored: int, near: int = 0) -> bytes:

@@ -34,6 +34,23 @@ either decode silently) raise InvalidDicomError. Damage that a decoder
 resynchronises past (a flipped bit inside Huffman-coded data) cannot be
 seen by any decoder and comes out as wrong pixels.
 
+The end marker is found by walking the codestream's structure
+(:func:`jpeg_end`, :func:`j2k_end`; the Rust crate's ``markers`` module
+applies the same rules): JPEG and JPEG-LS marker segments by their lengths
+and scan data up to the next marker, with any run of 0xFF fill bytes before
+any marker but SOI (T.81 B.1.1.2, T.87); JPEG 2000 marker segments and
+tile-parts by their lengths (T.800 has no fill bytes). Whatever follows the
+end marker is padding of any value (PS3.5 A.4) and is not given to the
+decoder. A stream cut inside a segment or inside scan data has no end
+marker, whatever it was padded with.
+
+JPEG-LS decoders are CharLS (2.4) underneath, whatever the backend, and
+:func:`jpegls_decode_with` applies what the native decoder does around it:
+an LSE MAXVAL of 2^k - 1 below 2^P - 1 is decoded as precision k (CharLS
+codes such a MAXVAL otherwise than T.87 defines it; any other MAXVAL below
+2^P - 1 is refused), and a stream CharLS 2.4.2 refuses for a zero byte
+before the marker that ends a scan is decoded again without it.
+
 A decoder that fails, or returns fewer pixels than the frame has (a truncated
 codestream some libraries decode silently), raises
 :class:`~fastdicom.errors.InvalidDicomError`.
@@ -43,6 +60,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 
 import numpy as np
 
@@ -228,21 +246,249 @@ def decoder(transfer_syntax: str):
         ) from None
 
 
-def _check_complete(data, ts: str) -> None:
-    """A JPEG, JPEG-LS or JPEG 2000 codestream must end with its end marker (FFD9), padding aside.
+#: A JPEG marker: 0xFF, any 0xFF fill bytes, then its code (group 1).
+_MARKER = re.compile(rb"\xff+([^\xff])")
+
+
+def _scan_end(b: bytes, pos: int) -> int | None:
+    """Where the marker that ends the entropy-coded data from ``pos`` starts (its first fill byte).
+
+    0xFF followed by a byte below 0x80 is data (JPEG's 0xFF00 stuffing,
+    JPEG-LS's bit stuffing) and restart markers (RSTm) belong to the scan.
+    """
+    find, n = b.find, len(b)
+    while True:
+        at = find(b"\xff", pos)
+        if at < 0:
+            return None
+        first = at
+        while at + 1 < n and b[at + 1] == 0xFF:
+            at += 1
+        if at + 1 >= n:
+            return None
+        code = b[at + 1]
+        if code >= 0x80 and not 0xD0 <= code <= 0xD7:
+            return first
+        pos = at + 2
+
+
+def _jpeg_walk(data) -> tuple[int, list[tuple[int, int, int]]] | None:
+    """``(end, markers)`` of a JPEG or JPEG-LS codestream, or None without EOI (see :func:`jpeg_end`).
+
+    ``markers``: ``(code, at, segment)`` of each marker after SOI, EOI
+    included (not the RSTm inside scans): ``at`` is its first byte (its first
+    fill byte when it has some), ``segment`` the byte after its code. The
+    marker that ends a scan is the first one after SOS (0xDA).
+    """
+    b = data if isinstance(data, bytes) else bytes(data)
+    if b[:2] != b"\xff\xd8":
+        return None
+    n, pos = len(b), 2
+    marks: list[tuple[int, int, int]] = []
+    while True:
+        m = _MARKER.search(b, pos)
+        if m is None:
+            return None
+        code, pos = m.group(1)[0], m.end()
+        marks.append((code, m.start(), pos))
+        if code == 0xD9:
+            return pos, marks
+        if code == 0x01 or 0xD0 <= code <= 0xD8:  # stand-alone: TEM, RSTm, SOI
+            continue
+        if pos + 2 > n:
+            return None
+        length = (b[pos] << 8) | b[pos + 1]
+        if length < 2 or pos + length > n:
+            return None
+        pos += length
+        if code == 0xDA:
+            scan = _scan_end(b, pos)
+            if scan is None:
+                return None
+            pos = scan
+
+
+def jpeg_end(data) -> int | None:
+    """The offset after the EOI marker of a JPEG or JPEG-LS codestream, or None when it has none.
+
+    Found by walking the structure from SOI: marker segments by their
+    lengths; a scan's entropy-coded data up to the first marker, where 0xFF
+    followed by a byte below 0x80 is not one (JPEG's 0xFF00 stuffing,
+    JPEG-LS's bit stuffing) and restart markers belong to the scan. Any run of
+    0xFF fill bytes may precede any marker but SOI; other bytes between
+    marker segments are skipped, as libjpeg skips them. A stream cut inside a
+    segment or a scan has no EOI however it is padded; whatever follows EOI
+    is padding.
+
+    >>> jpeg_end(bytes.fromhex("ffd8 fffe0004ffd9 ffffd9 00"))  # SOI, a comment holding FFD9, EOI after a fill byte
+    11
+    """
+    walked = _jpeg_walk(data)
+    return None if walked is None else walked[0]
+
+
+def j2k_end(data) -> int | None:
+    """The offset after the EOC marker of a JPEG 2000 codestream (SOC first), or None when it has none.
+
+    Main header marker segments by their lengths up to the first SOT, then
+    tile-parts by their lengths (Psot) up to EOC; a last tile-part of Psot 0
+    runs to the first EOC after its SOD (packet data never holds 0xFF
+    followed by a byte above 0x8F). T.800 has no fill bytes: only what
+    follows EOC is padding.
+    """
+    b = data if isinstance(data, bytes) else bytes(data)
+    n = len(b)
+    if b[:2] != b"\xff\x4f":
+        return None
+
+    def segment_end(at: int) -> int | None:
+        if at + 4 > n:
+            return None
+        length = (b[at + 2] << 8) | b[at + 3]
+        return at + 2 + length if length >= 2 and at + 2 + length <= n else None
+
+    pos: int | None = 2
+    while True:  # the main header
+        if pos is None or pos + 2 > n or b[pos] != 0xFF:
+            return None
+        code = b[pos + 1]
+        if code == 0x90:
+            break
+        if code == 0xD9:
+            return pos + 2  # no tile at all: the decoder refuses it
+        pos = pos + 2 if 0x30 <= code <= 0x3F else segment_end(pos)
+    while True:  # tile-parts: SOT, Lsot, Isot, Psot (4 bytes), TPsot, TNsot
+        if pos + 2 > n or b[pos] != 0xFF:
+            return None
+        if b[pos + 1] == 0xD9:
+            return pos + 2
+        if b[pos + 1] != 0x90 or pos + 10 > n:
+            return None
+        psot = int.from_bytes(b[pos + 6 : pos + 10], "big")
+        if psot == 0:  # the last tile-part, up to EOC
+            at = segment_end(pos)
+            while at is not None and at + 2 <= n and b[at] == 0xFF and b[at + 1] != 0x93:
+                at = segment_end(at)
+            if at is None or at + 2 > n or b[at] != 0xFF:
+                return None
+            eoc = b.find(b"\xff\xd9", at + 2)
+            return None if eoc < 0 else eoc + 2
+        if psot < 14 or psot > n - pos:
+            return None
+        pos += psot
+
+
+def _check_complete(data, ts: str) -> int:
+    """The length of the codestream in ``data``: up to its end marker (EOI, EOC), found by its structure.
 
     Decoders fill what a truncated stream lacks with grey and report
     success (libjpeg warns, CharLS and OpenJPEG may say nothing): refuse such
-    frames instead of returning plausible pixels. FFD9 cannot occur inside
-    the entropy-coded data of any of these codestreams (byte stuffing), so its
-    presence near the end is a safe test.
+    frames instead of returning plausible pixels. What follows the end marker
+    is padding. A JP2 file's boxes may follow its codestream: the decoder
+    checks those, and the whole file is returned.
     """
     head = bytes(data[:12])
-    if head[4:8] == b"jP  ":  # a JP2 file: boxes may follow the codestream; the decoder checks it
-        return
-    tail = bytes(data[-4096:]).rstrip(b"\0")[-32:]
-    if b"\xff\xd9" not in tail:
+    if head[4:8] == b"jP  ":
+        return len(data)
+    end = j2k_end(data) if CAPABILITY.get(ts) in ("jpeg2000", "htj2k") else jpeg_end(data)
+    if end is None:
         raise InvalidDicomError(f"truncated {ts} codestream: no end-of-image marker (FFD9) at its end")
+    return end
+
+
+def _jpegls_input(data):
+    """``(codestream, P)``: a JPEG-LS codestream up to EOI as CharLS decodes it by T.87's rules.
+
+    T.87 derives RANGE, the bits per sample and LIMIT from MAXVAL; CharLS 2.4
+    from the frame's precision P (and clamps predictions with a mask, right
+    only for 2^k - 1). An LSE segment's MAXVAL of 2^k - 1 below 2^P - 1 is
+    therefore given to CharLS as precision k, which codes the same stream;
+    any other MAXVAL below 2^P - 1 raises ValueError rather than decoding
+    into wrong samples. Twin of ``prepare`` in the Rust crate's ``jls``.
+    """
+    walked = _jpeg_walk(data)
+    if walked is None:
+        raise InvalidDicomError("truncated JPEG-LS codestream: no end-of-image marker (FFD9) at its end")
+    end, marks = walked
+    b = bytes(data[:end])
+    sof = next((seg for code, _at, seg in marks if code == 0xF7), None)
+    if sof is None or sof + 3 > len(b):
+        raise ValueError("JPEG-LS codestream without a frame header (SOF55)")
+    precision = b[sof + 2]
+    if not 2 <= precision <= 16:
+        return b, precision  # CharLS refuses it
+    full = (1 << precision) - 1
+    maxvals = [
+        (b[seg + 3] << 8) | b[seg + 4]
+        for code, _at, seg in marks
+        if code == 0xF8 and seg + 5 <= len(b) and b[seg + 2] == 1
+    ]
+    narrow = {m for m in maxvals if 0 < m < full}
+    if not narrow:
+        return b, precision
+    maxval = narrow.pop()
+    k = (maxval + 1).bit_length() - 1
+    if narrow or maxval + 1 != 1 << k or k < 2:
+        raise ValueError(
+            f"JPEG-LS MAXVAL {maxval} (LSE) of a {precision}-bit frame:"
+            " CharLS decodes only a MAXVAL of 2^k - 1 by T.87's rules"
+        )
+    return b[: sof + 2] + bytes((k,)) + b[sof + 3 :], precision
+
+
+def _jpegls_without_scan_padding(data: bytes) -> bytes | None:
+    """``data`` without the zero byte before each marker that ends a scan (None when there is none).
+
+    CharLS 2.4.2 refuses such a stream ("the leading start byte (0xFF) for a
+    JPEG marker was not found"); CharLS 2.4.3 accepts it. Twin of
+    ``without_scan_padding`` in the Rust crate's ``jls``.
+    """
+    walked = _jpeg_walk(data)
+    if walked is None:
+        return None
+    drop = [
+        at - 1
+        for (prev, _a, _s), (_code, at, _seg) in zip(walked[1], walked[1][1:])
+        if prev == 0xDA and at >= 2 and data[at - 1] == 0 and data[at - 2] != 0xFF
+    ]
+    if not drop:
+        return None
+    parts, start = [], 0
+    for at in drop:
+        parts.append(data[start:at])
+        start = at + 1
+    parts.append(data[start:])
+    return b"".join(parts)
+
+
+def jpegls_decode_with(decode, data, *, skips_zero_byte: bool = False) -> np.ndarray:
+    """Run a CharLS-based JPEG-LS decode function (``decode(codestream) -> array``) as the native one runs.
+
+    The codestream goes up to EOI, with an LSE MAXVAL of 2^k - 1 decoded at
+    precision k (ValueError for a MAXVAL CharLS cannot decode by T.87's
+    rules); a stream refused for a zero byte before the marker ending a scan
+    is decoded again without it, unless the library skips one such byte
+    itself (``skips_zero_byte``: CharLS 2.4.3 and later), so that one zero
+    byte is accepted and two are not, whatever the CharLS. Samples of at
+    most 8 bits in a frame of more come back as uint16, as natively.
+    """
+    cs, precision = _jpegls_input(data)
+    try:
+        arr = np.asarray(decode(cs))
+    except Exception as first:
+        fixed = None if skips_zero_byte else _jpegls_without_scan_padding(cs)
+        if fixed is None:
+            raise
+        try:
+            arr = np.asarray(decode(fixed))
+        except Exception:  # noqa: BLE001 - the first failure is the one to report
+            raise first from None
+    return arr.astype(np.uint16) if precision > 8 and arr.dtype.itemsize == 1 else arr
+
+
+#: Decoders that find the end marker by the same rules themselves, and leave out what follows it
+#: (the Rust crate's ``markers``; OpenJPH's pre-check): the walk is not done twice.
+_CHECK_THEIR_END = frozenset(("fastdicom.pixels._codecs_rust", "fastdicom.pixels._codecs_openjph"))
 
 
 @functools.cache
@@ -266,7 +512,10 @@ def decode_frame(frames, data, out: np.ndarray, as_rgb: bool = True) -> None:
         raw = fn(data, out.nbytes)
         out.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, dtype=np.uint8)
     else:
-        _check_complete(data, ts)
+        if fn.__module__ not in _CHECK_THEIR_END:
+            end = _check_complete(data, ts)
+            if end < len(data):  # padding after the end marker
+                data = memoryview(data)[:end]
         try:
             if CAPABILITY[ts] == "jpeg":
                 arr = np.asarray(fn(data, shape=shape, out=out, photometric=frames.photometric, as_rgb=as_rgb))

@@ -397,13 +397,14 @@ class Frames:
                 raise InvalidDicomError("Basic Offset Table length is not a multiple of 4", self._tag)
             offsets = list(struct.unpack(f"<{bot_len // 4}L", bytes(buf[bot_off : bot_off + bot_len])))
             return self._group_by_offsets(frags, offsets, first_item)
-        # No table: a frame ends with a fragment that ends with an end-of-image marker (FFD9).
+        # No table: a frame ends with a fragment that ends with an end-of-image marker (FFD9), then
+        # padding (PS3.5 A.4): zero bytes, or one byte of any value that makes the item even.
         index: list[list[tuple[int, int]]] = []
         current: list[tuple[int, int]] = []
         for off, length in frags:
             current.append((off, length))
-            tail = bytes(buf[max(off, off + length - 4) : off + length]).rstrip(b"\0")
-            if tail.endswith(b"\xff\xd9"):
+            tail = bytes(buf[max(off, off + length - 8) : off + length])
+            if tail.rstrip(b"\0").endswith(b"\xff\xd9") or tail[-3:-1] == b"\xff\xd9":
                 index.append(current)
                 current = []
         if current:

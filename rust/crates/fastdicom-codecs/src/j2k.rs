@@ -10,8 +10,9 @@
 //! so three-component images come out as RGB.
 //!
 //! A truncated codestream is an error, never a partly grey image: the
-//! codestream (inside its `jp2c` box for JP2) must end with the EOC marker,
-//! trailing zero padding aside. OpenJPEG's own strict mode is left off: in
+//! codestream (inside its `jp2c` box for JP2) must hold its EOC marker,
+//! found by walking the main header and the tile-parts' lengths; whatever
+//! follows EOC is padding of any value (PS3.5 A.4; T.800 has no fill bytes). OpenJPEG's own strict mode is left off: in
 //! 2.5.3 it silently mis-decodes some valid codestreams split in several
 //! tile-parts (GDCMJ2K_TextGBR.dcm of the corpus). When the caller knows the frame's shape, the header
 //! is checked against it before anything is decoded (or allocated), so a
@@ -177,15 +178,12 @@ fn codestream(data: &[u8]) -> Option<&[u8]> {
     None
 }
 
-/// Whether the codestream ends with EOC (FFD9), zero padding aside. EOC cannot occur
-/// inside the entropy-coded data (marker codes above FF8F are never emitted there).
-fn complete(data: &[u8]) -> bool {
-    let Some(cs) = codestream(data) else {
-        return false;
-    };
-    let end = cs.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    let tail = &cs[end.saturating_sub(32)..end];
-    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+/// Where the codestream ends: the byte after its EOC marker, found by
+/// walking its structure ([`crate::markers::j2k_end`]), relative to `data`
+/// for a raw codestream and to the `jp2c` box's contents for JP2. `None`
+/// when there is no EOC (truncated).
+fn complete(data: &[u8]) -> Option<usize> {
+    crate::markers::j2k_end(codestream(data)?)
 }
 
 /// Whether `data` starts like a JPEG 2000 codestream or JP2 file.
@@ -210,11 +208,17 @@ pub fn decode(
             "not a JPEG 2000 codestream (no SOC/SIZ marker or JP2 signature)".into(),
         ));
     };
-    if !complete(data) {
+    let Some(end) = complete(data) else {
         return Err(J2kError(
             "truncated JPEG 2000 codestream: no end-of-codestream marker (FFD9) at its end".into(),
         ));
-    }
+    };
+    // What follows EOC is padding (PS3.5 A.4): OpenJPEG never sees it (in JP2, the boxes bound it).
+    let data = if format == opj::CODEC_FORMAT::OPJ_CODEC_J2K {
+        &data[..end]
+    } else {
+        data
+    };
     let mut errors = String::new();
     let mut source = Source { data, pos: 0 };
     let mut h = Handles {
@@ -759,8 +763,11 @@ mod tests {
         // SOC + SIZ and nothing else: truncated
         let e = decode(&[0xFF, 0x4F, 0xFF, 0x51, 0, 41], None, 1).unwrap_err();
         assert!(e.0.contains("truncated"), "{e}");
-        // with an EOC but no readable header
+        // a SIZ segment that runs past the data: truncated, whatever follows
         let e = decode(&[0xFF, 0x4F, 0xFF, 0x51, 0, 41, 0xFF, 0xD9], None, 1).unwrap_err();
+        assert!(e.0.contains("truncated"), "{e}");
+        // complete (EOC after the main header) but no readable header
+        let e = decode(&[0xFF, 0x4F, 0xFF, 0x51, 0, 4, 0, 0, 0xFF, 0xD9], None, 1).unwrap_err();
         assert!(e.0.contains("header"), "{e}");
         // a JP2 file whose jp2c box runs past the end
         let mut jp2 = JP2_SIGNATURE.to_vec();

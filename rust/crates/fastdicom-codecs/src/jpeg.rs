@@ -8,7 +8,9 @@
 //! over. That layer decides YCbCr or RGB per frame from the markers (the
 //! data set's Photometric Interpretation where they are silent), turns the
 //! warnings that mean corrupt data into errors, checks the header against the
-//! expected frame before decoding, and caps progressive scans.
+//! expected frame before decoding, and caps progressive scans. The stream
+//! must hold its EOI marker ([`crate::markers::jpeg_end`]); what follows it
+//! is padding.
 
 use std::ffi::{c_char, c_int, c_uchar, c_ulong, CStr};
 
@@ -162,6 +164,13 @@ pub fn decode_into(
     let dim =
         |v: u32| c_int::try_from(v).map_err(|_| JpegError(format!("dimension {v} too large")));
     let item = c_int::try_from(itemsize).map_err(|_| JpegError("bad item size".into()))?;
+    // EOI found by the marker structure; what follows it is padding (PS3.5 A.4)
+    let Some(end) = crate::markers::jpeg_end(data) else {
+        return Err(JpegError(
+            "truncated JPEG codestream: no end-of-image marker (FFD9) at its end".into(),
+        ));
+    };
+    let data = &data[..end];
     let mut info = FdInfo::new();
     // SAFETY: `data` and `dst` are valid for their lengths for the whole call
     // (the C layer reads at most `len` bytes and writes at most `out_len`,

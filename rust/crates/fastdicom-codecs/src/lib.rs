@@ -1,8 +1,9 @@
 //! Pixel codecs for DICOM transfer syntaxes. No pyo3.
 //!
-//! `rle` is pure Rust (no `unsafe`); `j2k` wraps OpenJPEG, `jls` CharLS and
-//! `jpeg` libjpeg-turbo (through a small C layer), all compiled from the
-//! sources their -sys crates bundle, behind safe interfaces.
+//! `rle` and `markers` (where a codestream ends) are pure Rust (no
+//! `unsafe`); `j2k` wraps OpenJPEG, `jls` CharLS and `jpeg` libjpeg-turbo
+//! (through a small C layer), all compiled from the sources their -sys
+//! crates bundle, behind safe interfaces.
 
 #[allow(unsafe_code)]
 pub mod j2k;
@@ -10,4 +11,5 @@ pub mod j2k;
 pub mod jls;
 #[allow(unsafe_code)]
 pub mod jpeg;
+pub mod markers;
 pub mod rle;

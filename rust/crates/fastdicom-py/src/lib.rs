@@ -941,9 +941,12 @@ fn jls_decode_into(
 
 /// Encode one frame as JPEG-LS with CharLS (GIL released): unsigned samples
 /// interleaved, 1 byte up to 8 bits and 2 (native order) above; ``near`` 0
-/// is lossless. The result has an even length.
+/// is lossless. ``preset``: ``(MAXVAL, T1, T2, T3, RESET)`` preset coding
+/// parameters written in an LSE segment (0 for a default). The result has
+/// an even length.
 #[pyfunction]
-#[pyo3(signature = (buf, rows, columns, samples, bits, near=0))]
+#[pyo3(signature = (buf, rows, columns, samples, bits, near=0, preset=None))]
+#[allow(clippy::too_many_arguments)]
 fn jls_encode(
     py: Python<'_>,
     buf: &Bound<'_, PyAny>,
@@ -952,13 +955,26 @@ fn jls_encode(
     samples: u32,
     bits: u32,
     near: u32,
+    preset: Option<(u16, u16, u16, u16, u16)>,
 ) -> PyResult<Py<PyBytes>> {
     let bytes = Bytes::new(buf)?;
     let data = bytes.as_slice();
+    let coding = fastdicom_codecs::jls::Coding {
+        near,
+        preset: preset.map(
+            |(maxval, t1, t2, t3, reset)| fastdicom_codecs::jls::Preset {
+                maxval,
+                t1,
+                t2,
+                t3,
+                reset,
+            },
+        ),
+    };
     let n = py
         .allow_threads(|| {
             ENCODE_BUF.with_borrow_mut(|out| {
-                fastdicom_codecs::jls::encode_into(data, rows, columns, samples, bits, near, out)
+                fastdicom_codecs::jls::encode_into(data, rows, columns, samples, bits, coding, out)
             })
         })
         .map_err(|e| PyValueError::new_err(e.0))?;
