@@ -18,7 +18,7 @@ pydicom = pytest.importorskip("pydicom")
 
 FILES = corpus_files()
 if not FILES:
-    pytest.skip("public corpus not found: ../shared/corpus absent and FASTDICOM_CORPUS unset", allow_module_level=True)
+    pytest.skip("the corpus list tests/corpus.csv is missing (ci/gen_corpus_table.py)", allow_module_level=True)
 
 #: Files that are malformed on purpose; fastdicom refuses them with a typed error
 #: (pydicom reads a truncated value, or reads past the end of a lying length).

@@ -135,14 +135,142 @@ def test_command_round_trip():
     assert ds.MessageID == 7 and ds.AffectedSOPInstanceUID == "1.2.3.45" and ds[0x00000000].value == len(raw) - 12
 
 
-def test_state_table_covers_the_standard():
-    from fastdicom.net.association import TRANSITIONS
+# PS3.8 Table 9-10, the DICOM Upper Layer state transition table, by its own labels: for each event (a row
+# of the table, Evt1 ... Evt19) the action in each state (Sta1 ... Sta13, Tables 9-1 to 9-5) where the table
+# names one; a blank cell has no entry.
+_REST = {s: "AA-8" for s in ("Sta3", "Sta5", "Sta6", "Sta7", "Sta8", "Sta9", "Sta10", "Sta11", "Sta12")}
+PS3_8_TABLE_9_10 = {
+    "Evt1": {"Sta1": "AE-1"},  # A-ASSOCIATE request (local user)
+    "Evt2": {"Sta4": "AE-2"},  # transport connection confirm (local transport service)
+    "Evt3": {"Sta2": "AA-1", **_REST, "Sta5": "AE-3", "Sta13": "AA-6"},  # A-ASSOCIATE-AC PDU received
+    "Evt4": {"Sta2": "AA-1", **_REST, "Sta5": "AE-4", "Sta13": "AA-6"},  # A-ASSOCIATE-RJ PDU received
+    "Evt5": {"Sta1": "AE-5"},  # transport connection indication
+    "Evt6": {"Sta2": "AE-6", **_REST, "Sta13": "AA-7"},  # A-ASSOCIATE-RQ PDU received
+    "Evt7": {"Sta3": "AE-7"},  # A-ASSOCIATE response primitive (accept)
+    "Evt8": {"Sta3": "AE-8"},  # A-ASSOCIATE response primitive (reject)
+    "Evt9": {"Sta6": "DT-1", "Sta8": "AR-7"},  # P-DATA request primitive
+    "Evt10": {"Sta2": "AA-1", **_REST, "Sta6": "DT-2", "Sta7": "AR-6", "Sta13": "AA-6"},  # P-DATA-TF PDU
+    "Evt11": {"Sta6": "AR-1"},  # A-RELEASE request primitive
+    "Evt12": {"Sta2": "AA-1", **_REST, "Sta6": "AR-2", "Sta7": "AR-8", "Sta13": "AA-6"},  # A-RELEASE-RQ PDU
+    "Evt13": {  # A-RELEASE-RP PDU
+        "Sta2": "AA-1",
+        **_REST,
+        "Sta7": "AR-3",
+        "Sta10": "AR-10",
+        "Sta11": "AR-3",
+        "Sta13": "AA-6",
+    },
+    "Evt14": {"Sta8": "AR-4", "Sta9": "AR-9", "Sta12": "AR-4"},  # A-RELEASE response primitive
+    "Evt15": {"Sta3": "AA-1", "Sta4": "AA-2", **{f"Sta{i}": "AA-1" for i in range(5, 13)}},  # A-ABORT request
+    "Evt16": {"Sta2": "AA-2", **{s: "AA-3" for s in _REST}, "Sta13": "AA-2"},  # A-ABORT PDU received
+    "Evt17": {"Sta2": "AA-5", **{f"Sta{i}": "AA-4" for i in range(3, 13)}, "Sta13": "AR-5"},  # transport closed
+    "Evt18": {"Sta2": "AA-2", "Sta13": "AA-2"},  # ARTIM timer expired
+    "Evt19": {"Sta2": "AA-1", **_REST, "Sta13": "AA-7"},  # unrecognized or invalid PDU received
+}
+# The next state each action names (PS3.8 Tables 9-6 to 9-9); AE-6 and AR-8 choose between two.
+PS3_8_NEXT_STATE = {
+    "AE-1": {"Sta4"},
+    "AE-2": {"Sta5"},
+    "AE-3": {"Sta6"},
+    "AE-4": {"Sta1"},
+    "AE-5": {"Sta2"},
+    "AE-6": {"Sta3", "Sta13"},  # acceptable by the service provider, or A-ASSOCIATE-RJ sent
+    "AE-7": {"Sta6"},
+    "AE-8": {"Sta13"},
+    "DT-1": {"Sta6"},
+    "DT-2": {"Sta6"},
+    "AR-1": {"Sta7"},
+    "AR-2": {"Sta8"},
+    "AR-3": {"Sta1"},
+    "AR-4": {"Sta13"},
+    "AR-5": {"Sta1"},
+    "AR-6": {"Sta7"},
+    "AR-7": {"Sta8"},
+    "AR-8": {"Sta9", "Sta10"},  # association-requestor, or not
+    "AR-9": {"Sta11"},
+    "AR-10": {"Sta12"},
+    "AA-1": {"Sta13"},
+    "AA-2": {"Sta1"},
+    "AA-3": {"Sta1"},
+    "AA-4": {"Sta1"},
+    "AA-5": {"Sta1"},
+    "AA-6": {"Sta13"},
+    "AA-7": {"Sta13"},
+    "AA-8": {"Sta13"},
+}
+# The association module's event constants, by the row of PS3.8 Table 9-10 each one is.
+EVENT_NAMES = {
+    "Evt1": "EVT_ASSOCIATE_REQUEST",
+    "Evt2": "EVT_TRANSPORT_CONFIRM",
+    "Evt3": "EVT_AC_RECEIVED",
+    "Evt4": "EVT_RJ_RECEIVED",
+    "Evt5": "EVT_TRANSPORT_INDICATION",
+    "Evt6": "EVT_RQ_RECEIVED",
+    "Evt7": "EVT_ACCEPT",
+    "Evt8": "EVT_REJECT",
+    "Evt9": "EVT_PDATA_REQUEST",
+    "Evt10": "EVT_PDATA_RECEIVED",
+    "Evt11": "EVT_RELEASE_REQUEST",
+    "Evt12": "EVT_RELEASE_RQ_RECEIVED",
+    "Evt13": "EVT_RELEASE_RP_RECEIVED",
+    "Evt14": "EVT_RELEASE_RESPONSE",
+    "Evt15": "EVT_ABORT_REQUEST",
+    "Evt16": "EVT_ABORT_RECEIVED",
+    "Evt17": "EVT_TRANSPORT_CLOSED",
+    "Evt18": "EVT_ARTIM_EXPIRED",
+    "Evt19": "EVT_INVALID_PDU",
+}
 
-    states = {s for s, _ in TRANSITIONS}
-    assert states == {f"Sta{i}" for i in range(1, 14)}
-    assert TRANSITIONS[("Sta6", 12)] == ("AR-2", "Sta8")  # release request received while established
-    assert TRANSITIONS[("Sta13", 6)] == ("AA-7", "Sta13")
-    assert TRANSITIONS[("Sta7", 13)] == ("AR-3", "Sta1")
+
+def _code_table() -> dict[tuple[str, str], tuple[str, str]]:
+    """TRANSITIONS keyed by PS3.8 labels: (state, event) -> (action, next state)."""
+    from fastdicom.net import association
+
+    label = {getattr(association, name): evt for evt, name in EVENT_NAMES.items()}
+    assert len(label) == 19, "two events share a number"
+    return {(state, label[evt]): cell for (state, evt), cell in association.TRANSITIONS.items()}
+
+
+def test_event_constants_are_the_standards_events():
+    from fastdicom.net import association
+
+    for evt, name in EVENT_NAMES.items():
+        assert getattr(association, name) == int(evt.removeprefix("Evt")), name
+    assert set(association._RECEIVED.values()) == {
+        getattr(association, EVENT_NAMES[e]) for e in ("Evt3", "Evt4", "Evt6", "Evt10", "Evt12", "Evt13", "Evt16")
+    }
+
+
+def test_state_table_is_ps3_8_table_9_10():
+    """Every cell of PS3.8 Table 9-10 is in TRANSITIONS with the standard's action and one of that action's next
+    states, and TRANSITIONS holds no cell the standard leaves blank."""
+    code = _code_table()
+    want = {(state, evt): action for evt, row in PS3_8_TABLE_9_10.items() for state, action in row.items()}
+    assert len(want) == sum(map(len, PS3_8_TABLE_9_10.values()))
+    wrong = {cell: (code[cell][0], action) for cell, action in want.items() if cell in code and code[cell][0] != action}
+    assert not wrong, f"(state, event): (ours, PS3.8) {wrong}"
+    assert not set(want) - set(code), f"cells of PS3.8 Table 9-10 missing: {sorted(set(want) - set(code))}"
+    assert not set(code) - set(want), f"cells the standard leaves blank: {sorted(set(code) - set(want))}"
+    bad_next = {cell: nxt for cell, (action, nxt) in code.items() if nxt not in PS3_8_NEXT_STATE[action]}
+    assert not bad_next, bad_next
+
+
+@pytest.mark.parametrize("requestor,after", [(True, "Sta9"), (False, "Sta10")])
+def test_release_collision_next_state_follows_the_role(requestor, after):
+    """AR-8 (Evt12 in Sta7): Sta9 on the association-requestor, Sta10 on the acceptor (PS3.8 Table 9-8)."""
+    import socket
+
+    from fastdicom.net import association
+
+    a, b = socket.socketpair()
+    try:
+        assoc = association.Association(a, requestor=requestor)
+        assoc.state = "Sta7"
+        assert assoc._event(association.EVT_RELEASE_RQ_RECEIVED) == "AR-8"
+        assert assoc.state == after
+    finally:
+        a.close()
+        b.close()
 
 
 def _senders():

@@ -143,4 +143,6 @@ def _inflate(buf, pos: int) -> memoryview:
         raise InvalidDicomError(
             f"deflated data set inflates past {MAX_INFLATE} bytes (FASTDICOM_MAX_INFLATE)", None, pos
         )
+    if not d.eof:
+        raise InvalidDicomError("deflated data set is cut short: its deflate stream does not end", None, len(buf))
     return memoryview(out)
