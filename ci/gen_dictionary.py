@@ -22,6 +22,18 @@ HEADER = (
 )
 
 
+#: Registry entries newer than the pydicom release the tables come from (PS3.6 Table A-1, 2024 onwards).
+NEWER_UIDS = {
+    "1.2.840.10008.1.2.8.1": (
+        "Deflated Image Frame Compression",
+        "Transfer Syntax",
+        "",
+        "",
+        "DeflatedImageFrameCompression",
+    ),
+}
+
+
 def _entry(vr: str, vm: str, name: str, retired: str, keyword: str) -> tuple:
     return (vr, vm, name, retired == "Retired", keyword)
 
@@ -53,7 +65,7 @@ def main() -> None:
 
     uids = {
         uid: (name, kind, info, retired == "Retired", keyword)
-        for uid, (name, kind, info, retired, keyword) in sorted(UID_dictionary.items())
+        for uid, (name, kind, info, retired, keyword) in sorted({**NEWER_UIDS, **UID_dictionary}.items())
     }
     text = (
         HEADER

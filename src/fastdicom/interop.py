@@ -71,7 +71,7 @@ def _pydicom_little(pds: Any) -> bool:
     if little is None:
         meta = getattr(pds, "file_meta", None)
         ts = meta.get("TransferSyntaxUID") if meta is not None else None
-        little = ts != _uid.EXPLICIT_VR_BIG_ENDIAN
+        little = ts != _uid.ExplicitVRBigEndian
     return bool(little)
 
 

@@ -72,10 +72,10 @@ HTJ2K_RPCL = "1.2.840.10008.1.2.4.202"
 HTJ2K_LOSSY = "1.2.840.10008.1.2.4.203"
 #: Short names accepted for the target syntax (besides UIDs and PS3.6 keywords).
 ALIASES = {
-    "implicit": _uid.IMPLICIT_VR_LITTLE_ENDIAN,
-    "explicit": _uid.EXPLICIT_VR_LITTLE_ENDIAN,
-    "big": _uid.EXPLICIT_VR_BIG_ENDIAN,
-    "deflated": _uid.DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    "implicit": _uid.ImplicitVRLittleEndian,
+    "explicit": _uid.ExplicitVRLittleEndian,
+    "big": _uid.ExplicitVRBigEndian,
+    "deflated": _uid.DeflatedExplicitVRLittleEndian,
     "rle": RLE_LOSSLESS,
     "j2k": J2K_LOSSLESS,
     "jpeg2000": J2K_LOSSLESS,
@@ -213,7 +213,7 @@ def transcode(
 
 def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, quality: int) -> Dataset:
     target = syntax_uid(transfer_syntax)
-    source = ds.transfer_syntax or _uid.EXPLICIT_VR_LITTLE_ENDIAN
+    source = ds.transfer_syntax or _uid.ExplicitVRLittleEndian
     if target == source:
         return ds
     px = ds.pixels

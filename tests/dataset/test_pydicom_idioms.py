@@ -219,7 +219,11 @@ def test_uid_properties_match_pydicom_on_the_registry():
         ("1.2.840.10008.1.20", "is_encapsulated"),
         ("1.2.840.10008.1.20", "is_compressed"),
     }
+    from ci.gen_dictionary import NEWER_UIDS
+
     for uid in UIDS:
+        if uid in NEWER_UIDS:  # added to the standard after pydicom 3.0.2's tables
+            continue
         a, b = pydicom.uid.UID(uid), UID(uid)
         assert (a.name, a.keyword, a.type, a.is_transfer_syntax) == (b.name, b.keyword, b.type, b.is_transfer_syntax)
         if not b.is_transfer_syntax:

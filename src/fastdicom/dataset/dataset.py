@@ -836,14 +836,14 @@ class Dataset:
             if implicit and not little:
                 raise ValueError("Implicit VR Big Endian is not a DICOM transfer syntax")
             ts = (
-                _uid.IMPLICIT_VR_LITTLE_ENDIAN
+                _uid.ImplicitVRLittleEndian
                 if implicit
-                else _uid.EXPLICIT_VR_LITTLE_ENDIAN
+                else _uid.ExplicitVRLittleEndian
                 if little
-                else _uid.EXPLICIT_VR_BIG_ENDIAN
+                else _uid.ExplicitVRBigEndian
             )
             current = self.transfer_syntax
-            if current is not None and _uid.is_encapsulated(current) and ts != _uid.EXPLICIT_VR_LITTLE_ENDIAN:
+            if current is not None and _uid.is_encapsulated(current) and ts != _uid.ExplicitVRLittleEndian:
                 raise ValueError("an encapsulated data set can only be written as Explicit VR Little Endian")
             if current is not None and _uid.is_encapsulated(current):
                 ts = None
@@ -875,7 +875,7 @@ class Dataset:
             return
         if not as_rgb and self.get(0x00280004) in ("YBR_FULL", "YBR_FULL_422"):
             raise NotImplementedError("decompress(as_rgb=False) is not supported: frames are stored as decoded")
-        self._transcode_in_place(_uid.EXPLICIT_VR_LITTLE_ENDIAN, generate_instance_uid)
+        self._transcode_in_place(_uid.ExplicitVRLittleEndian, generate_instance_uid)
 
     def compress(
         self,

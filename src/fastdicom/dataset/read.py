@@ -129,8 +129,8 @@ def _from_opened(buf, filename, stop_before_pixels: bool, mod, complete: bool) -
 
 def _detected_syntax(little: bool, explicit: bool) -> str:
     if not explicit:
-        return _uid.IMPLICIT_VR_LITTLE_ENDIAN
-    return _uid.EXPLICIT_VR_LITTLE_ENDIAN if little else _uid.EXPLICIT_VR_BIG_ENDIAN
+        return _uid.ImplicitVRLittleEndian
+    return _uid.ExplicitVRLittleEndian if little else _uid.ExplicitVRBigEndian
 
 
 def _inflate(buf, pos: int) -> memoryview:

@@ -28,8 +28,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..dictionary import _uids
-from ..dictionary import uid as _syntax
+from ..dictionary.uid import UID
 
 __all__ = ["DSfloat", "IS", "MultiValue", "PersonName", "UID"]
 
@@ -304,94 +303,3 @@ class PersonName(str):
         if "\\" in text:
             raise ValueError("a person name component cannot hold a backslash")
         return cls(text)
-
-
-_UID_RE = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*\Z")
-_ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
-
-
-class UID(str):
-    """A Unique Identifier: a ``str`` with what the UID registry (PS3.6 Table A-1) says of it.
-
-    Examples
-    --------
-    >>> ts = UID("1.2.840.10008.1.2.4.80")
-    >>> ts.name, ts.keyword, ts.is_compressed
-    ('JPEG-LS Lossless Image Compression', 'JPEGLSLossless', True)
-    """
-
-    __slots__ = ()
-
-    def _entry(self) -> tuple[str, str, str, bool, str] | None:
-        return _uids.UIDS.get(str.__str__(self))
-
-    @property
-    def name(self) -> str:
-        """The registry's name, or the UID itself when it is not in the registry (as pydicom)."""
-        e = self._entry()
-        return e[0] if e is not None else str.__str__(self)
-
-    @property
-    def keyword(self) -> str:
-        e = self._entry()
-        return e[4] if e is not None else ""
-
-    @property
-    def type(self) -> str:
-        """``'Transfer Syntax'``, ``'SOP Class'``, ...; ``''`` when not in the registry."""
-        e = self._entry()
-        return e[1] if e is not None else ""
-
-    @property
-    def info(self) -> str:
-        e = self._entry()
-        return e[2] if e is not None else ""
-
-    @property
-    def is_retired(self) -> bool:
-        e = self._entry()
-        return bool(e[3]) if e is not None else False
-
-    @property
-    def is_transfer_syntax(self) -> bool:
-        return self.type == "Transfer Syntax"
-
-    def _syntax(self) -> str:
-        if not self.is_transfer_syntax:
-            raise ValueError(f"{str.__str__(self)} is not a transfer syntax UID")
-        return str.__str__(self)
-
-    @property
-    def is_little_endian(self) -> bool:
-        """Whether the data set is little endian (every transfer syntax but Explicit VR Big Endian)."""
-        return self._syntax() != _syntax.EXPLICIT_VR_BIG_ENDIAN
-
-    @property
-    def is_implicit_VR(self) -> bool:  # noqa: N802 - pydicom's name
-        return self._syntax() in _syntax.IMPLICIT
-
-    @property
-    def is_deflated(self) -> bool:
-        """Whether the data set is deflated (Deflated Explicit VR Little Endian and the two JPIP Deflate syntaxes)."""
-        return self._syntax() in _syntax.DEFLATED
-
-    @property
-    def is_encapsulated(self) -> bool:
-        """Whether Pixel Data is encapsulated (PS3.5 A.4): every transfer syntax but the native ones."""
-        return self._syntax() not in _syntax.NATIVE
-
-    @property
-    def is_compressed(self) -> bool:
-        """Whether pixels are compressed: encapsulated, except Encapsulated Uncompressed Explicit VR Little Endian."""
-        return self.is_encapsulated and str.__str__(self) != _ENCAPSULATED_UNCOMPRESSED
-
-    @property
-    def is_private(self) -> bool:
-        """Whether the UID lies outside the DICOM root ``1.2.840.10008``."""
-        return not str.__str__(self).startswith("1.2.840.10008.")
-
-    @property
-    def is_valid(self) -> bool:
-        """Whether the UID follows PS3.5 9.1: at most 64 characters, digits and dots, no leading zeros."""
-        s = str.__str__(self)
-        return len(s) <= 64 and _UID_RE.match(s) is not None

@@ -185,7 +185,7 @@ def encode_part10(ds: Dataset, *, transfer_syntax: str | None = None) -> list[An
     if ds._stopped_before_pixels:
         raise FastDicomError("this data set was read with stop_before_pixels; writing it would drop Pixel Data")
     src_ts = ds.transfer_syntax
-    ts = transfer_syntax or src_ts or _uid.EXPLICIT_VR_LITTLE_ENDIAN
+    ts = transfer_syntax or src_ts or _uid.ExplicitVRLittleEndian
     little, explicit, deflated = _uid.encoding_of(ts)
     src_deflated = src_ts is not None and _uid.encoding_of(src_ts)[2]
     meta = ds.file_meta

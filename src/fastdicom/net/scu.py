@@ -49,7 +49,7 @@ from ..transcode import transcode
 from . import dimse, pdu
 from .association import Association, AssociationAborted, AssociationRejected, FileRegion, NetworkError
 
-UNCOMPRESSED = (_uid.EXPLICIT_VR_LITTLE_ENDIAN, _uid.IMPLICIT_VR_LITTLE_ENDIAN)
+UNCOMPRESSED = (_uid.ExplicitVRLittleEndian, _uid.ImplicitVRLittleEndian)
 
 
 def parse_address(address: str) -> tuple[str, str, int]:

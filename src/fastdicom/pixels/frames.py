@@ -81,7 +81,7 @@ class Frames:
         self.number_of_frames = _int(ds, 0x00280008, 1) or 1
         self.planar = _int(ds, 0x00280006, 0) if self.samples > 1 else 0
         self.photometric = str(ds.get(0x00280004) or "").strip()
-        self.transfer_syntax = ds.transfer_syntax or _uid.EXPLICIT_VR_LITTLE_ENDIAN
+        self.transfer_syntax = ds.transfer_syntax or _uid.ExplicitVRLittleEndian
         self.encapsulated = self._elem.is_undefined_length
         if tag == FLOAT_PIXEL_DATA:
             self.bits_allocated, self.pixel_representation, kind = 32, 0, "f"
