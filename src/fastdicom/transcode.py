@@ -58,7 +58,7 @@ from .dataset.values import Encapsulated
 from .dataset.write import to_bytes
 from .dictionary import uid as _uid
 from .dictionary._uids import UIDS
-from .pixels.codecs import LOSSY, NoDecoderError, check_range
+from .pixels.codecs import LOSSY, EncodeOptions, NoDecoderError, check_range
 
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
@@ -135,8 +135,9 @@ def _each_frame(fn, frames) -> list:
 
 def _j2k_frames(frames: np.ndarray, px, ratio: float) -> list[bytes]:
     encode = _backends.resolve("jpeg2000_encode")[1].jpeg2000_encode
-    bs = px.bits_stored  # the encoder refuses values outside Bits Stored
-    return _each_frame(lambda f: encode(f, bs, ratio=ratio), frames)
+    # the encoder refuses values outside Bits Stored
+    options = EncodeOptions(px.bits_stored, lossless=not ratio, ratio=ratio)
+    return _each_frame(lambda f: encode(f, options), frames)
 
 
 def _htj2k_qstep(encode, frame: np.ndarray, bits_stored: int, ratio: float) -> float:
@@ -149,7 +150,8 @@ def _htj2k_qstep(encode, frame: np.ndarray, bits_stored: int, ratio: float) -> f
 
     def achieved(log_step: float) -> float:
         if log_step not in sizes:
-            sizes[log_step] = frame.nbytes / max(1, len(encode(frame, bits_stored, qstep=2.0**log_step)))
+            options = EncodeOptions(bits_stored, lossless=False, qstep=2.0**log_step)
+            sizes[log_step] = frame.nbytes / max(1, len(encode(frame, options)))
         return sizes[log_step]
 
     lo, hi = -(bits_stored + 4.0), 0.0
@@ -247,12 +249,9 @@ def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, qu
         if "LossyImageCompressionMethod" not in new and source in _METHOD:
             new.add_new("LossyImageCompressionMethod", "CS", _METHOD[source])
     if target == RLE_LOSSLESS:
-        encode = _backends.resolve("rle_encode")[1].rle_encode_frame
-        little = frames.astype(frames.dtype.newbyteorder("<"), copy=False)
-        encoded = [
-            encode(np.ascontiguousarray(f).tobytes(), px.rows, px.columns, px.samples, px.bits_allocated)
-            for f in little
-        ]
+        encode = _backends.resolve("rle_encode")[1].rle_encode
+        options = EncodeOptions(px.bits_stored)
+        encoded = [encode(f, options) for f in frames]
         new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
     elif target in (J2K_LOSSLESS, J2K_LOSSY):
         if px.samples == 3 and photometric != "RGB":
@@ -276,7 +275,8 @@ def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, qu
             raise ValueError("near-lossless JPEG-LS of signed pixels is not supported (lossless is)")
         step = near if target == JLS_NEAR else 0
         encode = _backends.resolve("jpegls_encode")[1].jpegls_encode
-        encoded = _each_frame(lambda f: encode(f, px.bits_stored, near=step), frames)
+        options = EncodeOptions(px.bits_stored, lossless=not step, near=step)
+        encoded = _each_frame(lambda f: encode(f, options), frames)
         new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
         if step:
             _add_lossy(new, frames.nbytes / max(1, sum(len(e) for e in encoded)), "ISO_14495_1")
@@ -289,7 +289,8 @@ def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, qu
                 raise ValueError("JPEG Baseline holds 8-bit unsigned samples (Bits Allocated and Stored 8)")
             if not 1 <= quality <= 100:
                 raise ValueError("JPEG quality must lie between 1 and 100")
-            encoded = _each_frame(lambda f: encode(f, 8, lossless=False, quality=quality), frames)
+            options = EncodeOptions(8, lossless=False, quality=quality)
+            encoded = _each_frame(lambda f: encode(f, options), frames)
             _add_lossy(new, frames.nbytes / max(1, sum(len(e) for e in encoded)), "ISO_10918_1")
             if px.samples == 3:
                 coded_as = "YBR_FULL_422"
@@ -297,8 +298,8 @@ def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, qu
             if px.bits_stored > 16 or frames.dtype.itemsize > 2:
                 raise ValueError("JPEG Lossless holds at most 16 bits per sample")
             check_range(frames, px.bits_stored, "JPEG Lossless")  # the encoder checks its precision, at least 2
-            precision = max(2, px.bits_stored)
-            encoded = _each_frame(lambda f: encode(f, precision, lossless=True), frames)
+            options = EncodeOptions(max(2, px.bits_stored))
+            encoded = _each_frame(lambda f: encode(f, options), frames)
         new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
     elif target in (HTJ2K_LOSSLESS, HTJ2K_RPCL, HTJ2K_LOSSY):
         if px.samples == 3 and photometric != "RGB":
@@ -310,8 +311,8 @@ def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, qu
         bs = px.bits_stored  # every encoder refuses values outside Bits Stored
         encode = _backends.resolve("htj2k_encode")[1].htj2k_encode
         qstep = _htj2k_qstep(encode, frames[0], bs, ratio) if target == HTJ2K_LOSSY else 0.0
-        rpcl = target == HTJ2K_RPCL
-        encoded = _each_frame(lambda f: encode(f, bs, qstep=qstep, rpcl=rpcl), frames)
+        options = EncodeOptions(bs, lossless=not qstep, qstep=qstep, rpcl=target == HTJ2K_RPCL)
+        encoded = _each_frame(lambda f: encode(f, options), frames)
         new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
         if px.samples == 3:
             photometric = "YBR_ICT" if qstep else "YBR_RCT"

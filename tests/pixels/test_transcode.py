@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 
 import fastdicom
+from fastdicom import _backends
+from fastdicom.dictionary import uid
 from fastdicom.pixels import NoDecoderError
 from fastdicom.pixels import codecs as fc
 from fastdicom.transcode import syntax_uid
 
 from ..corpus import corpus_files
 from ..dataset import pixel_order
+from .frame_specs import options, spec_like
 from .test_codecs import DECODABLE, _resolve
 
 pydicom = pytest.importorskip("pydicom")
@@ -141,8 +144,6 @@ def test_native_to_jpeg2000_lossless_is_exact_here_and_in_pydicom(cf):
 def test_jpeg2000_lossy_sets_the_lossy_attributes_and_stays_close():
     cf = next(f for f in UNCOMPRESSED_FILES if f.resolve() and f.row["BitsAllocated"] == "16")
     ds, before = _j2k_ready(cf)
-    from fastdicom import _backends
-
     if _backends.resolve("jpeg2000_encode")[0] == "python":
         with pytest.raises(NotImplementedError):  # imagecodecs' quality is no ratio: native only
             fastdicom.transcode(ds, "j2k-lossy", ratio=8)
@@ -183,14 +184,14 @@ def test_jpeg2000_encoders_round_trip_random_frames(dtype, bits, samples):
     decode = dict(implementations("jpeg2000"))
     for _name, mod in implementations("jpeg2000_encode"):
         try:
-            cs = mod.jpeg2000_encode(frame, bits)
+            cs = mod.jpeg2000_encode(frame, options(bits))
         except Exception as exc:  # noqa: BLE001 - imagecodecs refuses some depths
             if _name == "python":
                 continue
             raise AssertionError(f"{_name}: {exc}") from exc
         assert len(cs) % 2 == 0 and cs[:4] == b"\xff\x4f\xff\x51"
         for dname, dmod in decode.items():
-            back = np.asarray(dmod.jpeg2000_decode(cs, shape=shape))
+            back = np.asarray(dmod.jpeg2000_decode(cs, spec_like(frame)))
             assert np.array_equal(back.astype(np.int64), frame.astype(np.int64)), (_name, dname)
 
 
@@ -243,25 +244,17 @@ def test_jpegls_encoders_round_trip_random_frames(dtype, bits, samples):
     shape = (29, 61, 3) if samples == 3 else (29, 61)
     frame = rng.integers(lo, hi, size=shape).astype(dt)
     for name, mod in implementations("jpegls_encode"):
-        cs = mod.jpegls_encode(frame, bits)
+        cs = mod.jpegls_encode(frame, options(bits))
         assert len(cs) % 2 == 0 and cs[:2] == b"\xff\xd8", name
         for dname, dmod in implementations("jpegls"):
-            back = np.asarray(dmod.jpegls_decode(cs, shape=shape))
+            back = np.asarray(dmod.jpegls_decode(cs, spec_like(frame)))
             if dt.kind == "i":  # what a reader sees after sign extension from Bits Stored
                 shift = 8 * dt.itemsize - bits
                 back = ((back.astype(dt) << shift) >> shift) if shift else back.view(dt)
             assert np.array_equal(back.astype(np.int64), frame.astype(np.int64)), (name, dname)
 
 
-ENCODE_CALLS = {
-    "jpeg2000_encode": lambda mod, f, bits: mod.jpeg2000_encode(f, bits),
-    "jpegls_encode": lambda mod, f, bits: mod.jpegls_encode(f, bits),
-    "jpeg_encode": lambda mod, f, bits: mod.jpeg_encode(f, bits, lossless=True),
-    "htj2k_encode": lambda mod, f, bits: mod.htj2k_encode(f, bits),
-}
-
-
-@pytest.mark.parametrize("capability", sorted(ENCODE_CALLS))
+@pytest.mark.parametrize("capability", ["htj2k_encode", "jpeg2000_encode", "jpeg_encode", "jpegls_encode"])
 @pytest.mark.parametrize(
     "dtype,bits,bad", [("u2", 12, 4096), ("i2", 12, 2048), ("i2", 12, -2049), ("u1", 6, 64), ("i1", 6, -33)]
 )
@@ -276,10 +269,11 @@ def test_every_encoder_refuses_values_outside_bits_stored(capability, dtype, bit
     found = implementations(capability)
     if not found:
         pytest.skip(f"no {capability} implementation here")
+    attr = _backends.REGISTRY[capability][0][2]
     for name, mod in found:
         with pytest.raises(ValueError, match="Bits Stored"):
-            ENCODE_CALLS[capability](mod, frame, bits)
-        assert ENCODE_CALLS[capability](mod, edge, bits), (name, "the largest value that fits is accepted")
+            getattr(mod, attr)(frame, options(bits))
+        assert getattr(mod, attr)(edge, options(bits)), (name, "the largest value that fits is accepted")
 
 
 def test_jpegls_refuses_what_it_cannot_keep():
@@ -306,7 +300,7 @@ def test_lossy_history_stays_paired():
     grey = (
         fastdicom.read(f.resolve())
         for f in DECODABLE
-        if f.row["transfer_syntax_uid"] in (fc.JPEG_BASELINE, "1.2.840.10008.1.2.4.51") and f.resolve()
+        if f.row["transfer_syntax_uid"] in (uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit) and f.resolve()
     )
     ds = next((d for d in grey if d.pixels.samples == 1), None)
     if ds is None:
@@ -397,10 +391,11 @@ def test_jpeg_lossless_encoders_round_trip_random_frames(dtype, bits, samples):
     shape = (31, 67, 3) if samples == 3 else (31, 67)
     frame = rng.integers(lo, hi, size=shape).astype(dt)
     for name, mod in implementations("jpeg_encode"):
-        cs = mod.jpeg_encode(frame, bits, lossless=True)
+        cs = mod.jpeg_encode(frame, options(bits))
         assert len(cs) % 2 == 0 and cs[:2] == b"\xff\xd8", name
         for dname, dmod in implementations("jpeg"):
-            back = np.asarray(dmod.jpeg_decode(cs, shape=shape, photometric="RGB" if samples == 3 else "MONOCHROME2"))
+            spec = spec_like(frame, photometric="RGB" if samples == 3 else "MONOCHROME2")
+            back = np.asarray(dmod.jpeg_decode(cs, spec))
             if dt.kind == "i":
                 shift = 8 * dt.itemsize - bits
                 back = back.astype(f"u{dt.itemsize}").view(dt)
@@ -470,12 +465,12 @@ def test_near_lossless_jpegls_stays_within_bits_stored():
     decoders = implementations("jpegls")
     for name, mod in implementations("jpegls_encode"):
         try:
-            cs = mod.jpegls_encode(frame, 12, near=3)
+            cs = mod.jpegls_encode(frame, options(12, near=3))
         except ValueError as exc:
             assert name == "python" and "precision" in str(exc), (name, exc)  # imagecodecs codes 16 bits
             continue
         for dname, dmod in decoders:
-            back = np.asarray(dmod.jpegls_decode(cs, shape=frame.shape)).astype(np.int64)
+            back = np.asarray(dmod.jpegls_decode(cs, spec_like(frame))).astype(np.int64)
             assert back.max() <= 4095 and np.abs(back - frame).max() <= 3, (name, dname)
 
 
