@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import warnings
 
@@ -161,14 +160,11 @@ def test_jpeg2000_lossy_sets_the_lossy_attributes_and_stays_close():
 
 
 def test_jpeg2000_refuses_values_outside_bits_stored():
-    from types import SimpleNamespace
-
-    from fastdicom.transcode import _j2k_frames
-
+    encode = fc.encoder("jpeg2000_encode")
     with pytest.raises(ValueError, match="Bits Stored"):
-        _j2k_frames(np.full((1, 4, 4), 200, dtype=np.uint16), SimpleNamespace(bits_stored=4), 0.0)
+        encode(np.full((4, 4), 200, dtype=np.uint16), options(4))
     with pytest.raises(ValueError, match="Bits Stored"):
-        _j2k_frames(np.full((1, 4, 4), -9, dtype=np.int16), SimpleNamespace(bits_stored=4), 0.0)
+        encode(np.full((4, 4), -9, dtype=np.int16), options(4))
 
 
 @pytest.mark.parametrize("dtype,bits", [("u1", 8), ("i1", 8), ("u2", 12), ("i2", 12), ("u2", 16), ("i2", 16)])
@@ -403,9 +399,26 @@ def test_jpeg_lossless_encoders_round_trip_random_frames(dtype, bits, samples):
             assert np.array_equal(back.astype(np.int64), frame.astype(np.int64)), (name, dname)
 
 
+def test_every_target_of_the_table():
+    """Each target answers to its aliases and its UID (and its keyword, unless an alias shadows it); the
+    encapsulated ones have an encoder capability, and a lossy method exactly when their syntax is lossy."""
+    from fastdicom.transcode import ALIASES, ENCODABLE, TARGETS
+
+    assert len({t.uid for t in TARGETS}) == len(TARGETS) and len(ALIASES) == sum(len(t.aliases) for t in TARGETS)
+    for t in TARGETS:
+        assert all(syntax_uid(alias) == t.uid for alias in t.aliases), t.uid.keyword
+        assert syntax_uid(t.uid) == t.uid
+        if t.uid.keyword.lower() not in ALIASES:  # "JPEG2000" and "HTJ2K" are also aliases of the lossless syntaxes
+            assert syntax_uid(t.uid.keyword) == t.uid, t.uid.keyword
+        assert (t.capability is not None) == t.uid.is_encapsulated == (t.uid in ENCODABLE), t.uid.keyword
+        assert (t.method is not None) == (t.uid in fc.LOSSY), t.uid.keyword
+        if t.capability is not None:
+            assert t.capability in _backends.REGISTRY and t.capability.endswith("_encode")
+    assert {t.method for t in TARGETS if t.method} == {"ISO_10918_1", "ISO_14495_1", "ISO_15444_1", "ISO_15444_15"}
+
+
 def test_threads_one_or_many_give_the_same_bytes():
-    """``threads`` only spreads the frames: the codestreams are the same, and the setting does not leak."""
-    tmod = importlib.import_module("fastdicom.transcode")  # the module (fastdicom.transcode is the function)
+    """``threads`` only spreads the frames: the codestreams are the same."""
     cf = next((f for f in UNCOMPRESSED_FILES if f.resolve() and f.row["BitsAllocated"] == "16"), None)
     if cf is None:
         pytest.skip("no 16-bit file installed")
@@ -413,7 +426,6 @@ def test_threads_one_or_many_give_the_same_bytes():
     one = fastdicom.transcode(ds, "jpeg-lossless", threads=1)
     many = fastdicom.transcode(ds, "jpeg-lossless", threads=4)
     assert fastdicom.to_bytes(one) == fastdicom.to_bytes(many)
-    assert tmod._THREADS.get() is None
 
 
 def test_lossy_targets_refuse_palette_color():
