@@ -656,7 +656,7 @@ def decoder(transfer_syntax: str) -> Decoder:
             f"decoding {transfer_syntax} needs a codec: pip install {INSTALL.get(cap, 'imagecodecs')}"
         ) from None
     cached = _DECODERS.get(cap)
-    if cached is None or cached[0] is not found:
+    if cached is None or cached[0] != found:  # equal, not the same: a forced backend's choice is not cached
         cached = _DECODERS[cap] = (found, Decoder.of(cap, *found))
     return cached[1]
 
