@@ -9,6 +9,7 @@ import pytest
 
 import fastdicom
 from fastdicom import _backends
+from fastdicom.pixels.codecs import EncodeOptions
 from fastdicom.synth import ct_slice, enhanced_ct, new_uid, write_ct_series
 
 SLICES = int(os.environ.get("FASTDICOM_BENCH_SLICES", "300"))
@@ -36,8 +37,8 @@ def rle_copy(src: str, dst: str) -> None:
     data = open(src, "rb").read()
     ds = fastdicom.read(src)
     px = ds.pixels
-    encode = _backends.resolve("rle_encode", "rust")[1].rle_encode_frame
-    frame = encode(np.ascontiguousarray(px.frame(0)).tobytes(), px.rows, px.columns, px.samples, px.bits_allocated)
+    encode = _backends.resolve("rle_encode", "rust")[1].rle_encode
+    frame = encode(px.frame(0), EncodeOptions(px.bits_stored))
     if len(frame) % 2:
         frame += b"\0"
     header = ds["PixelData"]._hdr

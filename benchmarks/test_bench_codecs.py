@@ -20,6 +20,7 @@ import pytest
 
 import fastdicom
 from fastdicom.pixels import _codecs_rust as native
+from fastdicom.pixels.codecs import DecodeFrame, EncodeOptions
 
 from .conftest import replace_atomically, stale
 
@@ -32,6 +33,16 @@ imagecodecs = pytest.importorskip("imagecodecs")
 
 INDEX = 150
 SHAPE = (512, 512)
+
+
+def frame(out: np.ndarray | None = None) -> DecodeFrame:
+    """What the codecs are given for one series frame (512x512, 16 bits), decoded into ``out`` (int16 when new)."""
+    if out is None:
+        out = np.empty(SHAPE, np.int16)
+    return DecodeFrame(out, *SHAPE, 1, 16, 16, int(out.dtype.kind == "i"), "MONOCHROME2", "")
+
+
+LOSSLESS_16 = EncodeOptions(16)
 
 
 @pytest.fixture(scope="session")
@@ -93,11 +104,11 @@ def _finish_encode(benchmark, result, back, series_pixels):
 
 
 DECODERS = {
-    "fastdicom": lambda f: native.jpeg2000_decode(f, shape=SHAPE),
+    "fastdicom": lambda f: native.jpeg2000_decode(f, frame()),
     "imagecodecs-openjpeg": lambda f: imagecodecs.jpeg2k_decode(f, numthreads=1),
     "imagecodecs-openjph": lambda f: imagecodecs.htj2k_decode(f),
-    "fastdicom-openjph": lambda f: openjph.htj2k_decode(f, shape=SHAPE),
-    "fastdicom-charls": lambda f: native.jpegls_decode(f, shape=SHAPE).view(np.int16),
+    "fastdicom-openjph": lambda f: openjph.htj2k_decode(f, frame()),
+    "fastdicom-charls": lambda f: native.jpegls_decode(f, frame()).view(np.int16),
     "imagecodecs-charls": lambda f: imagecodecs.jpegls_decode(f).view(np.int16),
 }
 
@@ -123,7 +134,7 @@ def test_htj2k_decode(benchmark, htj2k_frames, series_pixels, impl, threads):
 
 
 INTO = {
-    "fastdicom-charls": lambda f, out: native.jpegls_decode(f, shape=SHAPE, out=out),
+    "fastdicom-charls": lambda f, out: native.jpegls_decode(f, frame(out)),
     "imagecodecs-charls": lambda f, out: imagecodecs.jpegls_decode(f, out=out),
 }
 
@@ -149,11 +160,11 @@ def test_jpegls_decode(benchmark, jls_frames, series_pixels, impl, threads):
 @pytest.mark.parametrize("impl", ["fastdicom-charls", "imagecodecs-charls"])
 def test_jpegls_encode(benchmark, series_pixels, impl, threads):
     if impl == "fastdicom-charls":
-        encode = lambda a: native.jpegls_encode(a, 16)  # noqa: E731
+        encode = lambda a: native.jpegls_encode(a, LOSSLESS_16)  # noqa: E731
     else:
         encode = lambda a: imagecodecs.jpegls_encode(a.view(np.uint16))  # noqa: E731
     result = benchmark.pedantic(_run, args=(encode, series_pixels, threads), rounds=3, warmup_rounds=1)
-    back = native.jpegls_decode(result[INDEX], shape=SHAPE).view(np.int16)
+    back = native.jpegls_decode(result[INDEX], frame()).view(np.int16)
     _finish_encode(benchmark, result, back, series_pixels)
 
 
@@ -162,11 +173,11 @@ def test_jpegls_encode(benchmark, series_pixels, impl, threads):
 @pytest.mark.parametrize("impl", ["fastdicom", "imagecodecs-openjpeg"])
 def test_j2k_encode(benchmark, series_pixels, impl, threads):
     if impl == "fastdicom":
-        encode = lambda a: native.jpeg2000_encode(a, 16)  # noqa: E731
+        encode = lambda a: native.jpeg2000_encode(a, LOSSLESS_16)  # noqa: E731
     else:
         encode = lambda a: imagecodecs.jpeg2k_encode(a, codecformat="J2K", reversible=True, numthreads=1)  # noqa: E731
     result = benchmark.pedantic(_run, args=(encode, series_pixels, threads), rounds=3, warmup_rounds=1)
-    back = native.jpeg2000_decode(result[INDEX], shape=SHAPE)
+    back = native.jpeg2000_decode(result[INDEX], frame())
     _finish_encode(benchmark, result, back, series_pixels)
 
 
@@ -178,9 +189,9 @@ def test_htj2k_encode(benchmark, series_pixels, impl, threads):
     if impl == "fastdicom-openjph":
         if openjph is None:
             pytest.skip("the OpenJPH binding is not built")
-        encode = lambda a: openjph.htj2k_encode(a, 16)  # noqa: E731
+        encode = lambda a: openjph.htj2k_encode(a, LOSSLESS_16)  # noqa: E731
     else:
         encode = lambda a: imagecodecs.htj2k_encode(a, reversible=True)  # noqa: E731
     result = benchmark.pedantic(_run, args=(encode, series_pixels, threads), rounds=3, warmup_rounds=1)
-    back = native.htj2k_decode(result[INDEX], shape=SHAPE)
+    back = native.htj2k_decode(result[INDEX], frame())
     _finish_encode(benchmark, result, back, series_pixels)

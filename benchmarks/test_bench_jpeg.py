@@ -21,7 +21,7 @@ import fastdicom
 from fastdicom.pixels import _codecs_rust as native
 
 from .conftest import replace_atomically, stale
-from .test_bench_codecs import INDEX, SHAPE, _finish, _finish_encode, _run, series_copy
+from .test_bench_codecs import INDEX, LOSSLESS_16, SHAPE, _finish, _finish_encode, _run, frame, series_copy
 
 pydicom = pytest.importorskip("pydicom")
 imagecodecs = pytest.importorskip("imagecodecs")
@@ -45,7 +45,7 @@ def sv1_frames(series_pixels):
 
 
 INTO = {
-    "fastdicom": lambda f, out: native.jpeg_decode(f, shape=SHAPE, out=out),
+    "fastdicom": lambda f, out: native.jpeg_decode(f, frame(out)),
     "imagecodecs": lambda f, out: imagecodecs.jpeg8_decode(f, out=out),
 }
 
@@ -71,13 +71,13 @@ def test_sv1_decode(benchmark, sv1_frames, series_pixels, impl, threads):
 @pytest.mark.parametrize("impl", ["fastdicom", "imagecodecs"])
 def test_sv1_encode(benchmark, series_pixels, impl, threads):
     if impl == "fastdicom":
-        encode = lambda a: native.jpeg_encode(a, 16, lossless=True)  # noqa: E731
+        encode = lambda a: native.jpeg_encode(a, LOSSLESS_16)  # noqa: E731
     else:
         encode = lambda a: imagecodecs.jpeg8_encode(  # noqa: E731
             a.view(np.uint16), lossless=True, predictor=1, bitspersample=16
         )
     result = benchmark.pedantic(_run, args=(encode, series_pixels, threads), rounds=3, warmup_rounds=1)
-    back = native.jpeg_decode(result[INDEX], shape=SHAPE).view(np.int16)
+    back = native.jpeg_decode(result[INDEX], frame()).view(np.int16)
     _finish_encode(benchmark, result, back, series_pixels)
 
 

@@ -15,6 +15,7 @@ import pytest
 
 import fastdicom
 from fastdicom import _backends
+from fastdicom.pixels.codecs import DecodeFrame, EncodeOptions
 
 pydicom = pytest.importorskip("pydicom")
 try:
@@ -37,7 +38,7 @@ RLE = "1.2.840.10008.1.2.5"
 
 
 def _rle_encode(frame: np.ndarray) -> bytes:
-    return _backends.resolve("rle_encode")[1].rle_encode_frame(frame.tobytes(), ROWS, COLS, 1, 16)
+    return _backends.resolve("rle_encode")[1].rle_encode(frame, EncodeOptions(16))
 
 
 def _phantom(i: int) -> np.ndarray:
@@ -130,12 +131,10 @@ def rle_frames(multiframe):
 
 def _decode_all_fastdicom(frames, threads):
     """Each frame into a fresh array, as ``Frames.frame`` does (imagecodecs also returns arrays)."""
-    decode_into = _backends.resolve("rle", "rust")[1].rle_decode_into
+    decode = _backends.resolve("rle", "rust")[1].rle_decode
 
     def one(f):
-        a = np.empty((ROWS, COLS), dtype="<i2")
-        decode_into(f, a.reshape(-1).view(np.uint8), ROWS, COLS, 1, 16)
-        return a
+        return decode(f, DecodeFrame(np.empty((ROWS, COLS), dtype="<i2"), ROWS, COLS, 1, 16, 16, 1, "MONOCHROME2", RLE))
 
     if threads == 1:
         return [one(f) for f in frames]
@@ -188,8 +187,8 @@ def test_rle_encode(benchmark, impl):
     else:
         fn = lambda: [_rle_encode(f) for f in frames]  # noqa: E731
     result = benchmark.pedantic(fn, rounds=5, warmup_rounds=1)
-    decode = _backends.resolve("rle")[1].rle_decode_frame
-    back = np.frombuffer(decode(result[7], ROWS, COLS, 1, 16), dtype="<i2").reshape(ROWS, COLS)
+    decode = _backends.resolve("rle")[1].rle_decode
+    back = decode(result[7], DecodeFrame(np.empty((ROWS, COLS), dtype="<i2"), ROWS, COLS, 1, 16, 16, 1, "", RLE))
     benchmark.extra_info["correct"] = bool(np.array_equal(back, frames[7]))
     assert benchmark.extra_info["correct"]
 

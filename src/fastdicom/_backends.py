@@ -26,13 +26,14 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
         ("rust", "fastdicom._rust", "open_dataset"),
         ("python", "fastdicom.dataset._parse_py", "open_dataset"),
     ],
+    # Codecs, each with the contracts of fastdicom.pixels.codecs: decode(data, frame), encode(frame, options).
     "rle": [
-        ("rust", "fastdicom._rust", "rle_decode_frame"),
-        ("python", "fastdicom.pixels._rle_py", "rle_decode_frame"),
+        ("rust", "fastdicom.pixels._codecs_rust", "rle_decode"),
+        ("python", "fastdicom.pixels._rle_py", "rle_decode"),
     ],
     "rle_encode": [
-        ("rust", "fastdicom._rust", "rle_encode_frame"),
-        ("python", "fastdicom.pixels._rle_py", "rle_encode_frame"),
+        ("rust", "fastdicom.pixels._codecs_rust", "rle_encode"),
+        ("python", "fastdicom.pixels._rle_py", "rle_encode"),
     ],
     "byteswap": [
         ("cython", "fastdicom._cy._kernels", "byteswap"),
@@ -50,7 +51,6 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
         ("rust", "fastdicom._rust", "pdata_recv"),
         ("python", "fastdicom.net._recv_py", "pdata_recv"),
     ],
-    # Codecs of compressed transfer syntaxes (fastdicom.pixels.codecs).
     "jpeg": [
         ("rust", "fastdicom.pixels._codecs_rust", "jpeg_decode"),
         ("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg_decode"),

@@ -41,105 +41,146 @@ step that brings the first frame closest to ``ratio`` (default 10), used
 for every frame, and sets the lossy attributes with the achieved ratio and
 the method ISO_15444_15. Colour is stored as for JPEG 2000 (YBR_RCT,
 YBR_ICT); at most 16 bits per sample.
+
+Every target is one :class:`Target` record of :data:`TARGETS`: its UID and
+short names, the registry capability that encodes it, the checks its encoder
+needs of the decoded frames, the :class:`~fastdicom.pixels.codecs.EncodeOptions`
+it asks for, and the Photometric Interpretation colour frames get; its lossy
+method comes from the syntax's entry in :data:`fastdicom.pixels.codecs.CODECS`.
 """
 
 from __future__ import annotations
 
-import contextvars
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import _backends
 from .dataset.dataset import Dataset
 from .dataset.read import read
 from .dataset.values import Encapsulated
 from .dataset.write import to_bytes
 from .dictionary import uid as _uid
 from .dictionary._uids import UIDS
-from .pixels.codecs import LOSSY, NoDecoderError, check_range
-
-RLE_LOSSLESS = "1.2.840.10008.1.2.5"
-J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
-J2K_LOSSY = "1.2.840.10008.1.2.4.91"
-JLS_LOSSLESS = "1.2.840.10008.1.2.4.80"
-JLS_NEAR = "1.2.840.10008.1.2.4.81"
-JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-JPEG_SV1 = "1.2.840.10008.1.2.4.70"
-HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
-HTJ2K_RPCL = "1.2.840.10008.1.2.4.202"
-HTJ2K_LOSSY = "1.2.840.10008.1.2.4.203"
-#: Short names accepted for the target syntax (besides UIDs and PS3.6 keywords).
-ALIASES = {
-    "implicit": _uid.ImplicitVRLittleEndian,
-    "explicit": _uid.ExplicitVRLittleEndian,
-    "big": _uid.ExplicitVRBigEndian,
-    "deflated": _uid.DeflatedExplicitVRLittleEndian,
-    "rle": RLE_LOSSLESS,
-    "j2k": J2K_LOSSLESS,
-    "jpeg2000": J2K_LOSSLESS,
-    "j2k-lossless": J2K_LOSSLESS,
-    "j2k-lossy": J2K_LOSSY,
-    "jls": JLS_LOSSLESS,
-    "jpegls": JLS_LOSSLESS,
-    "jls-near": JLS_NEAR,
-    "jpeg": JPEG_BASELINE,
-    "jpeg-baseline": JPEG_BASELINE,
-    "jpeg-lossless": JPEG_SV1,
-    "jpeg-sv1": JPEG_SV1,
-    "htj2k": HTJ2K_LOSSLESS,
-    "htj2k-lossless": HTJ2K_LOSSLESS,
-    "htj2k-rpcl": HTJ2K_RPCL,
-    "htj2k-lossy": HTJ2K_LOSSY,
-}
-#: Encapsulated syntaxes this module can encode to.
-ENCODABLE = frozenset(
-    (RLE_LOSSLESS, J2K_LOSSLESS, J2K_LOSSY, JLS_LOSSLESS, JLS_NEAR, JPEG_BASELINE, JPEG_SV1)
-    + (HTJ2K_LOSSLESS, HTJ2K_RPCL, HTJ2K_LOSSY)
-)
-_METHOD = {
-    "1.2.840.10008.1.2.4.50": "ISO_10918_1",
-    "1.2.840.10008.1.2.4.51": "ISO_10918_1",
-    "1.2.840.10008.1.2.4.81": "ISO_14495_1",
-    "1.2.840.10008.1.2.4.91": "ISO_15444_1",
-    "1.2.840.10008.1.2.4.203": "ISO_15444_15",
-}
+from .pixels.codecs import CODECS, LOSSY, EncodeOptions, NoDecoderError, check_range, encoder
 
 
-def syntax_uid(name: str) -> str:
-    """A transfer syntax UID from a UID, a PS3.6 keyword (``ExplicitVRLittleEndian``) or a short alias."""
-    if name in UIDS and UIDS[name][1] == "Transfer Syntax":
-        return name
-    low = name.strip().lower()
-    if low in ALIASES:
-        return ALIASES[low]
-    for uid, entry in UIDS.items():
-        if entry[1] == "Transfer Syntax" and entry[4].lower() == low:
-            return uid
-    raise ValueError(f"unknown transfer syntax {name!r}")
+@dataclass(frozen=True)
+class Params:
+    """The caller's settings of one :func:`transcode` call that targets read."""
+
+    ratio: float
+    near: int
+    quality: int
 
 
-#: Threads per transcode() call for its frames (None: the cores), set by its ``threads`` argument.
-_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("fastdicom_transcode_threads", default=None)
+@dataclass(frozen=True)
+class Source:
+    """What a target's checks and options see: the source's frames, decoded."""
+
+    bits_stored: int
+    samples: int
+    photometric: str  # as decoded (RGB for JPEG YCbCr, J2K RCT/ICT)
+    frames: np.ndarray  # (frames, rows, columns[, samples]), native byte order
 
 
-def _each_frame(fn, frames) -> list:
-    """``fn`` over the frames, on every core when there are several (the native encoders release the GIL)."""
-    workers = min(len(frames), _THREADS.get() or os.cpu_count() or 1)
-    if workers <= 1:
-        return [fn(f) for f in frames]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, frames))
+#: ``check(source, params)``: raises ValueError when the encoder cannot keep the frames.
+Check = Callable[[Source, Params], None]
+Encode = Callable[[np.ndarray, EncodeOptions], bytes]
 
 
-def _j2k_frames(frames: np.ndarray, px, ratio: float) -> list[bytes]:
-    encode = _backends.resolve("jpeg2000_encode")[1].jpeg2000_encode
-    bs = px.bits_stored  # the encoder refuses values outside Bits Stored
-    return _each_frame(lambda f: encode(f, bs, ratio=ratio), frames)
+def _lossless(src: Source, params: Params, encode: Encode) -> EncodeOptions:
+    return EncodeOptions(src.bits_stored)
 
 
-def _htj2k_qstep(encode, frame: np.ndarray, bits_stored: int, ratio: float) -> float:
+@dataclass(frozen=True)
+class Target:
+    """A transfer syntax :func:`transcode` writes, and how.
+
+    Attributes
+    ----------
+    uid : UID
+        The transfer syntax.
+    aliases : tuple of str
+        Short names accepted for it (besides the UID and its PS3.6 keyword).
+    capability : str or None
+        The registry capability that encodes its frames (``rle_encode``,
+        ``jpeg2000_encode``, ...); None for a native syntax.
+    checks : tuple of callables
+        ``check(source, params)``, in order, before any frame is encoded.
+    options : callable
+        ``options(source, params, encode) -> EncodeOptions`` (``encode``, the
+        chosen encoder, for a target that searches its parameters); Bits
+        Stored, lossless, unless a target says otherwise.
+    colour : str or None
+        The Photometric Interpretation of three-sample frames once encoded
+        (None: as decoded).
+    """
+
+    uid: _uid.UID
+    aliases: tuple[str, ...]
+    capability: str | None = None
+    checks: tuple[Check, ...] = ()
+    options: Callable[[Source, Params, Encode], EncodeOptions] = _lossless
+    colour: str | None = None
+
+    @property
+    def method(self) -> str | None:
+        """Lossy Image Compression Method of a lossy target, None for a lossless one (the syntax's, from
+        :data:`~fastdicom.pixels.codecs.CODECS`)."""
+        codec = CODECS.get(self.uid) if self.capability else None
+        return codec.method if codec is not None else None
+
+
+def _rgb_only(name: str) -> Check:
+    def check(src: Source, params: Params) -> None:
+        if src.samples == 3 and src.photometric != "RGB":
+            raise ValueError(f"{name} encoding of {src.photometric} is not supported (RGB is)")
+
+    return check
+
+
+def _at_most_16_bits(message: str, *, container: bool = True) -> Check:
+    def check(src: Source, params: Params) -> None:
+        if src.bits_stored > 16 or (container and src.frames.dtype.itemsize > 2):
+            raise ValueError(message)
+
+    return check
+
+
+def _ratio_at_least_1(name: str) -> Check:
+    def check(src: Source, params: Params) -> None:
+        if not params.ratio >= 1:
+            raise ValueError(f"a lossy {name} ratio must be at least 1")
+
+    return check
+
+
+def _near_in_range(src: Source, params: Params) -> None:
+    if not 1 <= params.near <= 255:
+        raise ValueError("near-lossless JPEG-LS needs 1 <= near <= 255")
+
+
+def _near_unsigned(src: Source, params: Params) -> None:
+    if src.frames.dtype.kind == "i":
+        # Coded as the Bits Stored two's complement, an error of +-near can wrap around the sign.
+        raise ValueError("near-lossless JPEG-LS of signed pixels is not supported (lossless is)")
+
+
+def _baseline_8_bit(src: Source, params: Params) -> None:
+    if src.frames.dtype != np.uint8 or src.bits_stored != 8:
+        raise ValueError("JPEG Baseline holds 8-bit unsigned samples (Bits Allocated and Stored 8)")
+    if not 1 <= params.quality <= 100:
+        raise ValueError("JPEG quality must lie between 1 and 100")
+
+
+def _within_bits_stored(src: Source, params: Params) -> None:
+    check_range(src.frames, src.bits_stored, "JPEG Lossless")  # the encoder checks its precision, at least 2
+
+
+def _htj2k_qstep(encode: Encode, frame: np.ndarray, bits_stored: int, ratio: float) -> float:
     """The quantisation step whose HTJ2K encoding of ``frame`` comes closest to ``ratio``: bisection on its log.
 
     The compressed size falls as the step grows; steps span 2**-(Bits Stored
@@ -149,7 +190,8 @@ def _htj2k_qstep(encode, frame: np.ndarray, bits_stored: int, ratio: float) -> f
 
     def achieved(log_step: float) -> float:
         if log_step not in sizes:
-            sizes[log_step] = frame.nbytes / max(1, len(encode(frame, bits_stored, qstep=2.0**log_step)))
+            options = EncodeOptions(bits_stored, lossless=False, qstep=2.0**log_step)
+            sizes[log_step] = frame.nbytes / max(1, len(encode(frame, options)))
         return sizes[log_step]
 
     lo, hi = -(bits_stored + 4.0), 0.0
@@ -165,6 +207,109 @@ def _htj2k_qstep(encode, frame: np.ndarray, bits_stored: int, ratio: float) -> f
             hi = mid
     best = min(sizes, key=lambda k: abs(np.log(sizes[k] / ratio)))
     return 2.0**best
+
+
+_JLS_16 = _at_most_16_bits("JPEG-LS holds at most 16 bits per sample")
+_HTJ2K = (
+    _rgb_only("HTJ2K"),
+    _at_most_16_bits("HTJ2K encoding holds at most 16 bits per sample here (OpenJPH 0.9)", container=False),
+)
+
+#: Every syntax transcode writes. The encapsulated ones are encoded frame by frame by their capability.
+TARGETS: tuple[Target, ...] = (
+    Target(_uid.ImplicitVRLittleEndian, ("implicit",)),
+    Target(_uid.ExplicitVRLittleEndian, ("explicit",)),
+    Target(_uid.ExplicitVRBigEndian, ("big",)),
+    Target(_uid.DeflatedExplicitVRLittleEndian, ("deflated",)),
+    Target(_uid.RLELossless, ("rle",), "rle_encode"),
+    Target(
+        _uid.JPEG2000Lossless,
+        ("j2k", "jpeg2000", "j2k-lossless"),
+        "jpeg2000_encode",
+        (_rgb_only("JPEG 2000"),),
+        _lossless,
+        "YBR_RCT",
+    ),
+    Target(
+        _uid.JPEG2000,
+        ("j2k-lossy",),
+        "jpeg2000_encode",
+        (_rgb_only("JPEG 2000"), _ratio_at_least_1("JPEG 2000")),
+        lambda src, p, _e: EncodeOptions(src.bits_stored, lossless=False, ratio=p.ratio),
+        "YBR_ICT",
+    ),
+    Target(_uid.JPEGLSLossless, ("jls", "jpegls"), "jpegls_encode", (_JLS_16,), _lossless),
+    Target(
+        _uid.JPEGLSNearLossless,
+        ("jls-near",),
+        "jpegls_encode",
+        (_JLS_16, _near_in_range, _near_unsigned),
+        lambda src, p, _e: EncodeOptions(src.bits_stored, lossless=False, near=p.near),
+    ),
+    Target(
+        _uid.JPEGBaseline8Bit,
+        ("jpeg", "jpeg-baseline"),
+        "jpeg_encode",
+        (_rgb_only("JPEG"), _baseline_8_bit),
+        lambda src, p, _e: EncodeOptions(8, lossless=False, quality=p.quality),
+        "YBR_FULL_422",
+    ),
+    Target(
+        _uid.JPEGLosslessSV1,
+        ("jpeg-lossless", "jpeg-sv1"),
+        "jpeg_encode",
+        (_rgb_only("JPEG"), _at_most_16_bits("JPEG Lossless holds at most 16 bits per sample"), _within_bits_stored),
+        lambda src, p, _e: EncodeOptions(max(2, src.bits_stored)),  # process 14 codes 2 bits at least
+    ),
+    Target(_uid.HTJ2KLossless, ("htj2k", "htj2k-lossless"), "htj2k_encode", _HTJ2K, _lossless, "YBR_RCT"),
+    Target(
+        _uid.HTJ2KLosslessRPCL,
+        ("htj2k-rpcl",),
+        "htj2k_encode",
+        _HTJ2K,
+        lambda src, p, _e: EncodeOptions(src.bits_stored, rpcl=True),
+        "YBR_RCT",
+    ),
+    Target(
+        _uid.HTJ2K,
+        ("htj2k-lossy",),
+        "htj2k_encode",
+        (*_HTJ2K, _ratio_at_least_1("HTJ2K")),
+        lambda src, p, encode: EncodeOptions(
+            src.bits_stored,
+            lossless=False,
+            qstep=_htj2k_qstep(encode, src.frames[0], src.bits_stored, p.ratio),  # the first frame's, for every one
+        ),
+        "YBR_ICT",
+    ),
+)
+_BY_UID = {t.uid: t for t in TARGETS}
+#: Short names accepted for the target syntax (besides UIDs and PS3.6 keywords).
+ALIASES = {alias: t.uid for t in TARGETS for alias in t.aliases}
+#: Encapsulated syntaxes this module can encode to.
+ENCODABLE = frozenset(t.uid for t in TARGETS if t.capability)
+
+
+def syntax_uid(name: str) -> _uid.UID:
+    """A transfer syntax UID from a UID, a PS3.6 keyword (``ExplicitVRLittleEndian``) or a short alias."""
+    if name in UIDS and UIDS[name][1] == "Transfer Syntax":
+        return _uid.UID(name)
+    low = name.strip().lower()
+    if low in ALIASES:
+        return ALIASES[low]
+    for uid, entry in UIDS.items():
+        if entry[1] == "Transfer Syntax" and entry[4].lower() == low:
+            return _uid.UID(uid)
+    raise ValueError(f"unknown transfer syntax {name!r}")
+
+
+def _each_frame(fn, frames, threads: int | None) -> list:
+    """``fn`` over the frames, on ``threads`` threads (None: every core; the native encoders release the GIL)."""
+    workers = min(len(frames), threads or os.cpu_count() or 1)
+    if workers <= 1:
+        return [fn(f) for f in frames]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, frames))
 
 
 def _values(new: Dataset, keyword: str) -> list:
@@ -204,37 +349,29 @@ def transcode(
     ``threads``: how many threads encode the frames (None: one per core; 1 when
     the caller already runs several transcodes at once).
     """
-    token = _THREADS.set(threads)
-    try:
-        return _transcode(ds, transfer_syntax, ratio=ratio, near=near, quality=quality)
-    finally:
-        _THREADS.reset(token)
-
-
-def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, quality: int) -> Dataset:
-    target = syntax_uid(transfer_syntax)
+    uid = syntax_uid(transfer_syntax)
     source = ds.transfer_syntax or _uid.ExplicitVRLittleEndian
-    if target == source:
+    if uid == source:
         return ds
     px = ds.pixels
-    src_enc = _uid.is_encapsulated(source)
-    dst_enc = _uid.is_encapsulated(target)
-    if px is None or (not src_enc and not dst_enc):
-        return read(to_bytes(ds, transfer_syntax=target))
-    if dst_enc and target not in ENCODABLE:
+    dst_enc = _uid.is_encapsulated(uid)
+    if px is None or (not _uid.is_encapsulated(source) and not dst_enc):
+        return read(to_bytes(ds, transfer_syntax=uid))
+    target = _BY_UID.get(uid)
+    if dst_enc and (target is None or target.capability is None):
         raise NoDecoderError(
-            f"encoding to {target} needs a codec this build does not have yet"
+            f"encoding to {uid} needs a codec this build does not have yet"
             " (RLE Lossless, JPEG Baseline, JPEG Lossless SV1, JPEG 2000, JPEG-LS and HTJ2K do)"
         )
     if 0x7FE00010 not in ds:  # Float or Double Float Pixel Data
         raise ValueError("only Pixel Data (7FE0,0010) can be encapsulated: Float Pixel Data keeps a native syntax")
     if px.bits_allocated == 1:
         raise NoDecoderError("transcoding 1-bit Pixel Data between encapsulated and native syntaxes is not supported")
-    if target in LOSSY and px.photometric == "PALETTE COLOR":
+    if uid in LOSSY and px.photometric == "PALETTE COLOR":
         raise ValueError("lossy compression of PALETTE COLOR indices is not allowed (PS3.5 8.2.1)")
     frames = px.array()  # decoded: raises NoDecoderError naming what to install
-    coded_as = None  # the Photometric Interpretation an encoder imposes
-    photometric = px.decoded_photometric
+    decoded = px.decoded_photometric
+    photometric = "YBR_FULL" if decoded == "YBR_FULL_422" else decoded  # decoded, or upsampled, to full resolution
     new = read(to_bytes(ds))  # our own copy to edit
     for tag in (0x7FE00001, 0x7FE00002):  # Extended Offset Table (and its lengths)
         if tag in new:
@@ -244,92 +381,32 @@ def _transcode(ds: Dataset, transfer_syntax: str, *, ratio: float, near: int, qu
         frames = frames.astype(frames.dtype.newbyteorder("="))
     if source in LOSSY:  # the history first, so a lossy target's method and ratio pair after it
         new.LossyImageCompression = "01"
-        if "LossyImageCompressionMethod" not in new and source in _METHOD:
-            new.add_new("LossyImageCompressionMethod", "CS", _METHOD[source])
-    if target == RLE_LOSSLESS:
-        encode = _backends.resolve("rle_encode")[1].rle_encode_frame
-        little = frames.astype(frames.dtype.newbyteorder("<"), copy=False)
-        encoded = [
-            encode(np.ascontiguousarray(f).tobytes(), px.rows, px.columns, px.samples, px.bits_allocated)
-            for f in little
-        ]
+        method = CODECS[source].method
+        if "LossyImageCompressionMethod" not in new and method:
+            new.add_new("LossyImageCompressionMethod", "CS", method)
+    if target is not None and target.capability is not None:
+        src = Source(px.bits_stored, px.samples, decoded, frames)
+        params = Params(ratio, near, quality)
+        for check in target.checks:
+            check(src, params)
+        encode = encoder(target.capability)
+        options = target.options(src, params, encode)
+        encoded = _each_frame(lambda f: encode(f, options), frames, threads)
         new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
-    elif target in (J2K_LOSSLESS, J2K_LOSSY):
-        if px.samples == 3 and photometric != "RGB":
-            raise ValueError(f"JPEG 2000 encoding of {photometric} is not supported (RGB is)")
-        lossy_ratio = ratio if target == J2K_LOSSY else 0.0
-        if target == J2K_LOSSY and not ratio >= 1:
-            raise ValueError("a lossy JPEG 2000 ratio must be at least 1")
-        encoded = _j2k_frames(frames, px, lossy_ratio)
-        new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
-        if px.samples == 3:
-            photometric = "YBR_ICT" if lossy_ratio else "YBR_RCT"
-        if lossy_ratio:
-            _add_lossy(new, frames.nbytes / max(1, sum(len(e) for e in encoded)), "ISO_15444_1")
-    elif target in (JLS_LOSSLESS, JLS_NEAR):
-        if px.bits_stored > 16 or frames.dtype.itemsize > 2:
-            raise ValueError("JPEG-LS holds at most 16 bits per sample")
-        if target == JLS_NEAR and not 1 <= near <= 255:
-            raise ValueError("near-lossless JPEG-LS needs 1 <= near <= 255")
-        if target == JLS_NEAR and frames.dtype.kind == "i":
-            # Coded as the Bits Stored two's complement, an error of +-near can wrap around the sign.
-            raise ValueError("near-lossless JPEG-LS of signed pixels is not supported (lossless is)")
-        step = near if target == JLS_NEAR else 0
-        encode = _backends.resolve("jpegls_encode")[1].jpegls_encode
-        encoded = _each_frame(lambda f: encode(f, px.bits_stored, near=step), frames)
-        new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
-        if step:
-            _add_lossy(new, frames.nbytes / max(1, sum(len(e) for e in encoded)), "ISO_14495_1")
-    elif target in (JPEG_BASELINE, JPEG_SV1):
-        if px.samples == 3 and photometric != "RGB":
-            raise ValueError(f"JPEG encoding of {photometric} is not supported (RGB is)")
-        encode = _backends.resolve("jpeg_encode")[1].jpeg_encode
-        if target == JPEG_BASELINE:
-            if frames.dtype != np.uint8 or px.bits_stored != 8:
-                raise ValueError("JPEG Baseline holds 8-bit unsigned samples (Bits Allocated and Stored 8)")
-            if not 1 <= quality <= 100:
-                raise ValueError("JPEG quality must lie between 1 and 100")
-            encoded = _each_frame(lambda f: encode(f, 8, lossless=False, quality=quality), frames)
-            _add_lossy(new, frames.nbytes / max(1, sum(len(e) for e in encoded)), "ISO_10918_1")
-            if px.samples == 3:
-                coded_as = "YBR_FULL_422"
-        else:
-            if px.bits_stored > 16 or frames.dtype.itemsize > 2:
-                raise ValueError("JPEG Lossless holds at most 16 bits per sample")
-            check_range(frames, px.bits_stored, "JPEG Lossless")  # the encoder checks its precision, at least 2
-            precision = max(2, px.bits_stored)
-            encoded = _each_frame(lambda f: encode(f, precision, lossless=True), frames)
-        new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
-    elif target in (HTJ2K_LOSSLESS, HTJ2K_RPCL, HTJ2K_LOSSY):
-        if px.samples == 3 and photometric != "RGB":
-            raise ValueError(f"HTJ2K encoding of {photometric} is not supported (RGB is)")
-        if px.bits_stored > 16:
-            raise ValueError("HTJ2K encoding holds at most 16 bits per sample here (OpenJPH 0.9)")
-        if target == HTJ2K_LOSSY and not ratio >= 1:
-            raise ValueError("a lossy HTJ2K ratio must be at least 1")
-        bs = px.bits_stored  # every encoder refuses values outside Bits Stored
-        encode = _backends.resolve("htj2k_encode")[1].htj2k_encode
-        qstep = _htj2k_qstep(encode, frames[0], bs, ratio) if target == HTJ2K_LOSSY else 0.0
-        rpcl = target == HTJ2K_RPCL
-        encoded = _each_frame(lambda f: encode(f, bs, qstep=qstep, rpcl=rpcl), frames)
-        new.add_new(0x7FE00010, "OB", Encapsulated(encoded))
-        if px.samples == 3:
-            photometric = "YBR_ICT" if qstep else "YBR_RCT"
-        if qstep:
-            _add_lossy(new, frames.nbytes / max(1, sum(len(e) for e in encoded)), "ISO_15444_15")
+        if target.method:
+            _add_lossy(new, frames.nbytes / max(1, sum(len(e) for e in encoded)), target.method)
+        if px.samples == 3 and target.colour:
+            photometric = target.colour  # what the encoder stores
     else:
         vr = "OB" if px.bits_allocated <= 8 else "OW"
         # A bytes value is in its data set's byte order: `new` has the encapsulated source's, little
         # endian; the writer orders it for the target (OW in 16-bit words, PS3.5 8.2).
         new.add_new(0x7FE00010, vr, np.ascontiguousarray(frames).astype(frames.dtype.newbyteorder("<")).tobytes())
-    if photometric == "YBR_FULL_422":  # the frames were decoded or upsampled to full resolution
-        photometric = "YBR_FULL"
-    new.PhotometricInterpretation = coded_as or photometric
+    new.PhotometricInterpretation = photometric
     if px.samples > 1:
         new.PlanarConfiguration = 0
-    meta = new.file_meta
-    if meta is not None:
-        meta[0x00020010].value = target
-    else:
-        new.__dict__["_transfer_syntax"] = target
-    return read(to_bytes(new, transfer_syntax=target))
+    meta = new.file_meta  # `new` was read from Part 10 bytes of our own: it has File Meta
+    if meta is None:
+        raise AssertionError("a data set read from to_bytes() has File Meta")
+    meta[0x00020010].value = uid
+    return read(to_bytes(new, transfer_syntax=uid))

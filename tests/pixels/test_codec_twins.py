@@ -11,8 +11,11 @@ import pytest
 
 import fastdicom
 from fastdicom import _backends
+from fastdicom.dictionary import uid
 from fastdicom.pixels import codecs as fc
 
+from ..conftest import implementations
+from .frame_specs import options, spec_like
 from .test_codecs import DECODABLE
 
 CAPS = ("jpegls", "jpeg2000", "htj2k")
@@ -113,19 +116,17 @@ def _jp2_with_swapped_channels(codestream: bytes, rows: int, columns: int) -> by
 
 def test_jp2_boxes_are_ignored_by_every_decoder():
     """PS3.5 A.4.4: the native decoder ignores JP2 palette/mapping/channel boxes, and every twin must agree."""
-    from ..conftest import implementations
-
     rng = np.random.default_rng(7)
     frame = rng.integers(0, 256, size=(40, 48, 3)).astype(np.uint8)
     frame[0, 0] = (10, 100, 200)
     encoders = implementations("jpeg2000_encode")
     if not encoders:
         pytest.skip("no JPEG 2000 encoder here")
-    codestream = encoders[0][1].jpeg2000_encode(frame, 8)
+    codestream = encoders[0][1].jpeg2000_encode(frame, options(8))
     jp2 = _jp2_with_swapped_channels(codestream, 40, 48)
     assert fc.jp2_codestream(jp2) == codestream
     for name, mod in implementations("jpeg2000"):
-        back = np.asarray(mod.jpeg2000_decode(jp2, shape=frame.shape))
+        back = np.asarray(mod.jpeg2000_decode(jp2, spec_like(frame)))
         assert np.array_equal(back, frame), name
 
 
@@ -135,3 +136,32 @@ def test_jp2_codestream_refuses_broken_files():
     with pytest.raises(ValueError, match="out of range"):
         fc.jp2_codestream(b"\0\0\0\x0cjP  \r\n\x87\n" + b"\0\0\x10\x00jp2c\xff\x4f")
     assert fc.jp2_codestream(b"\xff\x4f\xff\x51rest") == b"\xff\x4f\xff\x51rest"
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [uid.RLELossless, uid.JPEGLosslessSV1, uid.JPEGLSLossless, uid.JPEG2000Lossless, uid.HTJ2KLossless],
+    ids=lambda ts: ts.keyword,
+)
+def test_each_decoder_does_what_its_module_declares(ts):
+    """``WRITES_OUT``: a decoder that declares it returns ``frame.out`` itself, one that does not returns a new
+    array; ``FINDS_END``: one that declares it takes the codestream with its padding."""
+    from .test_transcode import _grey_40x40
+
+    pixels = (np.add.outer(np.arange(40) * 97, np.arange(40) * 13) % 4096).astype(np.uint16)
+    ds = _grey_40x40("1.2.840.10008.5.1.4.1.1.7", 16, BitsStored=12, HighBit=11, PixelRepresentation=0)
+    ds.add_new("PixelData", "OW", pixels.astype("<u2").tobytes())
+    try:
+        px = fastdicom.transcode(ds, ts).pixels
+    except (fc.NoDecoderError, _backends.BackendError) as exc:
+        pytest.skip(f"no encoder for {ts.keyword} here: {exc}")
+    data = bytes(px.encoded_frame(0)) + b"\0\0"  # padding after the end marker (PS3.5 A.4)
+    cap = fc.CODECS[ts].capability
+    for name, mod in implementations(cap):
+        dec = fc.Decoder.of(cap, name, mod)
+        end = fc.CODECS[ts].end
+        given = data if dec.finds_end or end is None else data[: end(data)]
+        frame = fc.DecodeFrame.of(px, np.zeros(px._frame_shape(), px.dtype))
+        got = dec.decode(given, frame)
+        assert (got is frame.out) == dec.writes_out, name
+        assert np.array_equal(np.asarray(got).reshape(pixels.shape), pixels), name

@@ -15,6 +15,7 @@ import pytest
 
 import fastdicom
 from fastdicom import _backends
+from fastdicom.dictionary import uid
 from fastdicom.errors import InvalidDicomError
 from fastdicom.pixels import NoDecoderError
 from fastdicom.pixels import codecs as fc
@@ -110,7 +111,7 @@ def test_pixel_array_matches_pydicom(cf, backend, tmp_path):
 
 
 def test_missing_codec_names_what_to_install(monkeypatch):
-    cf = next((f for f in DECODABLE if f.row["transfer_syntax_uid"] == fc.JPEG_LS_LOSSLESS and f.resolve()), None)
+    cf = next((f for f in DECODABLE if f.row["transfer_syntax_uid"] == uid.JPEGLSLossless and f.resolve()), None)
     if cf is None:
         pytest.skip("no JPEG-LS file installed")
     monkeypatch.setitem(_backends.REGISTRY, "jpegls", [("python", "fastdicom.no_such_module", "jpegls_decode")])
@@ -135,10 +136,10 @@ def _first_of(ts: str):
     [
         pytest.param(_first_of(ts), id=name)
         for name, ts in (
-            ("JPEGLSLossless", fc.JPEG_LS_LOSSLESS),
-            ("JPEG2000Lossless", fc.JPEG_2000_LOSSLESS),
-            ("JPEGLosslessSV1", fc.JPEG_LOSSLESS_SV1),
-            ("JPEGBaseline8Bit", fc.JPEG_BASELINE),
+            ("JPEGLSLossless", uid.JPEGLSLossless),
+            ("JPEG2000Lossless", uid.JPEG2000Lossless),
+            ("JPEGLosslessSV1", uid.JPEGLosslessSV1),
+            ("JPEGBaseline8Bit", uid.JPEGBaseline8Bit),
         )
     ],
 )
@@ -148,8 +149,8 @@ def test_truncated_codestreams_raise(cf):
     out = np.empty(ds.pixels._frame_shape(), dtype=ds.pixels.dtype)
     for cut in (0, 10, len(frame) // 3, len(frame) - 40):
         with pytest.raises(InvalidDicomError):
-            fc.decode_frame(ds.pixels, frame[:cut], out)
-    fc.decode_frame(ds.pixels, frame, out)  # the whole frame decodes
+            fc.decode_frame(frame[:cut], fc.DecodeFrame.of(ds.pixels, out))
+    fc.decode_frame(frame, fc.DecodeFrame.of(ds.pixels, out))  # the whole frame decodes
     assert _sha(out) == _sha(fastdicom.read(cf.resolve()).pixels.frame(0)) and out.any()
 
 
@@ -190,7 +191,7 @@ def test_deflated_image_frame_compression(backend):
             _ = fastdicom.read(_deflated_image_file(frames[:1], [broken]), backend=backend).pixel_array
 
 
-RAW = [f for f in DECODABLE if f.row["decoded_raw_sha256"] and f.row["transfer_syntax_uid"] in (fc.JPEG_BASELINE,)]
+RAW = [f for f in DECODABLE if f.row["decoded_raw_sha256"] and f.row["transfer_syntax_uid"] in (uid.JPEGBaseline8Bit,)]
 
 
 @pytest.mark.parametrize("cf", RAW, ids=lambda cf: cf.path)
@@ -205,7 +206,7 @@ def test_keep_the_stored_colour_space(cf, tmp_path):
 
 
 def test_number_of_frames_beyond_the_fragments_is_refused_before_allocating():
-    cf = next((f for f in DECODABLE if f.row["transfer_syntax_uid"] == fc.JPEG_BASELINE and f.resolve()), None)
+    cf = next((f for f in DECODABLE if f.row["transfer_syntax_uid"] == uid.JPEGBaseline8Bit and f.resolve()), None)
     if cf is None:
         pytest.skip("no JPEG file installed")
     ds = fastdicom.read(cf.resolve())

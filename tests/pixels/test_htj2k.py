@@ -21,11 +21,15 @@ import numpy as np
 import pytest
 
 import fastdicom
+from fastdicom import _backends
+from fastdicom.dictionary import uid
 from fastdicom.pixels import codecs as fc
 from fastdicom.transcode import syntax_uid
 
 from ..conftest import implementations
 from ..corpus import corpus_files
+from .frame_specs import decode_spec, options, spec_like, spec_of
+from .test_codec_twins import _only
 
 DECODERS = implementations("htj2k")
 ENCODERS = implementations("htj2k_encode")
@@ -103,21 +107,29 @@ def _main_header(cs: bytes) -> tuple[dict[int, bytes], int]:
 @pytest.mark.parametrize("name", [n for n, _ in DECODERS])
 @pytest.mark.parametrize("cf", HT_FILES, ids=lambda cf: cf.path)
 def test_corpus_files_decode_to_the_reference(cf, name, monkeypatch):
-    """Each implementation through the data set's decode path (decode_frame) gives pydicom's pixels."""
+    """Each implementation, alone in the registry, through the data set's decode path gives pydicom's pixels."""
     ds = _read(cf)
-    mod = dict(DECODERS)[name]
-    monkeypatch.setattr(fc, "decoder", lambda ts: mod.htj2k_decode)
-    arr = np.ascontiguousarray(ds.pixel_array)
+    try:
+        _only(monkeypatch, "htj2k", name)
+        assert fc.decoder(cf.row["transfer_syntax_uid"]).name == name
+        arr = np.ascontiguousarray(ds.pixel_array)
+    finally:
+        monkeypatch.undo()
+        _backends.refresh()
     digest = hashlib.sha256(arr.astype(arr.dtype.newbyteorder("<")).tobytes()).hexdigest()
     if digest == cf.row["decoded_sha256"]:
         return
     # Lossy frames: OpenJPH may round apart from OpenJPEG (the reference's decoder), by one at most.
-    assert name == "cython" and cf.row["transfer_syntax_uid"] == fc.HTJ2K, "not the reference pixels"
-    other = next((m for n, m in DECODERS if n != "cython"), None)
+    assert name == "cython" and cf.row["transfer_syntax_uid"] == uid.HTJ2K, "not the reference pixels"
+    other = next((n for n, _m in DECODERS if n != "cython"), None)
     if other is None:
         pytest.skip("no OpenJPEG decoder to compare with")
-    monkeypatch.setattr(fc, "decoder", lambda ts: other.htj2k_decode)
-    ref = fastdicom.read(cf.resolve()).pixel_array
+    try:
+        _only(monkeypatch, "htj2k", other)
+        ref = fastdicom.read(cf.resolve()).pixel_array
+    finally:
+        monkeypatch.undo()
+        _backends.refresh()
     assert np.abs(arr.astype(np.int64) - ref.astype(np.int64)).max() <= 1
 
 
@@ -126,15 +138,14 @@ def test_corpus_files_decode_to_the_reference(cf, name, monkeypatch):
 def test_openjph_equals_openjpeg_frame_by_frame(cf):
     ds = _read(cf)
     px = ds.pixels
-    shape = px._frame_shape()
     others = [m for n, m in DECODERS if n != "cython"]
     if not others:
         pytest.skip("no OpenJPEG decoder here")
-    lossless = cf.row["transfer_syntax_uid"] != fc.HTJ2K
+    lossless = cf.row["transfer_syntax_uid"] != uid.HTJ2K
     for frame in _frames(px, 4):
-        ours = OPENJPH.htj2k_decode(frame, shape=shape)
+        ours = OPENJPH.htj2k_decode(frame, spec_of(px))
         for other in others:
-            theirs = _as_int(other.htj2k_decode(frame, shape=shape))
+            theirs = _as_int(other.htj2k_decode(frame, spec_of(px)))
             diff = np.abs(ours.astype(np.int64) - theirs).max()
             assert diff == 0 if lossless else diff <= 1
 
@@ -151,35 +162,35 @@ def test_decode_into_the_callers_array_and_threads():
     ref = ds.pixel_array
     out = np.zeros((len(frames), *shape), dtype=ref.dtype)
     with ThreadPoolExecutor(4) as pool:
-        back = list(pool.map(lambda k: OPENJPH.htj2k_decode(frames[k], shape=shape, out=out[k]), range(len(frames))))
-    assert all(b is out[k] or np.shares_memory(b, out) for k, b in enumerate(back))
+        back = list(
+            pool.map(lambda k: OPENJPH.htj2k_decode(frames[k], fc.DecodeFrame.of(px, out[k])), range(len(frames)))
+        )
+    assert all(np.shares_memory(b, out[k]) for k, b in enumerate(back))
     assert np.array_equal(out, ref)
-    wide = np.zeros(shape, dtype=np.int32)  # a wider item: values as astype gives them
-    OPENJPH.htj2k_decode(frames[0], shape=shape, out=wide)
-    assert np.array_equal(wide, ref[0].astype(np.int32))
+    wide = decode_spec(shape, np.int32)  # a wider item: values as astype gives them
+    assert OPENJPH.htj2k_decode(frames[0], wide) is wide.out
+    assert np.array_equal(wide.out, ref[0].astype(np.int32))
 
 
 @native
 def test_the_header_must_match_the_frame_before_anything_is_decoded():
     frame = _random_frame((37, 53), 12, False)
-    cs = OPENJPH.htj2k_encode(frame, 12)
+    cs = OPENJPH.htj2k_encode(frame, options(12))
     with pytest.raises(ValueError, match="header says 37x53 with 1 components"):
-        OPENJPH.htj2k_decode(cs, shape=(38, 53))
+        OPENJPH.htj2k_decode(cs, decode_spec((38, 53)))
     with pytest.raises(ValueError, match="header says"):
-        OPENJPH.htj2k_decode(cs, shape=(37, 53, 3))
-    with pytest.raises(ValueError, match="needs the frame shape"):
-        OPENJPH.htj2k_decode(cs)
+        OPENJPH.htj2k_decode(cs, decode_spec((37, 53, 3)))
     with pytest.raises(ValueError, match="EOC"):
-        OPENJPH.htj2k_decode(cs[: len(cs) // 2], shape=(37, 53))
+        OPENJPH.htj2k_decode(cs[: len(cs) // 2], spec_like(frame))
     with pytest.raises(ValueError, match="Psot"):
-        OPENJPH.htj2k_decode(cs[: len(cs) // 2] + b"\xff\xd9", shape=(37, 53))
+        OPENJPH.htj2k_decode(cs[: len(cs) // 2] + b"\xff\xd9", spec_like(frame))
     if imagecodecs is not None:  # a Part 1 codestream: OpenJPH decodes HT code-blocks only, OpenJPEG the rest
         part1 = imagecodecs.jpeg2k_encode(frame, codecformat="J2K", reversible=True)
         if dict(implementations("htj2k")).get("rust") is None:
             with pytest.raises(ValueError, match="OpenJPH"):
-                OPENJPH.htj2k_decode(part1, shape=(37, 53))
+                OPENJPH.htj2k_decode(part1, spec_like(frame))
         else:
-            np.testing.assert_array_equal(OPENJPH.htj2k_decode(part1, shape=(37, 53)), frame)
+            np.testing.assert_array_equal(OPENJPH.htj2k_decode(part1, spec_like(frame)), frame)
 
 
 @native
@@ -192,7 +203,7 @@ def test_truncated_frame_is_refused_through_the_data_set():
     out = np.empty(px._frame_shape(), dtype=px.dtype)
     for data in (frame[: len(frame) // 2], frame[: len(frame) // 2] + b"\xff\xd9"):
         with pytest.raises(fastdicom.errors.InvalidDicomError):
-            fc.decode_frame(px, data, out)
+            fc.decode_frame(data, fc.DecodeFrame.of(px, out))
 
 
 # -- round trips ----------------------------------------------------------------------------------
@@ -204,10 +215,10 @@ SHAPES = [(1, 1), (1, 2), (2, 1), (3, 517), (517, 3), (64, 64), (37, 53), (1, 1,
 def _check_round_trip(frame, bits, **kw):
     shape = frame.shape
     for name, enc in ENCODERS:
-        cs = enc.htj2k_encode(frame, bits, **kw)
+        cs = enc.htj2k_encode(frame, options(bits, **kw))
         assert len(cs) % 2 == 0 and cs[:4] == b"\xff\x4f\xff\x51", name
         for dname, dec in DECODERS:
-            back = _as_int(dec.htj2k_decode(cs, shape=shape))
+            back = _as_int(dec.htj2k_decode(cs, spec_like(frame)))
             assert np.array_equal(back, frame.astype(np.int64)), (name, dname)
         if imagecodecs is not None:  # both of imagecodecs' decoders: OpenJPEG and OpenJPH 0.26
             assert np.array_equal(_as_int(imagecodecs.jpeg2k_decode(cs)).reshape(shape), frame), name
@@ -234,7 +245,7 @@ def test_rpcl_codestreams_follow_ps3_5(shape):
     frame = _random_frame(shape, bits, False, seed=3)
     _check_round_trip(frame, bits, rpcl=True)
     for name, enc in ENCODERS:
-        cs = enc.htj2k_encode(frame, bits, rpcl=True)
+        cs = enc.htj2k_encode(frame, options(bits, rpcl=True))
         header, sot = _main_header(cs)
         cod, tlm = header[0x52], header.get(0x55)
         assert cod[1] == 2, f"{name}: progression {cod[1]} is not RPCL"
@@ -249,11 +260,11 @@ def test_encoders_refuse_what_they_cannot_keep():
     frame = _random_frame((8, 8), 12, False)
     for _name, enc in ENCODERS:
         with pytest.raises(ValueError, match="outside"):
-            enc.htj2k_encode(frame, 10)  # values need 12 bits
+            enc.htj2k_encode(frame, options(10))  # values need 12 bits
         with pytest.raises(ValueError):
-            enc.htj2k_encode(frame.astype(np.float32), 12)
+            enc.htj2k_encode(frame.astype(np.float32), options(12))
         with pytest.raises(ValueError):
-            enc.htj2k_encode(frame.astype(np.uint8), 12)
+            enc.htj2k_encode(frame.astype(np.uint8), options(12))
 
 
 @pytest.mark.parametrize("shape,bits", [((96, 80), 8), ((96, 80), 12), ((96, 80, 3), 8)], ids=str)
@@ -263,11 +274,11 @@ def test_lossy_encode_stays_close(shape, bits):
     for name, enc in ENCODERS:
         sizes = []
         for qstep in (0.5 / scale, 4.0 / scale, 16.0 / scale):
-            cs = enc.htj2k_encode(frame, bits, qstep=qstep)
+            cs = enc.htj2k_encode(frame, options(bits, qstep=qstep))
             sizes.append(len(cs))
             assert _main_header(cs)[0][0x52][9] == 0, "9/7 irreversible wavelet"
             for dname, dec in DECODERS:
-                back = _as_int(dec.htj2k_decode(cs, shape=shape))
+                back = _as_int(dec.htj2k_decode(cs, spec_like(frame)))
                 err = np.abs(back - frame.astype(np.int64))
                 # a step of q (of the range) moves samples by about q: allow the wavelet's gain
                 assert err.max() <= max(2, 6 * qstep * scale), (name, dname, qstep, err.max())
@@ -282,8 +293,10 @@ HOSTILE = textwrap.dedent(
     import random, sys
     import numpy as np
     from fastdicom.pixels import _codecs_openjph as ojph
+    from fastdicom.pixels.codecs import DecodeFrame
     frame = open(sys.argv[1], "rb").read().rstrip(b"\\0")
     shape = tuple(map(int, sys.argv[2:]))
+    spec = DecodeFrame(np.zeros(shape, np.uint16), shape[0], shape[1], shape[2] if len(shape) > 2 else 1, 16, 16, 0, "", "")
     rng = random.Random(4321)
     cut = [frame[:n] for n in range(0, len(frame) - 2, max(1, len(frame) // 150))]
     cases = [(c, "cut") for c in cut] + [(c + b"\\xff\\xd9", "cut") for c in cut]
@@ -306,7 +319,7 @@ HOSTILE = textwrap.dedent(
     counts = {"ok": 0, "ValueError": 0}
     for data, kind in cases:
         try:
-            ojph.htj2k_decode(data, shape=shape)
+            ojph.htj2k_decode(data, spec)
             if kind == "cut":
                 print("a truncated codestream decoded", len(data))
                 sys.exit(3)
@@ -319,8 +332,9 @@ HOSTILE = textwrap.dedent(
 
 
 def _hostile_frames():
-    out = [("generated", OPENJPH.htj2k_encode(_smooth_frame((96, 80), 12), 12), (96, 80))]
-    out.append(("generated-rgb", OPENJPH.htj2k_encode(_smooth_frame((40, 56, 3), 8), 8, qstep=0.004), (40, 56, 3)))
+    out = [("generated", OPENJPH.htj2k_encode(_smooth_frame((96, 80), 12), options(12)), (96, 80))]
+    rgb = OPENJPH.htj2k_encode(_smooth_frame((40, 56, 3), 8), options(8, qstep=0.004))
+    out.append(("generated-rgb", rgb, (40, 56, 3)))
     for cf in HT_FILES:
         if cf.resolve():
             px = _read(cf).pixels
@@ -346,13 +360,13 @@ def test_hostile_codestreams_raise_value_error_and_never_crash(tmp_path):
 @native
 def test_errors_in_parallel_threads_stay_apart():
     good = _smooth_frame((64, 48), 12)
-    cs = OPENJPH.htj2k_encode(good, 12)
+    cs = OPENJPH.htj2k_encode(good, options(12))
     broken = bytearray(cs)
     broken[len(cs) // 2 : len(cs) // 2 + 40] = bytes(40)
 
     def one(k):
         try:
-            return np.array_equal(OPENJPH.htj2k_decode(cs if k % 2 else bytes(broken), shape=(64, 48)), good)
+            return np.array_equal(OPENJPH.htj2k_decode(cs if k % 2 else bytes(broken), spec_like(good)), good)
         except ValueError:
             return None
 
@@ -420,7 +434,7 @@ def test_lossless_transcode_round_trips(cf, target):
 def test_htj2k_corpus_files_transcode_and_back(cf):
     ds = _read(cf)
     before = ds.pixel_array
-    lossless = cf.row["transfer_syntax_uid"] != fc.HTJ2K
+    lossless = cf.row["transfer_syntax_uid"] != uid.HTJ2K
     for target in ("htj2k", "htj2k-rpcl", "explicit"):
         out = fastdicom.transcode(fastdicom.transcode(ds, "explicit"), target)
         assert np.array_equal(out.pixel_array, before)
@@ -432,9 +446,9 @@ def test_synthetic_series_to_every_htj2k_syntax():
 
     ds = enhanced_ct(frames=3, rows=70, columns=45)
     before = ds.pixel_array
-    for target, uid in [("htj2k", "4.201"), ("htj2k-lossless", "4.201"), ("htj2k-rpcl", "4.202")]:
+    for target, suffix in [("htj2k", "4.201"), ("htj2k-lossless", "4.201"), ("htj2k-rpcl", "4.202")]:
         out = fastdicom.transcode(ds, target)
-        assert out.transfer_syntax.endswith(uid)
+        assert out.transfer_syntax.endswith(suffix)
         assert np.array_equal(out.pixel_array, before)
         assert np.array_equal(fastdicom.transcode(out, "implicit").pixel_array, before)
     lossy = fastdicom.transcode(ds, "htj2k-lossy", ratio=8)

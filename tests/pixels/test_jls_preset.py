@@ -21,10 +21,12 @@ import pytest
 
 import fastdicom
 from fastdicom import _backends
+from fastdicom.dictionary import uid
 from fastdicom.errors import InvalidDicomError
 from fastdicom.pixels import NoDecoderError
 from fastdicom.pixels import codecs as fc
 
+from .frame_specs import options
 from .test_codec_twins import _only
 from .test_jpeg_padding import _unpadded, _with_fragments
 from .test_transcode import _grey_40x40
@@ -35,7 +37,7 @@ except ImportError:  # no native build here
     _rust = None  # type: ignore[assignment]
 
 DECODERS = [pytest.param(name, id=name) for name, _m, _a in _backends.REGISTRY["jpegls"]]
-LOSSLESS, NEAR = fc.JPEG_LS_LOSSLESS, fc.JPEG_LS_NEAR_LOSSLESS
+LOSSLESS, NEAR = uid.JPEGLSLossless, uid.JPEGLSNearLossless
 native = pytest.mark.skipif(_rust is None, reason="the native extension is not built")
 
 
@@ -134,6 +136,9 @@ def test_preset_coding_parameters_written_by_the_native_encoder(
         codes = codes.astype(np.uint16)
     preset = (maxval, near + 2, near + 6, near + 20, 48)
     cs = _rust.jls_encode(codes.reshape(-1).view(np.uint8), 40, 40, 1, precision, near, preset)
+    from fastdicom.pixels import _codecs_rust
+
+    assert _codecs_rust.jpegls_encode(codes, options(precision, near=near, preset=preset)) == cs  # the same, by options
     header = _header(cs)
     assert header[0xF7][0][0] == precision
     lse = header[0xF8][0]
@@ -155,7 +160,7 @@ def test_an_lse_maxval_made_by_editing_bytes(monkeypatch, name, precision, low, 
     frame = _frame(low, signed, seed=low + near)
     encoder_name, encoder = _backends.resolve("jpegls_encode")
     try:
-        cs = _unpadded(encoder.jpegls_encode(frame, low, near=near))
+        cs = _unpadded(encoder.jpegls_encode(frame, options(low, near=near)))
     except ValueError as exc:  # imagecodecs codes the container's precision: no near-lossless below it
         pytest.skip(f"{encoder_name}: {exc}")
     if _header(cs)[0xF7][0][0] != low:
@@ -173,7 +178,7 @@ def test_a_maxval_charls_cannot_decode_is_refused(monkeypatch, name):
     """MAXVAL 1000 (not 2^k - 1) in a 12-bit frame: T.87 codes it with RANGE 1001, which CharLS cannot
     decode. Refused by every decoder, never returned as wrong pixels."""
     frame = _frame(10, False, seed=5)
-    cs = _unpadded(_backends.resolve("jpegls_encode")[1].jpegls_encode(frame, 10))
+    cs = _unpadded(_backends.resolve("jpegls_encode")[1].jpegls_encode(frame, options(10)))
     edited = _relabelled(cs, 12, _lse(1000))
     ds = _with_fragments(_base(16, 12, False), [edited])
     _only(monkeypatch, "jpegls", name)
@@ -188,7 +193,7 @@ def test_a_zero_byte_before_eoi(monkeypatch, name, bits_stored, signed):
     16-bit signed MR, ends so). CharLS 2.4.2 refuses it ("the leading start byte (0xFF) for a JPEG marker
     was not found"); CharLS 2.4.3 accepts it, and so does every decoder here."""
     frame = _frame(bits_stored, signed, seed=bits_stored)
-    cs = _unpadded(_backends.resolve("jpegls_encode")[1].jpegls_encode(frame, bits_stored))
+    cs = _unpadded(_backends.resolve("jpegls_encode")[1].jpegls_encode(frame, options(bits_stored)))
     assert cs[-3] != 0  # a stream of our own: no zero byte there yet
     padded = cs[:-2] + b"\x00\xff\xd9"
     ds = _with_fragments(_base(8 if bits_stored <= 8 else 16, bits_stored, signed), [padded + b"\x00"])
@@ -212,3 +217,18 @@ def test_the_native_encoder_refuses_what_charls_cannot_code():
     with pytest.raises(ValueError):  # T1 above MAXVAL: CharLS's own check
         _rust.jls_encode(raw, 40, 40, 1, 12, 0, (1023, 2000, 0, 0, 0))
     assert _rust.jls_encode(raw, 40, 40, 1, 12) == _rust.jls_encode(raw, 40, 40, 1, 12, 0, None)
+
+
+def test_the_twins_refuse_preset_coding_parameters():
+    """Neither imagecodecs nor pyjpegls can write an LSE segment: asked for one, they refuse rather than
+    write a stream without it."""
+    from ..conftest import implementations
+
+    frame = _frame(12, False, seed=1)
+    twins = [(n, m) for n, m in implementations("jpegls_encode") if _backends.is_python(n)]
+    if not twins:
+        pytest.skip("no JPEG-LS twin installed")
+    for name, mod in twins:
+        assert mod.jpegls_encode(frame, options(12)), name  # without preset parameters they encode
+        with pytest.raises(NotImplementedError, match="native build"):
+            mod.jpegls_encode(frame, options(12, preset=(4095, 3, 7, 21, 64)))

@@ -22,6 +22,7 @@ from fastdicom.errors import InvalidDicomError
 from fastdicom.pixels import NoDecoderError
 from fastdicom.pixels import codecs as fc
 
+from .frame_specs import options
 from .test_codec_twins import _only
 from .test_transcode import _grey_40x40
 
@@ -192,6 +193,6 @@ def test_jpeg_colour_is_read_through_fill_bytes():
     """jpeg_is_ycbcr walks the markers too: fill bytes before them change nothing."""
     enc = _backends.resolve("jpeg_encode")[1].jpeg_encode
     rgb = np.dstack([np.full((16, 16), v, np.uint8) for v in (200, 30, 90)])
-    cs = enc(rgb, 8, lossless=False, quality=90)
+    cs = enc(rgb, options(8, lossless=False, quality=90))
     for photometric in ("RGB", "YBR_FULL_422"):
         assert fc.jpeg_is_ycbcr(_with_fill(cs, 3), photometric) == fc.jpeg_is_ycbcr(cs, photometric)

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 import fastdicom
+from fastdicom.dictionary import uid
 from fastdicom.pixels import codecs as fc
 
 from ..conftest import implementations
 from ..corpus import corpus_files
+from .frame_specs import decode_spec, options, spec_of
 
 NATIVE = dict(implementations("jpeg2000")).get("rust")
 pytestmark = pytest.mark.skipif(
@@ -52,10 +54,9 @@ def _frames(cf):
 @pytest.mark.parametrize("cf", J2K, ids=lambda cf: cf.path)
 def test_native_and_imagecodecs_give_the_same_samples(cf):
     _ds, px, frames = _frames(cf)
-    shape = px._frame_shape()
     for frame in frames:
-        ours = NATIVE.jpeg2000_decode(frame, shape=shape)
-        theirs = np.asarray(TWIN.jpeg2000_decode(frame))
+        ours = NATIVE.jpeg2000_decode(frame, spec_of(px))
+        theirs = np.asarray(TWIN.jpeg2000_decode(frame, spec_of(px)))
         if theirs.ndim == 3 and theirs.shape[-1] == 1:
             theirs = theirs[..., 0]
         assert ours.shape == theirs.shape
@@ -67,22 +68,21 @@ def test_native_and_imagecodecs_give_the_same_samples(cf):
 @pytest.mark.parametrize("cf", JLS, ids=lambda cf: cf.path)
 def test_native_jpegls_and_imagecodecs_give_the_same_samples(cf):
     _ds, px, frames = _frames(cf)
-    shape = px._frame_shape()
     for frame in frames:
-        ours = NATIVE.jpegls_decode(frame, shape=shape)
-        theirs = np.asarray(TWIN.jpegls_decode(frame))
+        ours = NATIVE.jpegls_decode(frame, spec_of(px))
+        theirs = np.asarray(TWIN.jpegls_decode(frame, spec_of(px)))
         if theirs.ndim == 3 and theirs.shape[-1] == 1:
             theirs = theirs[..., 0]
         np.testing.assert_array_equal(ours, theirs.astype(ours.dtype))
 
 
 def test_threads_give_the_same_samples():
-    cf = next((f for f in J2K if f.resolve() and f.row["transfer_syntax_uid"] == fc.JPEG_2000_LOSSLESS), None)
+    cf = next((f for f in J2K if f.resolve() and f.row["transfer_syntax_uid"] == uid.JPEG2000Lossless), None)
     if cf is None:
         pytest.skip("no JPEG 2000 lossless file installed")
     _ds, px, frames = _frames(cf)
-    one = NATIVE.jpeg2000_decode(frames[0], shape=px._frame_shape())
-    four = NATIVE.jpeg2000_decode(frames[0], shape=px._frame_shape(), threads=4)
+    one = NATIVE.jpeg2000_decode(frames[0], spec_of(px))
+    four = NATIVE.jpeg2000_decode(frames[0], decode_spec(px._frame_shape(), px.dtype, threads=4))
     np.testing.assert_array_equal(one, four)
 
 
@@ -93,9 +93,7 @@ def test_a_header_that_disagrees_with_the_data_set_is_refused_before_decoding():
     _ds, px, frames = _frames(cf)
     rows, cols = px._frame_shape()[:2]
     with pytest.raises(ValueError, match="header says"):
-        NATIVE.jpeg2000_decode(frames[0], shape=(rows + 1, cols))
-    with pytest.raises(ValueError, match="needs the frame shape"):
-        NATIVE.jpeg2000_decode(frames[0])
+        NATIVE.jpeg2000_decode(frames[0], decode_spec((rows + 1, cols), px.dtype))
 
 
 HOSTILE = textwrap.dedent(
@@ -164,7 +162,7 @@ def test_truncated_frame_is_refused_through_the_data_set():
     ds, px, frames = _frames(cf)
     out = np.empty(px._frame_shape(), dtype=px.dtype)
     with pytest.raises(fastdicom.errors.InvalidDicomError):
-        fc.decode_frame(px, frames[0][: len(frames[0]) // 2], out)
+        fc.decode_frame(frames[0][: len(frames[0]) // 2], fc.DecodeFrame.of(px, out))
 
 
 @pytest.mark.skipif(TWIN is None, reason="imagecodecs not installed")
@@ -172,12 +170,11 @@ def test_truncated_frame_is_refused_through_the_data_set():
 def test_native_jpeg_and_imagecodecs_give_the_same_samples(cf):
     """Both are libjpeg-turbo 3.1: every process, every colour decision, both colour outputs, bit for bit."""
     _ds, px, frames = _frames(cf)
-    shape = px._frame_shape()
     for frame in frames:
         for as_rgb in (True, False) if px.samples == 3 else (True,):
-            ours = NATIVE.jpeg_decode(frame, shape=shape, photometric=px.photometric, as_rgb=as_rgb)
+            ours = NATIVE.jpeg_decode(frame, spec_of(px, as_rgb=as_rgb))
             try:
-                theirs = np.asarray(TWIN.jpeg_decode(frame, shape=shape, photometric=px.photometric, as_rgb=as_rgb))
+                theirs = np.asarray(TWIN.jpeg_decode(frame, spec_of(px, as_rgb=as_rgb)))
             except ValueError as exc:
                 pytest.skip(f"imagecodecs cannot: {exc}")
             if theirs.ndim == 3 and theirs.shape[-1] == 1:
@@ -192,13 +189,14 @@ def test_jpeg_decodes_into_the_callers_array_and_widens_8_bit_samples():
         pytest.skip("no 8-bit JPEG file installed")
     _ds, px, frames = _frames(cf)
     shape = px._frame_shape()
-    narrow = np.empty(shape, np.uint8)
-    assert NATIVE.jpeg_decode(frames[0], shape=shape, out=narrow, photometric=px.photometric) is narrow
-    wide = np.empty(shape, np.uint16)
-    assert NATIVE.jpeg_decode(frames[0], shape=shape, out=wide, photometric=px.photometric) is wide
-    np.testing.assert_array_equal(wide, narrow)
+    narrow = decode_spec(shape, np.uint8, photometric=px.photometric)
+    assert NATIVE.jpeg_decode(frames[0], narrow) is narrow.out
+    wide = decode_spec(shape, np.uint16, photometric=px.photometric)
+    assert NATIVE.jpeg_decode(frames[0], wide) is wide.out
+    np.testing.assert_array_equal(wide.out, narrow.out)
+    assert narrow.out.any()
     with pytest.raises(ValueError, match="header says"):
-        NATIVE.jpeg_decode(frames[0], shape=(shape[0] + 1, *shape[1:]), photometric=px.photometric)
+        NATIVE.jpeg_decode(frames[0], decode_spec((shape[0] + 1, *shape[1:]), np.uint8, photometric=px.photometric))
 
 
 def test_jpeg_truncation_and_corruption_are_errors_not_grey_pixels():
@@ -206,7 +204,7 @@ def test_jpeg_truncation_and_corruption_are_errors_not_grey_pixels():
 
     frame = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 4096
     for lossless, bits, arr in ((True, 12, frame), (False, 8, (frame % 256).astype(np.uint8))):
-        cs = NATIVE.jpeg_encode(arr, bits, lossless=lossless)
+        cs = NATIVE.jpeg_encode(arr, options(bits, lossless=lossless))
         out = bytearray(64 * 64 * 2)
         _rust.jpeg_decode_into(cs, out, 64, 64, 1, 2, False, False)
         for cut in (len(cs) // 3, len(cs) // 2, len(cs) - 6):
@@ -226,4 +224,4 @@ def test_progressive_jpeg_is_refused():
     buf = io.BytesIO()
     image.fromarray((np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)).save(buf, "JPEG", progressive=True)
     with pytest.raises(ValueError, match="progressive"):
-        NATIVE.jpeg_decode(buf.getvalue(), shape=(64, 64), photometric="MONOCHROME2")
+        NATIVE.jpeg_decode(buf.getvalue(), decode_spec((64, 64), np.uint8, photometric="MONOCHROME2"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import struct
 
@@ -9,27 +10,28 @@ import numpy as np
 import pytest
 
 import fastdicom
-from fastdicom import _backends
+from fastdicom.dictionary.uid import RLELossless
 from fastdicom.errors import InvalidDicomError
 from fastdicom.pixels import _rle_py
+from fastdicom.pixels import codecs as fc
 
 from ..conftest import implementations
 from ..corpus import corpus_files
+from .frame_specs import decode_spec, options
 
 pydicom = pytest.importorskip("pydicom")
 
 
-def _modules(capability: str):
-    return implementations(capability)
+#: The byte-level kernels under each implementation of "rle" and "rle_encode" (their codec functions wrap them).
+KERNELS = {"rust": "fastdicom._rust", "python": "fastdicom.pixels._rle_py"}
 
 
-def _impls(capability: str):
-    attr = _backends.REGISTRY[capability][0][2]
-    return [(name, getattr(mod, attr)) for name, mod in _modules(capability)]
+def _kernels(attr: str):
+    return [(name, getattr(importlib.import_module(KERNELS[name]), attr)) for name, _mod in implementations("rle")]
 
 
-DECODERS = _impls("rle")
-ENCODERS = _impls("rle_encode")
+DECODERS = _kernels("rle_decode_frame")
+ENCODERS = _kernels("rle_encode_frame")
 RLE_FILES = [f for f in corpus_files() if f.row["transfer_syntax_uid"] == "1.2.840.10008.1.2.5"]
 
 
@@ -115,7 +117,7 @@ def test_python_twin_module_is_complete():
 
 
 def _decode_into_impls():
-    return [(name, mod.rle_decode_into) for name, mod in _modules("rle")]
+    return _kernels("rle_decode_into")
 
 
 @pytest.mark.parametrize("bits", [8, 16, 32])
@@ -140,3 +142,33 @@ def test_decode_into_writes_the_callers_array(bits, samples):
         for name in sorted(BAD):
             with pytest.raises(InvalidDicomError):
                 decode_into(BAD[name], np.empty(4, np.uint8), 2, 2, 1, 8)
+
+
+@pytest.mark.parametrize("bits", [8, 16, 32])
+@pytest.mark.parametrize("samples", [1, 3])
+def test_codec_contract_over_the_kernels(bits, samples):
+    """``rle_encode(frame, options)`` and ``rle_decode(data, frame)`` of every implementation: the kernels'
+    bytes, decoded straight into ``frame.out``."""
+    rng = np.random.default_rng(bits * 3 + samples)
+    shape = (19, 21, samples) if samples > 1 else (19, 21)
+    arr = rng.integers(0, 2**bits, size=shape, dtype=f"<u{bits // 8}")
+    arr[2:9, 4:15] = 7
+    reference = ENCODERS[0][1](arr.tobytes(), 19, 21, samples, bits)
+    for name, mod in implementations("rle_encode"):
+        assert mod.rle_encode(arr, options(bits)) == reference, name
+        assert mod.rle_encode(arr.astype(arr.dtype.newbyteorder(">")), options(bits)) == reference, name
+    for name, mod in implementations("rle"):
+        frame = decode_spec(shape, arr.dtype)
+        assert mod.rle_decode(reference, frame) is frame.out, name
+        assert np.array_equal(frame.out, arr), name
+        assert fc.Decoder.of("rle", name, mod).writes_out
+
+
+def test_signed_rle_is_sign_extended_by_the_runner():
+    """12 bits stored in 16, signed: the runner sign-extends what the decoder wrote into ``frame.out``."""
+    values = np.array([[-2048, -1, 0, 2047]], dtype=np.int16)
+    codes = (values.view(np.uint16) & 0x0FFF).astype("<u2")
+    data = ENCODERS[0][1](codes.tobytes(), 1, 4, 1, 16)
+    out = np.empty((1, 4), np.int16)
+    fc.decode_frame(data, fc.DecodeFrame(out, 1, 4, 1, 16, 12, 1, "MONOCHROME2", RLELossless))
+    assert out.tolist() == values.tolist()

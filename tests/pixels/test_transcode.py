@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import warnings
 
@@ -10,12 +9,15 @@ import numpy as np
 import pytest
 
 import fastdicom
+from fastdicom import _backends
+from fastdicom.dictionary import uid
 from fastdicom.pixels import NoDecoderError
 from fastdicom.pixels import codecs as fc
 from fastdicom.transcode import syntax_uid
 
 from ..corpus import corpus_files
 from ..dataset import pixel_order
+from .frame_specs import options, spec_like
 from .test_codecs import DECODABLE, _resolve
 
 pydicom = pytest.importorskip("pydicom")
@@ -141,8 +143,6 @@ def test_native_to_jpeg2000_lossless_is_exact_here_and_in_pydicom(cf):
 def test_jpeg2000_lossy_sets_the_lossy_attributes_and_stays_close():
     cf = next(f for f in UNCOMPRESSED_FILES if f.resolve() and f.row["BitsAllocated"] == "16")
     ds, before = _j2k_ready(cf)
-    from fastdicom import _backends
-
     if _backends.resolve("jpeg2000_encode")[0] == "python":
         with pytest.raises(NotImplementedError):  # imagecodecs' quality is no ratio: native only
             fastdicom.transcode(ds, "j2k-lossy", ratio=8)
@@ -160,14 +160,11 @@ def test_jpeg2000_lossy_sets_the_lossy_attributes_and_stays_close():
 
 
 def test_jpeg2000_refuses_values_outside_bits_stored():
-    from types import SimpleNamespace
-
-    from fastdicom.transcode import _j2k_frames
-
+    encode = fc.encoder("jpeg2000_encode")
     with pytest.raises(ValueError, match="Bits Stored"):
-        _j2k_frames(np.full((1, 4, 4), 200, dtype=np.uint16), SimpleNamespace(bits_stored=4), 0.0)
+        encode(np.full((4, 4), 200, dtype=np.uint16), options(4))
     with pytest.raises(ValueError, match="Bits Stored"):
-        _j2k_frames(np.full((1, 4, 4), -9, dtype=np.int16), SimpleNamespace(bits_stored=4), 0.0)
+        encode(np.full((4, 4), -9, dtype=np.int16), options(4))
 
 
 @pytest.mark.parametrize("dtype,bits", [("u1", 8), ("i1", 8), ("u2", 12), ("i2", 12), ("u2", 16), ("i2", 16)])
@@ -183,14 +180,14 @@ def test_jpeg2000_encoders_round_trip_random_frames(dtype, bits, samples):
     decode = dict(implementations("jpeg2000"))
     for _name, mod in implementations("jpeg2000_encode"):
         try:
-            cs = mod.jpeg2000_encode(frame, bits)
+            cs = mod.jpeg2000_encode(frame, options(bits))
         except Exception as exc:  # noqa: BLE001 - imagecodecs refuses some depths
             if _name == "python":
                 continue
             raise AssertionError(f"{_name}: {exc}") from exc
         assert len(cs) % 2 == 0 and cs[:4] == b"\xff\x4f\xff\x51"
         for dname, dmod in decode.items():
-            back = np.asarray(dmod.jpeg2000_decode(cs, shape=shape))
+            back = np.asarray(dmod.jpeg2000_decode(cs, spec_like(frame)))
             assert np.array_equal(back.astype(np.int64), frame.astype(np.int64)), (_name, dname)
 
 
@@ -243,25 +240,17 @@ def test_jpegls_encoders_round_trip_random_frames(dtype, bits, samples):
     shape = (29, 61, 3) if samples == 3 else (29, 61)
     frame = rng.integers(lo, hi, size=shape).astype(dt)
     for name, mod in implementations("jpegls_encode"):
-        cs = mod.jpegls_encode(frame, bits)
+        cs = mod.jpegls_encode(frame, options(bits))
         assert len(cs) % 2 == 0 and cs[:2] == b"\xff\xd8", name
         for dname, dmod in implementations("jpegls"):
-            back = np.asarray(dmod.jpegls_decode(cs, shape=shape))
+            back = np.asarray(dmod.jpegls_decode(cs, spec_like(frame)))
             if dt.kind == "i":  # what a reader sees after sign extension from Bits Stored
                 shift = 8 * dt.itemsize - bits
                 back = ((back.astype(dt) << shift) >> shift) if shift else back.view(dt)
             assert np.array_equal(back.astype(np.int64), frame.astype(np.int64)), (name, dname)
 
 
-ENCODE_CALLS = {
-    "jpeg2000_encode": lambda mod, f, bits: mod.jpeg2000_encode(f, bits),
-    "jpegls_encode": lambda mod, f, bits: mod.jpegls_encode(f, bits),
-    "jpeg_encode": lambda mod, f, bits: mod.jpeg_encode(f, bits, lossless=True),
-    "htj2k_encode": lambda mod, f, bits: mod.htj2k_encode(f, bits),
-}
-
-
-@pytest.mark.parametrize("capability", sorted(ENCODE_CALLS))
+@pytest.mark.parametrize("capability", ["htj2k_encode", "jpeg2000_encode", "jpeg_encode", "jpegls_encode"])
 @pytest.mark.parametrize(
     "dtype,bits,bad", [("u2", 12, 4096), ("i2", 12, 2048), ("i2", 12, -2049), ("u1", 6, 64), ("i1", 6, -33)]
 )
@@ -276,10 +265,11 @@ def test_every_encoder_refuses_values_outside_bits_stored(capability, dtype, bit
     found = implementations(capability)
     if not found:
         pytest.skip(f"no {capability} implementation here")
+    attr = _backends.REGISTRY[capability][0][2]
     for name, mod in found:
         with pytest.raises(ValueError, match="Bits Stored"):
-            ENCODE_CALLS[capability](mod, frame, bits)
-        assert ENCODE_CALLS[capability](mod, edge, bits), (name, "the largest value that fits is accepted")
+            getattr(mod, attr)(frame, options(bits))
+        assert getattr(mod, attr)(edge, options(bits)), (name, "the largest value that fits is accepted")
 
 
 def test_jpegls_refuses_what_it_cannot_keep():
@@ -306,7 +296,7 @@ def test_lossy_history_stays_paired():
     grey = (
         fastdicom.read(f.resolve())
         for f in DECODABLE
-        if f.row["transfer_syntax_uid"] in (fc.JPEG_BASELINE, "1.2.840.10008.1.2.4.51") and f.resolve()
+        if f.row["transfer_syntax_uid"] in (uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit) and f.resolve()
     )
     ds = next((d for d in grey if d.pixels.samples == 1), None)
     if ds is None:
@@ -397,10 +387,11 @@ def test_jpeg_lossless_encoders_round_trip_random_frames(dtype, bits, samples):
     shape = (31, 67, 3) if samples == 3 else (31, 67)
     frame = rng.integers(lo, hi, size=shape).astype(dt)
     for name, mod in implementations("jpeg_encode"):
-        cs = mod.jpeg_encode(frame, bits, lossless=True)
+        cs = mod.jpeg_encode(frame, options(bits))
         assert len(cs) % 2 == 0 and cs[:2] == b"\xff\xd8", name
         for dname, dmod in implementations("jpeg"):
-            back = np.asarray(dmod.jpeg_decode(cs, shape=shape, photometric="RGB" if samples == 3 else "MONOCHROME2"))
+            spec = spec_like(frame, photometric="RGB" if samples == 3 else "MONOCHROME2")
+            back = np.asarray(dmod.jpeg_decode(cs, spec))
             if dt.kind == "i":
                 shift = 8 * dt.itemsize - bits
                 back = back.astype(f"u{dt.itemsize}").view(dt)
@@ -408,9 +399,26 @@ def test_jpeg_lossless_encoders_round_trip_random_frames(dtype, bits, samples):
             assert np.array_equal(back.astype(np.int64), frame.astype(np.int64)), (name, dname)
 
 
+def test_every_target_of_the_table():
+    """Each target answers to its aliases and its UID (and its keyword, unless an alias shadows it); the
+    encapsulated ones have an encoder capability, and a lossy method exactly when their syntax is lossy."""
+    from fastdicom.transcode import ALIASES, ENCODABLE, TARGETS
+
+    assert len({t.uid for t in TARGETS}) == len(TARGETS) and len(ALIASES) == sum(len(t.aliases) for t in TARGETS)
+    for t in TARGETS:
+        assert all(syntax_uid(alias) == t.uid for alias in t.aliases), t.uid.keyword
+        assert syntax_uid(t.uid) == t.uid
+        if t.uid.keyword.lower() not in ALIASES:  # "JPEG2000" and "HTJ2K" are also aliases of the lossless syntaxes
+            assert syntax_uid(t.uid.keyword) == t.uid, t.uid.keyword
+        assert (t.capability is not None) == t.uid.is_encapsulated == (t.uid in ENCODABLE), t.uid.keyword
+        assert (t.method is not None) == (t.uid in fc.LOSSY), t.uid.keyword
+        if t.capability is not None:
+            assert t.capability in _backends.REGISTRY and t.capability.endswith("_encode")
+    assert {t.method for t in TARGETS if t.method} == {"ISO_10918_1", "ISO_14495_1", "ISO_15444_1", "ISO_15444_15"}
+
+
 def test_threads_one_or_many_give_the_same_bytes():
-    """``threads`` only spreads the frames: the codestreams are the same, and the setting does not leak."""
-    tmod = importlib.import_module("fastdicom.transcode")  # the module (fastdicom.transcode is the function)
+    """``threads`` only spreads the frames: the codestreams are the same."""
     cf = next((f for f in UNCOMPRESSED_FILES if f.resolve() and f.row["BitsAllocated"] == "16"), None)
     if cf is None:
         pytest.skip("no 16-bit file installed")
@@ -418,7 +426,6 @@ def test_threads_one_or_many_give_the_same_bytes():
     one = fastdicom.transcode(ds, "jpeg-lossless", threads=1)
     many = fastdicom.transcode(ds, "jpeg-lossless", threads=4)
     assert fastdicom.to_bytes(one) == fastdicom.to_bytes(many)
-    assert tmod._THREADS.get() is None
 
 
 def test_lossy_targets_refuse_palette_color():
@@ -470,12 +477,12 @@ def test_near_lossless_jpegls_stays_within_bits_stored():
     decoders = implementations("jpegls")
     for name, mod in implementations("jpegls_encode"):
         try:
-            cs = mod.jpegls_encode(frame, 12, near=3)
+            cs = mod.jpegls_encode(frame, options(12, near=3))
         except ValueError as exc:
             assert name == "python" and "precision" in str(exc), (name, exc)  # imagecodecs codes 16 bits
             continue
         for dname, dmod in decoders:
-            back = np.asarray(dmod.jpegls_decode(cs, shape=frame.shape)).astype(np.int64)
+            back = np.asarray(dmod.jpegls_decode(cs, spec_like(frame))).astype(np.int64)
             assert back.max() <= 4095 and np.abs(back - frame).max() <= 3, (name, dname)
 
 

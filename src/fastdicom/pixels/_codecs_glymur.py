@@ -18,17 +18,21 @@ import tempfile
 import glymur
 import numpy as np
 
-from .codecs import jp2_codestream
+from .codecs import DecodeFrame, jp2_codestream
 
 REQUIRES = "glymur"
+#: Its decoders return a new array (they do not write into ``frame.out``).
+WRITES_OUT: frozenset[str] = frozenset()
+#: The runner finds the end of each codestream for them.
+FINDS_END = False
 _LIBRARY = tuple(int(p) for p in glymur.version.openjpeg_version.split(".")[:2])
 
 if _LIBRARY < (2, 4):
     raise ImportError(f"glymur finds no usable libopenjp2 ({glymur.version.openjpeg_version!r}; 2.4 or later needed)")
 
 
-def jpeg2000_decode(data, shape=None) -> np.ndarray:
-    """One J2K codestream (or JP2 file, its boxes ignored); ``shape`` is accepted for the native twin's sake."""
+def jpeg2000_decode(data, frame: DecodeFrame) -> np.ndarray:
+    """One J2K codestream (or JP2 file, its boxes ignored)."""
     fd, path = tempfile.mkstemp(suffix=".j2k")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -40,6 +44,6 @@ def jpeg2000_decode(data, shape=None) -> np.ndarray:
 
 if _LIBRARY >= (2, 5):
 
-    def htj2k_decode(data, shape=None) -> np.ndarray:
+    def htj2k_decode(data, frame: DecodeFrame) -> np.ndarray:
         """HTJ2K through OpenJPEG's HT block decoder."""
-        return jpeg2000_decode(data, shape)
+        return jpeg2000_decode(data, frame)

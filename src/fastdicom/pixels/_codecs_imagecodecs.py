@@ -1,9 +1,11 @@
-"""Frame decoders over imagecodecs (libjpeg-turbo, CharLS, OpenJPEG, OpenJPH): the pure-Python backend.
+"""Frame codecs over imagecodecs (libjpeg-turbo, CharLS, OpenJPEG, OpenJPH): the pure-Python backend.
 
 Importing this module fails without imagecodecs, which tells the registry
-that this implementation is missing. Each function takes one frame's
-codestream and returns the decoded ndarray as the library gives it; the DICOM
-rules (sign, precision, colour) are applied by ``fastdicom.pixels.codecs``.
+that this implementation is missing. The contracts of
+``fastdicom.pixels.codecs``: each decoder takes one frame's codestream and
+its ``DecodeFrame`` and returns a new ndarray as the library gives it (none
+writes into ``frame.out``); the DICOM rules (sign, precision, colour) are
+applied by the runner. Each encoder takes a frame and its ``EncodeOptions``.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ from __future__ import annotations
 import imagecodecs
 import numpy as np
 
-from .codecs import check_range, jp2_codestream, jpegls_decode_with, unsigned_codes
+from .codecs import DecodeFrame, EncodeOptions, check_range, jp2_codestream, jpegls_decode_with, unsigned_codes
 
 REQUIRES = "imagecodecs"
+#: None of these decoders writes into ``frame.out``.
+WRITES_OUT: frozenset[str] = frozenset()
+#: The runner finds the end of each codestream for them.
+FINDS_END = False
 
 
 def _ycbcr_to_rgb(arr: np.ndarray) -> np.ndarray:
@@ -25,20 +31,19 @@ def _ycbcr_to_rgb(arr: np.ndarray) -> np.ndarray:
     return convert_color_space(arr, "YBR_FULL", "RGB")
 
 
-def jpeg_decode(data, shape=None, out=None, photometric: str = "", as_rgb: bool = True) -> np.ndarray:
+def jpeg_decode(data, frame: DecodeFrame) -> np.ndarray:
     """JPEG baseline, extended (12-bit) and lossless (processes 14 and SV1) through libjpeg-turbo 3.
 
-    Same call as the native decoder: a 3-component stream is YCbCr or RGB by
-    its markers (the data set's ``photometric`` where they are silent, see
+    As the native decoder: a 3-component stream is YCbCr or RGB by its
+    markers (``frame.photometric`` where they are silent, see
     :func:`fastdicom.pixels.codecs.jpeg_is_ycbcr`); YCbCr comes out as RGB
-    unless ``as_rgb`` is False (then as coded). ``shape`` and ``out`` are
-    accepted for the native twin's sake: the result is a new array.
+    unless ``frame.as_rgb`` is False (then as coded). The result is a new array.
     """
     from .codecs import jpeg_is_ycbcr
 
-    colour = shape is not None and len(shape) == 3
-    ycbcr = jpeg_is_ycbcr(data, photometric) if colour else False
-    keep = ycbcr and not as_rgb
+    colour = len(frame.shape) == 3
+    ycbcr = jpeg_is_ycbcr(data, frame.photometric) if colour else False
+    keep = ycbcr and not frame.as_rgb
     try:
         if not colour:
             return imagecodecs.jpeg8_decode(data)
@@ -59,17 +64,16 @@ def jpeg_decode(data, shape=None, out=None, photometric: str = "", as_rgb: bool 
         raise ValueError(str(first)) from None
 
 
-def jpeg_encode(
-    frame: np.ndarray, bits_stored: int, *, lossless: bool = True, quality: int = 90, subsample: bool = True
-) -> bytes:
+def jpeg_encode(frame: np.ndarray, options: EncodeOptions) -> bytes:
     """Twin of the native JPEG encoder (libjpeg-turbo inside imagecodecs), even length.
 
-    Lossless: process 14, selection value 1, precision ``bits_stored``,
-    signed samples stored as their Bits Stored two's complement. Baseline:
-    8-bit, colour as YCbCr (4:2:2 when ``subsample``).
+    Lossless: process 14, selection value 1, precision Bits Stored, signed
+    samples stored as their Bits Stored two's complement. Baseline: 8-bit at
+    ``options.quality``, colour as YCbCr (4:2:2 when ``options.subsample``).
     """
+    bits_stored = options.bits_stored
     frame = unsigned_codes(frame, bits_stored, "JPEG")
-    if lossless:
+    if options.lossless:
         out = imagecodecs.jpeg8_encode(frame, lossless=True, predictor=1, bitspersample=bits_stored)
     else:
         if bits_stored > 8 or frame.dtype != np.uint8:
@@ -77,10 +81,10 @@ def jpeg_encode(
         colour = frame.ndim == 3
         out = imagecodecs.jpeg8_encode(
             frame,
-            level=quality,
+            level=options.quality,
             colorspace="RGB" if colour else None,
             outcolorspace="YCbCr" if colour else None,
-            subsampling="422" if subsample else "444",
+            subsampling="422" if options.subsample else "444",
         )
     out = bytes(out)
     return out + b"\0" if len(out) % 2 else out
@@ -97,14 +101,18 @@ def _charls_version() -> tuple[int, ...]:
 _SKIPS_ZERO_BYTE = _charls_version() >= (2, 4, 3)
 
 
-def jpegls_decode(data, shape=None) -> np.ndarray:
+def jpegls_decode(data, frame: DecodeFrame) -> np.ndarray:
     """CharLS inside imagecodecs, with the native decoder's rules around it (LSE MAXVAL, padding):
     see :func:`fastdicom.pixels.codecs.jpegls_decode_with`."""
     return jpegls_decode_with(imagecodecs.jpegls_decode, data, skips_zero_byte=_SKIPS_ZERO_BYTE)
 
 
-def jpegls_encode(frame: np.ndarray, bits_stored: int, near: int = 0) -> bytes:
-    """Twin of the native JPEG-LS encoder (CharLS inside imagecodecs), even length."""
+def jpegls_encode(frame: np.ndarray, options: EncodeOptions) -> bytes:
+    """Twin of the native JPEG-LS encoder (CharLS inside imagecodecs), even length; no preset coding
+    parameters (imagecodecs has no option for them)."""
+    if options.preset is not None:
+        raise NotImplementedError("JPEG-LS preset coding parameters need the native build of fastdicom")
+    bits_stored, near = options.bits_stored, 0 if options.lossless else options.near
     frame = np.ascontiguousarray(frame)
     if frame.dtype.itemsize > 2:
         raise ValueError("JPEG-LS holds at most 16 bits per sample")
@@ -125,13 +133,13 @@ def jpegls_encode(frame: np.ndarray, bits_stored: int, near: int = 0) -> bytes:
     return out + b"\0" if len(out) % 2 else out
 
 
-def jpeg2000_decode(data, shape=None) -> np.ndarray:
-    """``shape`` is accepted for the native twin's sake (the caller checks the result's). JP2 boxes are
-    ignored, as natively: only the codestream is decoded."""
+def jpeg2000_decode(data, frame: DecodeFrame) -> np.ndarray:
+    """JPEG 2000 Part 1 through OpenJPEG (the runner checks the result's shape). JP2 boxes are ignored, as
+    natively: only the codestream is decoded."""
     return imagecodecs.jpeg2k_decode(jp2_codestream(data))
 
 
-def htj2k_decode(data, shape=None) -> np.ndarray:
+def htj2k_decode(data, frame: DecodeFrame) -> np.ndarray:
     """OpenJPEG first (what pydicom's plugins use, so lossy frames round alike), then OpenJPH."""
     data = jp2_codestream(data)
     try:
@@ -140,16 +148,18 @@ def htj2k_decode(data, shape=None) -> np.ndarray:
         return imagecodecs.htj2k_decode(data)
 
 
-def htj2k_encode(frame: np.ndarray, bits_stored: int, *, qstep: float = 0.0, rpcl: bool = False) -> bytes:
+def htj2k_encode(frame: np.ndarray, options: EncodeOptions) -> bytes:
     """Twin of the native HTJ2K encoder (OpenJPH inside imagecodecs): same options, even length.
 
     imagecodecs' ``level`` is OpenJPH's quantisation step, scaled here so
-    that ``qstep`` means the same as natively (relative to the Bits Stored
+    that ``options.qstep`` means the same as natively (relative to the Bits Stored
     range); the bytes differ from the native encoder's (imagecodecs bundles
     a newer OpenJPH). The codestream precision is the container's (8 or 16
     bits) rather than Bits Stored: imagecodecs has no option for it; values
     must still lie within Bits Stored.
     """
+    bits_stored, rpcl = options.bits_stored, options.rpcl
+    qstep = 0.0 if options.lossless else options.qstep
     frame = np.ascontiguousarray(frame)
     if frame.dtype.kind not in "iu" or frame.ndim not in (2, 3) or frame.dtype.itemsize > 2:
         raise ValueError(f"cannot encode a {frame.ndim}-D {frame.dtype} frame as HTJ2K")
@@ -181,14 +191,15 @@ def htj2k_encode(frame: np.ndarray, bits_stored: int, *, qstep: float = 0.0, rpc
     return out + b"\0" if len(out) % 2 else out
 
 
-def jpeg2000_encode(frame: np.ndarray, bits_stored: int, ratio: float = 0.0, threads: int = 1) -> bytes:
+def jpeg2000_encode(frame: np.ndarray, options: EncodeOptions) -> bytes:
     """Twin of the native encoder for lossless J2K codestreams (even length).
 
     Lossy encoding needs the native build: imagecodecs' quality setting does
     not mean a compression ratio, so its results would not match.
     """
-    if ratio:
+    if not options.lossless:
         raise NotImplementedError("lossy JPEG 2000 encoding needs the native build of fastdicom")
+    bits_stored = options.bits_stored
     frame = np.ascontiguousarray(frame)
     check_range(frame, bits_stored, "JPEG 2000")
     out = bytes(

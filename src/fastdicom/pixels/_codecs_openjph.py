@@ -1,11 +1,12 @@
 """HTJ2K (JPEG 2000 Part 15) through OpenJPH 0.9: the Cython binding ``fastdicom._cy._openjph``.
 
-Same calls and results as the HTJ2K functions of ``_codecs_rust`` (decode)
-and ``_codecs_imagecodecs`` (decode, encode): one frame's codestream in, an
-ndarray out (``(rows, columns)`` or ``(rows, columns, samples)``;
-uint8/int8 up to 8 bits, uint16/int16 up to 16, by the codestream's
-precision and sign), the multi-component transform (RCT/ICT) undone by
-OpenJPH. Decoding and encoding run with the GIL released, so frames go
+The contracts of ``fastdicom.pixels.codecs``, with the same results as the
+HTJ2K functions of ``_codecs_rust`` (decode) and ``_codecs_imagecodecs``
+(decode, encode): one frame's codestream and its ``DecodeFrame`` in,
+``frame.out`` or a new ndarray out (``(rows, columns)`` or ``(rows, columns,
+samples)``; uint8/int8 up to 8 bits, uint16/int16 up to 16, by the
+codestream's precision and sign), the multi-component transform (RCT/ICT)
+undone by OpenJPH. Decoding and encoding run with the GIL released, so frames go
 through in parallel threads.
 
 What OpenJPH 0.9 cannot do, refused with ValueError rather than done wrong:
@@ -19,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._cy import _openjph
+from .codecs import DecodeFrame, EncodeOptions
 
 __version__ = _openjph.__version__
 
@@ -30,13 +32,16 @@ _DTYPES: dict[tuple[int, bool], type[np.integer]] = {
 }
 
 
+#: The decoders that write into ``frame.out`` (when its item size is 1, 2 or 4 bytes).
+WRITES_OUT = frozenset(("htj2k_decode",))
+#: The structural pre-check finds the end of the codestream (EOC) itself, padding after it allowed.
+FINDS_END = True
+
 #: OpenJPH 0.9's refusals of valid codestreams: Part 1 code-blocks, tiles too small for their levels, > 16 bits.
 _NOT_OPENJPH = ("Rsiz bit 14 not set", "OpenJPH 0.9 cannot decode it", "is not supported (1 to")
 
 
-def htj2k_decode(
-    data, shape: tuple[int, ...] | None = None, threads: int = 1, out: np.ndarray | None = None
-) -> np.ndarray:
+def htj2k_decode(data, frame: DecodeFrame) -> np.ndarray:
     """Decode one HTJ2K frame through OpenJPH; what OpenJPH 0.9 refuses goes to OpenJPEG when built.
 
     OpenJPEG (the Rust extension) decodes what OpenJPH 0.9 cannot (more than
@@ -44,48 +49,38 @@ def htj2k_decode(
     both refuse raises OpenJPH's error.
     """
     try:
-        return _decode(data, shape, out)
+        return _decode(data, frame)
     except ValueError as first:
         # Only what OpenJPH cannot do goes on; a corrupt or truncated stream stays an error
         # (OpenJPEG decodes some of those silently).
-        if shape is None or not any(m in str(first) for m in _NOT_OPENJPH):
+        if not any(m in str(first) for m in _NOT_OPENJPH):
             raise
         try:
             from . import _codecs_rust
         except ImportError:
             raise first from None
         try:
-            return _codecs_rust.htj2k_decode(data, shape, threads)
+            return _codecs_rust.htj2k_decode(data, frame)
         except ValueError:
             raise first from None
 
 
-def _decode(data, shape: tuple[int, ...] | None, out: np.ndarray | None) -> np.ndarray:
-    """Decode one HTJ2K frame; ``shape`` (the data set's frame shape) is checked against the header first.
+def _decode(data, frame: DecodeFrame) -> np.ndarray:
+    """Decode one HTJ2K frame; the header is checked against the frame's shape first.
 
-    ``out``: a C-contiguous integer array of the frame's shape to decode
-    into (no allocation, no copy); it is returned, its samples the
-    codestream's two's complement in its item size (what ``astype`` gives).
-    ``threads`` is accepted for the other decoders' sake: OpenJPH 0.9 decodes
-    one frame on one thread.
+    Into ``frame.out`` when it is an integer array of 1, 2 or 4 bytes a
+    sample (no allocation, no copy): its samples the codestream's two's
+    complement in its item size (what ``astype`` gives). Otherwise into a new
+    array of the codestream's precision and sign. OpenJPH 0.9 decodes one
+    frame on one thread (``frame.threads`` is for OpenJPEG).
     """
-    if shape is None:
-        raise ValueError("the native HTJ2K decoder needs the frame shape")
-    shape = tuple(shape)
-    rows, columns = shape[0], shape[1]
-    samples = shape[2] if len(shape) > 2 else 1
-    if (
-        out is not None
-        and out.shape == shape
-        and out.flags.c_contiguous
-        and out.dtype.kind in "iu"
-        and out.dtype.itemsize in (1, 2, 4)
-        and out.dtype.isnative
-    ):
+    out = frame.out
+    rows, columns, samples = frame.rows, frame.columns, frame.samples
+    if out.dtype.kind in "iu" and out.dtype.itemsize in (1, 2, 4) and out.dtype.isnative:
         _openjph.decode_into(data, out.reshape(-1).view(np.uint8), rows, columns, samples, out.dtype.itemsize)
         return out
     precision, signed = _openjph.read_header(data)[3:5]
-    arr = np.empty(shape, dtype=_DTYPES[(1 if precision <= 8 else 2, bool(signed))])
+    arr = np.empty(frame.shape, dtype=_DTYPES[(1 if precision <= 8 else 2, bool(signed))])
     _openjph.decode_into(data, arr.reshape(-1).view(np.uint8), rows, columns, samples, arr.dtype.itemsize)
     return arr
 
@@ -128,16 +123,17 @@ def add_tlm(codestream: bytes) -> bytes:
     return codestream[:first] + tlm + codestream[first:]
 
 
-def htj2k_encode(frame: np.ndarray, bits_stored: int, *, qstep: float = 0.0, rpcl: bool = False) -> bytes:
+def htj2k_encode(frame: np.ndarray, options: EncodeOptions) -> bytes:
     """One frame (``(rows, columns)`` or ``(rows, columns, samples)``, integers) as a raw HTJ2K codestream.
 
-    ``qstep`` 0: lossless (reversible 5/3 wavelet, RCT for three samples);
-    otherwise irreversible (9/7 wavelet, ICT) with this base quantisation
-    step (relative to the sample range: 1/256 is about one 8-bit grey
-    level). ``rpcl``: what HTJ2K Lossless RPCL asks (RPCL, which every
-    frame gets, enough decomposition levels, a TLM marker segment). The
-    codestream precision is ``bits_stored``, signed for signed dtypes;
-    values outside its range raise ValueError. Even length (one 0x00 pad).
+    Lossless: the reversible 5/3 wavelet, RCT for three samples; lossy:
+    irreversible (9/7 wavelet, ICT) with the base quantisation step
+    ``options.qstep`` (relative to the sample range: 1/256 is about one 8-bit
+    grey level). ``options.rpcl``: what HTJ2K Lossless RPCL asks (RPCL,
+    which every frame gets, enough decomposition levels, a TLM marker
+    segment). The codestream precision is Bits Stored, signed for signed
+    dtypes; values outside its range raise ValueError. Even length (one
+    0x00 pad).
     """
     frame = np.ascontiguousarray(frame)
     if frame.dtype.kind not in "iu" or frame.ndim not in (2, 3):
@@ -151,11 +147,11 @@ def htj2k_encode(frame: np.ndarray, bits_stored: int, *, qstep: float = 0.0, rpc
         columns,
         samples,
         frame.dtype.itemsize,
-        bits_stored,
+        options.bits_stored,
         frame.dtype.kind == "i",
-        float(qstep),
-        levels_for(rows, columns, rpcl),
+        0.0 if options.lossless else float(options.qstep),
+        levels_for(rows, columns, options.rpcl),
     )
-    if rpcl:
+    if options.rpcl:
         out = add_tlm(out)
     return out + b"\0" if len(out) % 2 else out

@@ -2,8 +2,9 @@
 
 Importing this module fails without the ``openjpeg`` package
 (``pip install pylibjpeg-openjpeg``), which tells the registry that this
-implementation is missing. Same calls as the native codecs; the DICOM rules
-(sign, precision, colour) are applied by ``fastdicom.pixels.codecs``.
+implementation is missing. The contracts of ``fastdicom.pixels.codecs``
+(decoders return a new array); the DICOM rules (sign, precision, colour) are
+applied by the runner.
 pylibjpeg-openjpeg encodes JPEG 2000 only (HTJ2K encoding has no twin here),
 and always with 6 resolutions: frames under 32 rows or columns are refused.
 """
@@ -17,26 +18,31 @@ from openjpeg.utils import get_openjpeg_version
 if tuple(get_openjpeg_version())[:2] < (2, 5):  # HTJ2K decoding came with OpenJPEG 2.5
     raise ImportError(f"pylibjpeg-openjpeg bundles OpenJPEG {get_openjpeg_version()}; 2.5 or later needed")
 
-from .codecs import check_range, jp2_codestream
+from .codecs import DecodeFrame, EncodeOptions, check_range, jp2_codestream
 
 REQUIRES = "pylibjpeg-openjpeg"
+#: Its decoders return a new array (they do not write into ``frame.out``).
+WRITES_OUT: frozenset[str] = frozenset()
+#: The runner finds the end of each codestream for them.
+FINDS_END = False
 _CODESTREAM = 0  # openjpeg's J2K (raw codestream) format
 
 
-def jpeg2000_decode(data, shape=None) -> np.ndarray:
-    """One J2K codestream (or JP2 file: its boxes ignored, as natively); ``shape`` is accepted for the
-    native twin's sake."""
+def jpeg2000_decode(data, frame: DecodeFrame) -> np.ndarray:
+    """One J2K codestream (or JP2 file: its boxes ignored, as natively)."""
     return openjpeg.decode(jp2_codestream(data), j2k_format=_CODESTREAM)
 
 
-def htj2k_decode(data, shape=None) -> np.ndarray:
+def htj2k_decode(data, frame: DecodeFrame) -> np.ndarray:
     """HTJ2K through OpenJPEG's HT block decoder (OpenJPEG 2.5 and later)."""
     return openjpeg.decode(jp2_codestream(data), j2k_format=_CODESTREAM)
 
 
-def jpeg2000_encode(frame: np.ndarray, bits_stored: int, ratio: float = 0.0, threads: int = 1) -> bytes:
-    """Twin of the native JPEG 2000 encoder: lossless (5/3, RCT for three samples) or, with ``ratio``,
-    irreversible (9/7, ICT) at that compression ratio (OpenJPEG's rate, as natively). Even length."""
+def jpeg2000_encode(frame: np.ndarray, options: EncodeOptions) -> bytes:
+    """Twin of the native JPEG 2000 encoder: lossless (5/3, RCT for three samples) or lossy, irreversible
+    (9/7, ICT) at the compression ratio ``options.ratio`` (OpenJPEG's rate, as natively). Even length."""
+    bits_stored = options.bits_stored
+    ratio = 0.0 if options.lossless else options.ratio
     frame = np.ascontiguousarray(frame)
     if frame.ndim not in (2, 3) or frame.dtype.itemsize > 2:
         raise ValueError(f"cannot encode a {frame.ndim}-D {frame.dtype} frame as JPEG 2000 here")

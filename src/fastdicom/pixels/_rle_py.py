@@ -1,17 +1,29 @@
 """RLE Lossless (PS3.5 Annex G) in Python and numpy: the twin of ``fastdicom_codecs::rle``.
 
-Same functions, same results, same errors as the Rust crate.
+Same functions, same results, same errors as the Rust crate: the byte-level
+kernels (``rle_decode_frame``, ``rle_decode_into``, ``rle_encode_frame``,
+twins of ``fastdicom._rust``'s), and over them the codec contract of
+``fastdicom.pixels.codecs`` (``rle_decode``, ``rle_encode``), twins of
+``_codecs_rust``'s.
 """
 
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InvalidDicomError
 
+if TYPE_CHECKING:
+    from .codecs import DecodeFrame, EncodeOptions
+
 PIXEL_DATA = 0x7FE00010
+#: The decoders that write into ``frame.out``.
+WRITES_OUT = frozenset(("rle_decode",))
+#: RLE has no end marker to find (``fastdicom.pixels.codecs`` looks for none either).
+FINDS_END = False
 
 
 def _fail(message: str) -> InvalidDicomError:
@@ -144,3 +156,19 @@ def rle_encode_frame(buf, rows: int, columns: int, samples: int, bits_allocated:
         if len(out) % 2:
             out.append(0)
     return bytes(out)
+
+
+def rle_decode(data, frame: DecodeFrame) -> np.ndarray:
+    """One RLE Lossless frame straight into ``frame.out``: the codec contract over :func:`rle_decode_into`."""
+    out = frame.out
+    rle_decode_into(
+        data, out.reshape(-1).view(np.uint8), frame.rows, frame.columns, frame.samples, frame.bits_allocated
+    )
+    return out
+
+
+def rle_encode(frame: np.ndarray, options: EncodeOptions) -> bytes:
+    """One frame as RLE Lossless: the codec contract over :func:`rle_encode_frame` (``options`` asks nothing of it)."""
+    little = np.ascontiguousarray(frame.astype(frame.dtype.newbyteorder("<"), copy=False))
+    samples = little.shape[2] if little.ndim > 2 else 1
+    return rle_encode_frame(little.tobytes(), little.shape[0], little.shape[1], samples, 8 * little.itemsize)

@@ -34,7 +34,6 @@ FLOAT_PIXEL_DATA = 0x7FE00008
 DOUBLE_FLOAT_PIXEL_DATA = 0x7FE00009
 EXTENDED_OFFSET_TABLE = 0x7FE00001
 EXTENDED_OFFSET_TABLE_LENGTHS = 0x7FE00002
-RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 
 
 def _int(ds, key: int, default: int | None = None) -> int:
@@ -100,6 +99,18 @@ class Frames:
         else:
             raise InvalidDicomError(f"unsupported Bits Allocated {ba}", tag)
         self._index: list[list[tuple[int, int]]] | None = None
+        # What each DecodeFrame of these frames holds besides its array and options, and what that array must be.
+        self._frame_args = (
+            self.rows,
+            self.columns,
+            self.samples,
+            ba,
+            self.bits_stored,
+            self.pixel_representation,
+            self.photometric,
+            self.transfer_syntax,
+        )
+        self._slot = (self._frame_shape(), self.dtype.newbyteorder("<"))
 
     # -- geometry ---------------------------------------------------------
     @property
@@ -138,7 +149,7 @@ class Frames:
             )
         if (
             self.encapsulated
-            and self.transfer_syntax == RLE_LOSSLESS
+            and self.transfer_syntax == _uid.RLELossless
             and need > 64 * n_bytes + 64 * self.number_of_frames
         ):
             raise InvalidDicomError(f"{n_bytes} bytes of RLE data cannot decode to {need} bytes", self._tag)
@@ -275,34 +286,12 @@ class Frames:
 
         ``as_rgb=False`` keeps JPEG YCbCr frames in YCbCr (the stored colour space).
         """
-        if self.transfer_syntax != RLE_LOSSLESS:
-            _codecs.decode_frame(self, self.encoded_frame(i), out, as_rgb=as_rgb)
-            return
-        from .. import _backends
-
-        decode = _backends.resolve("rle")[1].rle_decode_into
-        decode(
-            self.encoded_frame(i),
-            out.reshape(-1).view(np.uint8),
-            self.rows,
-            self.columns,
-            self.samples,
-            self.bits_allocated,
-        )
-        bs, ba = self.bits_stored, self.bits_allocated
-        if self.pixel_representation == 1 and bs < ba and out.dtype.kind == "i":
-            shift = ba - bs
-            out <<= shift  # sign-extend from Bits Stored, in place
-            out >>= shift
+        _codecs.decode_frame(self.encoded_frame(i), _codecs.DecodeFrame(out, *self._frame_args, as_rgb))
 
     def _fits(self, out: np.ndarray) -> bool:
         """Whether frames can be decoded straight into ``out`` (a slot of a caller's array)."""
-        return (
-            out.shape == self._frame_shape()
-            and out.dtype == self.dtype.newbyteorder("<")
-            and out.flags.c_contiguous
-            and out.flags.writeable
-        )
+        shape, dtype = self._slot
+        return out.shape == shape and out.dtype == dtype and out.flags.c_contiguous and out.flags.writeable
 
     def __iter__(self):
         for i in range(self.number_of_frames):
