@@ -33,7 +33,6 @@ import queue
 import re
 import socket
 import ssl
-import struct
 import threading
 import uuid
 from collections.abc import Callable
@@ -42,18 +41,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..dataset.read import read
+from ..dataset.write import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, part10_header
 from ..dictionary._uids import UIDS
 from ..errors import FastDicomError
 from . import dimse, pdu
 from .association import (
     DEFAULT_MAX_PDU,
-    IMPLEMENTATION_CLASS_UID,
-    IMPLEMENTATION_VERSION_NAME,
     Association,
     AssociationAborted,
     NetworkError,
     ReleaseRequested,
 )
+from .dimse import DimseChannel, Status
+from .scu import VERIFICATION_SOP_CLASS
+
+SUCCESS = Status.SUCCESS
+OUT_OF_RESOURCES = 0xA700
+DATA_SET_MISMATCH = 0xA900
+CANNOT_UNDERSTAND = 0xC000
 
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 DUPLICATE_SOP_INSTANCE = 0x0111
@@ -80,30 +85,6 @@ class AssociationInfo:
     address: tuple
     implementation_class_uid: str
     implementation_version_name: str | None
-
-
-def _meta(sop_class: str, sop_instance: str, ts: str, source_ae: str) -> bytes:
-    """Preamble, 'DICM' and a File Meta group for a received object (explicit VR little endian)."""
-
-    def el(tag: int, vr: str, value: bytes) -> bytes:
-        if len(value) % 2:
-            value += b"\0" if vr == "UI" else b" "
-        if vr == "OB":
-            return struct.pack("<HH2sHL", 2, tag, b"OB", 0, len(value)) + value
-        return struct.pack("<HH2sH", 2, tag, vr.encode(), len(value)) + value
-
-    body = b"".join(
-        (
-            el(0x0001, "OB", b"\x00\x01"),
-            el(0x0002, "UI", sop_class.encode()),
-            el(0x0003, "UI", sop_instance.encode()),
-            el(0x0010, "UI", ts.encode()),
-            el(0x0012, "UI", IMPLEMENTATION_CLASS_UID.encode()),
-            el(0x0013, "SH", IMPLEMENTATION_VERSION_NAME.encode()),
-            el(0x0016, "AE", source_ae.encode("ascii", "replace")[:16]),
-        )
-    )
-    return bytes(128) + b"DICM" + struct.pack("<HH2sHL", 2, 0, b"UL", 4, len(body)) + body
 
 
 class _FileSink:
@@ -137,7 +118,7 @@ class _FileSink:
             except OSError as exc:
                 self._fail(exc)
 
-    def native_fd(self) -> int:
+    def data_plane_fd(self) -> int:
         """The descriptor the data plane appends to (-1 after an error: drain)."""
         if self.error is not None or self.file is None:
             return -1
@@ -148,7 +129,7 @@ class _FileSink:
             return -1
         return self.file.fileno()
 
-    def native_done(self, n: int, errno: int) -> None:
+    def data_plane_done(self, n: int, errno: int) -> None:
         """The data plane received ``n`` bytes; ``errno`` is its first write error (0: none)."""
         self.bytes += n
         if errno and self.error is None:
@@ -178,10 +159,10 @@ class _DiscardSink:
     def write(self, view: memoryview) -> None:
         pass
 
-    def native_fd(self) -> int:
+    def data_plane_fd(self) -> int:
         return -1
 
-    def native_done(self, n: int, errno: int) -> None:
+    def data_plane_done(self, n: int, errno: int) -> None:
         pass
 
     def discard(self) -> None:
@@ -197,10 +178,10 @@ class _CountingSink:
     def write(self, view: memoryview) -> None:
         self.bytes += len(view)
 
-    def native_fd(self) -> int:
+    def data_plane_fd(self) -> int:
         return -1
 
-    def native_done(self, n: int, errno: int) -> None:
+    def data_plane_done(self, n: int, errno: int) -> None:
         self.bytes += n
 
     def finish(self) -> None:
@@ -255,8 +236,8 @@ class _Committer:
                 if self.failed is None:
                     self.failed = exc
                 # An answer is lost: end the association (A-ABORT) rather than leave the peer waiting.
-                self._assoc._send_abort(pdu.ABORT_SOURCE_PROVIDER, pdu.REASON_NOT_SPECIFIED)
-                self._assoc.close()
+                with contextlib.suppress(NetworkError):
+                    self._assoc.provider_abort(pdu.AbortReason.NOT_SPECIFIED, f"answering failed: {exc}")
                 for item in batch:  # nothing of this batch may stay behind in .incoming
                     if isinstance(item, tuple) and item[0] == "store" and item[2] is not None:
                         with contextlib.suppress(Exception):
@@ -311,8 +292,8 @@ class _Committer:
             if fn is self._answer_store and failed_dirs:
                 msg, (status, _comment, path) = args
                 err = failed_dirs.get(os.path.dirname(path)) if path else None
-                if err is not None and status == dimse.SUCCESS:
-                    args = (msg, (dimse.OUT_OF_RESOURCES, f"cannot store: {err.strerror or err}", None))
+                if err is not None and status == SUCCESS:
+                    args = (msg, (OUT_OF_RESOURCES, f"cannot store: {err.strerror or err}", None))
             try:
                 fn(*args)
             except Exception as exc:  # noqa: BLE001 - the association is gone; keep going to set events
@@ -570,26 +551,26 @@ class StorageSCP:
     # -- one association ---------------------------------------------------------------------------
     def _negotiate(self, rq: pdu.AssociateRQ, over_limit: bool):
         if over_limit:
-            return pdu.AssociateRJ(pdu.RJ_TRANSIENT, pdu.RJ_SOURCE_PRESENTATION, 2)
+            return pdu.AssociateRJ(pdu.RejectResult.TRANSIENT, pdu.RejectSource.SERVICE_PROVIDER_PRESENTATION, 2)
         if rq.application_context != pdu.APPLICATION_CONTEXT:
-            return pdu.AssociateRJ(pdu.RJ_PERMANENT, pdu.RJ_SOURCE_USER, 2)
+            return pdu.AssociateRJ(pdu.RejectResult.PERMANENT, pdu.RejectSource.SERVICE_USER, 2)
         if self.allowed_aes is not None and rq.calling_ae.strip() not in self.allowed_aes:
-            return pdu.AssociateRJ(pdu.RJ_PERMANENT, pdu.RJ_SOURCE_USER, 3)
+            return pdu.AssociateRJ(pdu.RejectResult.PERMANENT, pdu.RejectSource.SERVICE_USER, 3)
         if self.strict_called_ae and rq.called_ae.strip() != self.ae_title:
-            return pdu.AssociateRJ(pdu.RJ_PERMANENT, pdu.RJ_SOURCE_USER, 7)
+            return pdu.AssociateRJ(pdu.RejectResult.PERMANENT, pdu.RejectSource.SERVICE_USER, 7)
         identity_response = None
         identity = rq.user_info.user_identity
         if self.authenticate is not None:
             if identity is None:
                 if self.require_identity:
-                    return pdu.AssociateRJ(pdu.RJ_PERMANENT, pdu.RJ_SOURCE_USER, 1)
+                    return pdu.AssociateRJ(pdu.RejectResult.PERMANENT, pdu.RejectSource.SERVICE_USER, 1)
             else:
                 try:
                     verdict = self.authenticate(identity, rq.calling_ae)
                 except Exception:  # noqa: BLE001 - a failing hook refuses, never crashes the server
                     verdict = False
                 if verdict is False or verdict is None:
-                    return pdu.AssociateRJ(pdu.RJ_PERMANENT, pdu.RJ_SOURCE_USER, 1)
+                    return pdu.AssociateRJ(pdu.RejectResult.PERMANENT, pdu.RejectSource.SERVICE_USER, 1)
                 if identity.positive_response_requested:
                     identity_response = verdict if isinstance(verdict, (bytes, bytearray)) else b""
         answers = []
@@ -598,19 +579,19 @@ class StorageSCP:
             uid = pc.abstract_syntax or ""
             known = uid in UIDS
             if not (
-                uid == dimse.VERIFICATION_SOP_CLASS
+                uid == VERIFICATION_SOP_CLASS
                 or uid in STORAGE_SOP_CLASSES
                 or (self.accept_private and not known and valid_uid(uid))
             ):
-                ans.result = pdu.PC_ABSTRACT_SYNTAX_NOT_SUPPORTED
+                ans.result = pdu.ContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED
                 ans.transfer_syntaxes = [pc.transfer_syntaxes[0]]
             else:
                 ts = next((t for t in pc.transfer_syntaxes if t in TRANSFER_SYNTAXES), None)
                 if ts is None:
-                    ans.result = pdu.PC_TRANSFER_SYNTAXES_NOT_SUPPORTED
+                    ans.result = pdu.ContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED
                     ans.transfer_syntaxes = [pc.transfer_syntaxes[0]]
                 else:
-                    ans.result = pdu.PC_ACCEPTANCE
+                    ans.result = pdu.ContextResult.ACCEPTANCE
                     ans.transfer_syntaxes = [ts]
             answers.append(ans)
         ui = pdu.UserInfo(
@@ -671,7 +652,7 @@ class StorageSCP:
             self._messages(assoc, info)
         except Exception:  # noqa: BLE001 - never let one association's surprise end silently with the socket open
             with contextlib.suppress(OSError):
-                sock.sendall(pdu.encode(pdu.Abort(pdu.ABORT_SOURCE_PROVIDER, pdu.REASON_NOT_SPECIFIED)))
+                sock.sendall(pdu.encode(pdu.Abort(pdu.AbortSource.SERVICE_PROVIDER, pdu.AbortReason.NOT_SPECIFIED)))
             with contextlib.suppress(OSError):
                 sock.close()
         finally:
@@ -682,6 +663,7 @@ class StorageSCP:
 
     def _messages(self, assoc: Association, info: AssociationInfo) -> None:
         pending: list = []
+        channel = DimseChannel(assoc)
 
         def sink_factory(ctx: int, command: dict):
             if command.get("CommandField") != dimse.C_STORE_RQ:
@@ -693,7 +675,7 @@ class StorageSCP:
                 assert self.directory is not None  # an archive, not a sink
                 ts = assoc.agreement.contexts[ctx].transfer_syntax
                 assert ts is not None  # the data plane accepts data on accepted contexts only
-                meta = _meta(
+                meta = part10_header(
                     str(command.get("AffectedSOPClassUID", "")),
                     str(command.get("AffectedSOPInstanceUID", "")),
                     ts,
@@ -715,8 +697,8 @@ class StorageSCP:
             }
             if comment:
                 rsp["ErrorComment"] = comment[:64]
-            assoc.send_message(msg.context_id, rsp)
-            if status == dimse.SUCCESS and self.on_store is not None:
+            channel.send_message(msg.context_id, rsp)
+            if status == SUCCESS and self.on_store is not None:
                 self._hooks.put((self.on_store, (path, cmd, info)))
 
         # With an asynchronous operations window, a committer makes objects durable and answers
@@ -737,7 +719,7 @@ class StorageSCP:
         try:
             while True:
                 try:
-                    msg = assoc.receive_message(sink_factory)
+                    msg = channel.receive_message(sink_factory)
                 except ReleaseRequested:
                     if committer is not None:
                         committer.drain()  # every answer goes out before the A-RELEASE-RP
@@ -749,13 +731,13 @@ class StorageSCP:
                 field = cmd.get("CommandField")
                 if field == dimse.C_ECHO_RQ:
                     answer(
-                        assoc.send_message,
+                        channel.send_message,
                         msg.context_id,
                         {
                             "CommandField": dimse.C_ECHO_RSP,
                             "MessageIDBeingRespondedTo": cmd.get("MessageID", 0),
-                            "AffectedSOPClassUID": cmd.get("AffectedSOPClassUID", dimse.VERIFICATION_SOP_CLASS),
-                            "Status": dimse.SUCCESS,
+                            "AffectedSOPClassUID": cmd.get("AffectedSOPClassUID", VERIFICATION_SOP_CLASS),
+                            "Status": SUCCESS,
                         },
                     )
                 elif field == dimse.C_STORE_RQ:
@@ -766,12 +748,12 @@ class StorageSCP:
                         committer.submit_store(msg, sink)
                 elif field is not None and not field & 0x8000 and field != dimse.C_CANCEL_RQ:
                     answer(
-                        assoc.send_message,
+                        channel.send_message,
                         msg.context_id,
                         {
                             "CommandField": field | 0x8000,
                             "MessageIDBeingRespondedTo": cmd.get("MessageID", 0),
-                            "Status": dimse.UNRECOGNIZED_OPERATION,
+                            "Status": Status.UNRECOGNIZED_OPERATION,
                         },
                     )
         except (AssociationAborted, NetworkError):
@@ -795,25 +777,25 @@ class StorageSCP:
         sop_class = cmd.get("AffectedSOPClassUID")
         sop_instance = cmd.get("AffectedSOPInstanceUID")
         if sink is None:  # the data set came without a sink (should not happen): refuse
-            return dimse.CANNOT_UNDERSTAND, "no data set received", None
+            return CANNOT_UNDERSTAND, "no data set received", None
         if not (valid_uid(sop_instance) and valid_uid(sop_class)):
             sink.discard()
             self._count("failed")
-            return dimse.INVALID_SOP_INSTANCE, "invalid SOP Class or Instance UID in the command", None
+            return Status.INVALID_SOP_INSTANCE, "invalid SOP Class or Instance UID in the command", None
         if assoc.agreement.contexts[msg.context_id].abstract_syntax != sop_class:
             sink.discard()
             self._count("failed")
-            return dimse.SOP_CLASS_NOT_SUPPORTED, "SOP Class differs from the presentation context's", None
+            return Status.SOP_CLASS_NOT_SUPPORTED, "SOP Class differs from the presentation context's", None
         if getattr(sink, "error", None) is not None:
             self._count("failed")
-            return dimse.OUT_OF_RESOURCES, f"cannot store: {sink.error.strerror or sink.error}", None
+            return OUT_OF_RESOURCES, f"cannot store: {sink.error.strerror or sink.error}", None
         if self.sink:
             self._count("stored")
             self._count("bytes", sink.bytes)
             if sink.bytes == 0 or sink.bytes % 2:
                 self._count("failed")
-                return dimse.CANNOT_UNDERSTAND, "empty or odd-length data set", None
-            return dimse.SUCCESS, "", None
+                return CANNOT_UNDERSTAND, "empty or odd-length data set", None
+            return SUCCESS, "", None
         try:
             if finished is None:
                 sink.finish()
@@ -824,12 +806,12 @@ class StorageSCP:
             if got_class != sop_class or got_instance != sop_instance:
                 sink.discard()
                 self._count("failed")
-                return dimse.DATA_SET_MISMATCH, "SOP Class/Instance UID differ from the command", None
+                return DATA_SET_MISMATCH, "SOP Class/Instance UID differ from the command", None
             study, series = ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID")
             if not (valid_uid(study) and valid_uid(series)):
                 sink.discard()
                 self._count("failed")
-                return dimse.DATA_SET_MISMATCH, "missing or invalid Study/Series Instance UID", None
+                return DATA_SET_MISMATCH, "missing or invalid Study/Series Instance UID", None
             assert self.directory is not None  # an archive, not a sink
             folder = _make_dirs_durably(self.directory, study, series)
             final = os.path.join(folder, sop_instance + ".dcm")
@@ -837,7 +819,7 @@ class StorageSCP:
                 if self.duplicates == "keep":
                     sink.discard()
                     self._count("stored")
-                    return dimse.SUCCESS, "", final
+                    return SUCCESS, "", final
                 if self.duplicates == "reject":
                     sink.discard()
                     self._count("failed")
@@ -849,12 +831,12 @@ class StorageSCP:
                 dirs.add(folder)
             self._count("stored")
             self._count("bytes", sink.bytes)
-            return dimse.SUCCESS, "", final
+            return SUCCESS, "", final
         except FastDicomError as exc:
             sink.discard()
             self._count("failed")
-            return dimse.CANNOT_UNDERSTAND, f"cannot read the data set: {exc}", None
+            return CANNOT_UNDERSTAND, f"cannot read the data set: {exc}", None
         except OSError as exc:
             sink.discard()
             self._count("failed")
-            return dimse.OUT_OF_RESOURCES, f"cannot store: {exc.strerror or exc}", None
+            return OUT_OF_RESOURCES, f"cannot store: {exc.strerror or exc}", None

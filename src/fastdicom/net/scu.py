@@ -44,12 +44,16 @@ from .. import _backends
 from ..dataset.read import read
 from ..dataset.write import encode_dataset
 from ..dictionary import uid as _uid
+from ..dictionary._uids import UIDS
 from ..errors import FastDicomError
 from ..transcode import transcode
 from . import dimse, pdu
-from .association import Association, AssociationAborted, AssociationRejected, FileRegion, NetworkError
+from .association import Association, AssociationAborted, AssociationRejected, NetworkError
+from .dataplane import FileRegion
+from .dimse import DimseChannel
 
 UNCOMPRESSED = (_uid.ExplicitVRLittleEndian, _uid.ImplicitVRLittleEndian)
+VERIFICATION_SOP_CLASS = _uid.UID(next(u for u, e in UIDS.items() if e[4] == "Verification"))
 
 
 def parse_address(address: str) -> tuple[str, str, int]:
@@ -66,7 +70,7 @@ def parse_address(address: str) -> tuple[str, str, int]:
 def echo(address: str, *, calling_ae: str = "FASTDICOM", timeout: float = 30.0, tls=None, user_identity=None) -> int:
     """C-ECHO the peer; return the status (0 is success). Raises NetworkError when no association is made."""
     called, host, port = parse_address(address)
-    ctx = pdu.PresentationContext(1, dimse.VERIFICATION_SOP_CLASS, list(UNCOMPRESSED))
+    ctx = pdu.PresentationContext(1, VERIFICATION_SOP_CLASS, list(UNCOMPRESSED))
     assoc = Association.request(
         host,
         port,
@@ -80,11 +84,12 @@ def echo(address: str, *, calling_ae: str = "FASTDICOM", timeout: float = 30.0, 
     try:
         if 1 not in assoc.agreement.contexts:
             raise NetworkError("the peer refused the Verification SOP Class")
-        mid = assoc.next_message_id()
-        assoc.send_message(
-            1, {"CommandField": dimse.C_ECHO_RQ, "MessageID": mid, "AffectedSOPClassUID": dimse.VERIFICATION_SOP_CLASS}
+        channel = DimseChannel(assoc)
+        mid = channel.next_message_id()
+        channel.send_message(
+            1, {"CommandField": dimse.C_ECHO_RQ, "MessageID": mid, "AffectedSOPClassUID": VERIFICATION_SOP_CLASS}
         )
-        rsp = assoc.receive_message()
+        rsp = channel.receive_message()
         status = int(rsp.command.get("Status", 0xFFFF))
         assoc.release()
         return status
@@ -381,7 +386,7 @@ class _Pipeline:
                 other = other or (pc.id, pc.transfer_syntax)
         return same or other
 
-    def _payload(self, it: _Item, ts: str):
+    def _payload(self, it: _Item, ts: str) -> tuple[FileRegion | memoryview, Any]:
         """The data set bytes to send: a view of the mapped file, or a conversion to ``ts``."""
         r = it.result
         if ts == r.transfer_syntax:
@@ -405,9 +410,9 @@ class _Pipeline:
         body = b"".join(bytes(c) for c in encode_dataset(ds, little, explicit))
         return memoryview(body), None
 
-    def _send(self, assoc: Association, it: _Item, outstanding: dict) -> None:
+    def _send(self, channel: DimseChannel, it: _Item, outstanding: dict) -> None:
         r = it.result
-        found = self._context_for(assoc, r)
+        found = self._context_for(channel.association, r)
         if found is None:
             r.error = f"no accepted presentation context for {r.transfer_syntax} (transcoding needs a codec)"
             self._done(it)
@@ -419,13 +424,13 @@ class _Pipeline:
             r.error = f"not sent: {exc}"
             self._done(it)
             return
-        mid = assoc.next_message_id()
+        mid = channel.next_message_id()
         r.attempts += 1
         r.sent_as = ts
         r.bytes = len(data)
         outstanding[mid] = (it, time.perf_counter(), mapping)
         try:
-            assoc.send_message(
+            channel.send_message(
                 ctx,
                 {
                     "CommandField": dimse.C_STORE_RQ,
@@ -437,7 +442,8 @@ class _Pipeline:
                 data,
             )
         finally:
-            data.release()
+            if isinstance(data, memoryview):
+                data.release()
 
     def worker(self) -> None:
         assoc: Association | None = None
@@ -451,6 +457,7 @@ class _Pipeline:
                     assoc = self._connect()  # holding no item while waiting for the peer
                     if assoc is None:
                         break
+                    channel = DimseChannel(assoc)
                     if self.async_ops:  # never more than we proposed, whatever the peer answered
                         answered = assoc.agreement.async_ops[0]
                         window = max(1, min(self.async_ops, answered) if answered else self.async_ops)
@@ -462,7 +469,7 @@ class _Pipeline:
                         if it is None:
                             break
                         try:
-                            self._send(assoc, it, outstanding)
+                            self._send(channel, it, outstanding)
                         except (AssociationAborted, NetworkError):
                             raise
                         except Exception as exc:  # noqa: BLE001 - one object's surprise is reported, not lost
@@ -475,7 +482,7 @@ class _Pipeline:
                         if self._idle():
                             break
                         continue
-                    rsp = assoc.receive_message()
+                    rsp = channel.receive_message()
                     mid = rsp.command.get("MessageIDBeingRespondedTo")
                     entry = outstanding.pop(mid, None) if mid is not None else None
                     if entry is None:
