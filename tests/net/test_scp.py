@@ -18,8 +18,8 @@ import fastdicom
 from fastdicom import synth
 from fastdicom.net import Association, AssociationRejected, NetworkError, StorageSCP, dimse, echo, pdu, store
 from fastdicom.net.dimse import DimseChannel, Status
-from fastdicom.net.scp import DATA_SET_MISMATCH, OUT_OF_RESOURCES
-from fastdicom.net.scu import VERIFICATION_SOP_CLASS
+from fastdicom.services.storage import StoreStatus
+from fastdicom.services.verification import VERIFICATION as VERIFICATION_SOP_CLASS
 
 from .conftest import free_port
 
@@ -203,7 +203,7 @@ def test_command_and_data_set_must_agree(tmp_path):
     with StorageSCP(str(tmp_path), port=0) as scp:
         a = _assoc(scp.port)
         a.send_message(1, _store_command("1.2.3.999"), body)
-        assert a.receive_message().command["Status"] == DATA_SET_MISMATCH
+        assert a.receive_message().command["Status"] == StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS
         a.release()
     assert [p for p in _files(str(tmp_path)) if p.endswith(".dcm")] == []
 
@@ -583,7 +583,7 @@ def test_disk_error_is_answered_out_of_resources(tmp_path):
         a = _assoc(scp.port)
         shutil.rmtree(tmp_path / ".incoming")
         a.send_message(1, _store_command(ds.SOPInstanceUID), body)
-        assert a.receive_message().command["Status"] == OUT_OF_RESOURCES
+        assert a.receive_message().command["Status"] == StoreStatus.OUT_OF_RESOURCES
         (tmp_path / ".incoming").mkdir()
         a.send_message(1, _store_command(ds.SOPInstanceUID), body)  # the association carries on
         assert a.receive_message().command["Status"] == 0
@@ -600,7 +600,7 @@ def test_role_selection_answer_keeps_the_requestor_scu_role(tmp_path):
 
 
 def test_more_than_128_contexts_each_object_once(tmp_path):
-    from fastdicom.net.scp import STORAGE_SOP_CLASSES
+    from fastdicom.services.storage import STORAGE_SOP_CLASSES
 
     classes = sorted(STORAGE_SOP_CLASSES)[:130]
     paths = []
@@ -658,9 +658,9 @@ def test_data_on_a_command_without_one_and_pdvs_sharing_a_pdu(tmp_path):
 
 
 def test_store_on_the_wrong_context_and_uids_with_newlines(tmp_path):
-    from fastdicom.net.scp import valid_uid
+    from fastdicom.archive import safe_uid
 
-    assert not valid_uid("1.2.3\n") and valid_uid("1.2.3")
+    assert not safe_uid("1.2.3\n") and safe_uid("1.2.3")
     ds, body = _ct_bytes()
     with StorageSCP(str(tmp_path), port=0) as scp:
         a = _assoc(scp.port)
@@ -711,7 +711,7 @@ def test_async_window_group_commits_and_answers_in_order_before_release(tmp_path
         assert os.path.exists(tmp_path / "1.2.3" / "1.2.3.4" / "1.2.3.4.77.dcm")
     assert [c["MessageIDBeingRespondedTo"] for c in answers] == [1, 2, 3, 4, 5, 6, 7, 50]
     assert [c["Status"] for c in answers[:6]] == [0] * 6
-    assert answers[6]["Status"] == DATA_SET_MISMATCH and answers[7]["Status"] == 0
+    assert answers[6]["Status"] == StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS and answers[7]["Status"] == 0
     stored = sorted(os.path.basename(p) for p in _files(str(tmp_path)) if p.endswith(".dcm"))
     assert stored == sorted([f"1.2.3.4.{k + 1}.dcm" for k in range(6)] + ["1.2.3.4.77.dcm"])
     assert not os.listdir(tmp_path / ".incoming")
@@ -744,7 +744,7 @@ def test_async_window_disk_error_is_answered_per_object(tmp_path):
         a = _assoc(scp.port, async_ops=(4, 1))
         shutil.rmtree(tmp_path / ".incoming")
         _pipelined(a, [(ds.SOPInstanceUID, body), ("1.2.3.4.9", _ct_bytes(SOPInstanceUID="1.2.3.4.9")[1])])
-        assert [a.receive_message().command["Status"] for _ in range(2)] == [OUT_OF_RESOURCES] * 2
+        assert [a.receive_message().command["Status"] for _ in range(2)] == [StoreStatus.OUT_OF_RESOURCES] * 2
         (tmp_path / ".incoming").mkdir()
         _pipelined(a, [(ds.SOPInstanceUID, body)], first_id=3)
         assert a.receive_message().command["Status"] == 0
@@ -752,8 +752,10 @@ def test_async_window_disk_error_is_answered_per_object(tmp_path):
 
 
 def test_async_window_a_surprise_in_the_committer_never_hangs_or_leaks(tmp_path, monkeypatch):
+    from fastdicom.archive import FolderArchive
+
     calls = []
-    real = StorageSCP._store
+    real = FolderArchive._commit_one
 
     def flaky(self, *args, **kwargs):
         calls.append(1)
@@ -761,7 +763,7 @@ def test_async_window_a_surprise_in_the_committer_never_hangs_or_leaks(tmp_path,
             raise ValueError("surprise")
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(StorageSCP, "_store", flaky)
+    monkeypatch.setattr(FolderArchive, "_commit_one", flaky)
     bodies = [(f"1.2.3.4.{k + 1}", _ct_bytes(SOPInstanceUID=f"1.2.3.4.{k + 1}")[1]) for k in range(3)]
     with StorageSCP(str(tmp_path), port=0) as scp:
         a = _assoc(scp.port, async_ops=(4, 1))

@@ -171,6 +171,12 @@ class Association:
         return self._state == STA6
 
     @property
+    def duplex(self) -> bool:
+        """Whether one thread may receive while another sends (not on TLS: one SSL object must not be used
+        from two threads at once)."""
+        return not isinstance(self.sock, ssl.SSLSocket)
+
+    @property
     def agreement(self) -> Negotiated:
         """What negotiation agreed, on an established association (NetworkError before that)."""
         if self.negotiated is None:
