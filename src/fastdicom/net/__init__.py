@@ -26,9 +26,9 @@ _SERVICES = {
     "StorageSCP": "fastdicom.services.storage",
     "echo": "fastdicom.services.verification",
     "parse_address": "fastdicom.services.base",
-    "store": "fastdicom.net.scu",
-    "InstanceResult": "fastdicom.net.scu",
-    "StoreReport": "fastdicom.net.scu",
+    "store": "fastdicom.services.store",
+    "InstanceResult": "fastdicom.services.store",
+    "StoreReport": "fastdicom.services.store",
 }
 
 

@@ -13,16 +13,22 @@
 from .base import Request, Service, parse_address
 from .dispatch import Dispatcher
 from .storage import StorageSCP, StorageService, StoreStatus
+from .store import Instance, InstanceResult, StoreOptions, StoreReport, store
 from .verification import VerificationService, echo
 
 __all__ = [
     "Dispatcher",
+    "Instance",
+    "InstanceResult",
     "Request",
     "Service",
     "StorageSCP",
     "StorageService",
+    "StoreOptions",
+    "StoreReport",
     "StoreStatus",
     "VerificationService",
     "echo",
     "parse_address",
+    "store",
 ]
