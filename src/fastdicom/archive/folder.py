@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from ..dataset.read import read
 from ..errors import FastDicomError
@@ -176,26 +176,15 @@ class Counted:
         pass
 
 
-class StagedObject(Protocol):
-    """What an archive stages (for the storage service: a data sink that can be dropped)."""
-
-    bytes: int
-
-    def write(self, view: memoryview) -> None: ...
-
-    def data_plane_fd(self) -> int: ...
-
-    def data_plane_done(self, received: int, errno: int) -> None: ...
-
-    def discard(self) -> None: ...
-
-
 def _oserror(exc: OSError) -> Outcome:
     return Outcome(Reason.OUT_OF_RESOURCES, f"cannot store: {exc.strerror or exc}")
 
 
 class FolderArchive:
     """Objects as files under ``root``, by study and series; see the module docstring."""
+
+    #: What it stages is a file: a received data set needs its File Meta written first.
+    needs_header = True
 
     def __init__(self, root: str, *, duplicates: str = "overwrite") -> None:
         if duplicates not in DUPLICATE_POLICIES:
@@ -335,6 +324,8 @@ def _flush(staged: Staged) -> bool | BaseException:
 
 class DiscardArchive:
     """Checks and drops objects (nothing is written): the receiving end of a sender's measurement."""
+
+    needs_header = False
 
     def sweep(self) -> None:
         pass

@@ -21,6 +21,7 @@ whose other elements were edited, keeps the writer it names.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import zlib
@@ -168,6 +169,25 @@ def _meta_element(tag: int, vr: str, value: bytes) -> bytes:
     return _header(tag, vr, len(value), True, True) + value
 
 
+_PREAMBLE_DICM = bytes(128) + b"DICM"
+
+
+@functools.lru_cache(maxsize=256)
+def _meta_around_instance(sop_class: str, transfer_syntax: str, source_ae: str | None) -> tuple[bytes, bytes]:
+    """The File Meta elements before and after (0002,0003) for objects of one kind (the same for a whole series)."""
+    before = _meta_element(0x00020001, "OB", b"\x00\x01") + _meta_element(
+        0x00020002, "UI", sop_class.encode("ascii", "replace")
+    )
+    after = [
+        _meta_element(0x00020010, "UI", transfer_syntax.encode("ascii", "replace")),
+        _meta_element(0x00020012, "UI", IMPLEMENTATION_CLASS_UID.encode()),
+        _meta_element(0x00020013, "SH", IMPLEMENTATION_VERSION_NAME.encode()),
+    ]
+    if source_ae:
+        after.append(_meta_element(0x00020016, "AE", source_ae.encode("ascii", "replace")[:16]))
+    return before, b"".join(after)
+
+
 def part10_header(sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str | None = None) -> bytes:
     """Preamble, ``DICM`` and the File Meta group of a new object written by fastdicom (PS3.10 7.1).
 
@@ -175,18 +195,10 @@ def part10_header(sop_class: str, sop_instance: str, transfer_syntax: str, sourc
     is the AE title that sent it ((0002,0016); text that is not ASCII is
     replaced, never refused).
     """
-    elements = [
-        _meta_element(0x00020001, "OB", b"\x00\x01"),
-        _meta_element(0x00020002, "UI", sop_class.encode("ascii", "replace")),
-        _meta_element(0x00020003, "UI", sop_instance.encode("ascii", "replace")),
-        _meta_element(0x00020010, "UI", transfer_syntax.encode("ascii", "replace")),
-        _meta_element(0x00020012, "UI", IMPLEMENTATION_CLASS_UID.encode()),
-        _meta_element(0x00020013, "SH", IMPLEMENTATION_VERSION_NAME.encode()),
-    ]
-    if source_ae:
-        elements.append(_meta_element(0x00020016, "AE", source_ae.encode("ascii", "replace")[:16]))
-    body = b"".join(elements)
-    return bytes(128) + b"DICM" + _meta_element(0x00020000, "UL", struct.pack("<L", len(body))) + body
+    before, after = _meta_around_instance(sop_class, transfer_syntax, source_ae)
+    instance = _meta_element(0x00020003, "UI", sop_instance.encode("ascii", "replace"))
+    length = struct.pack("<L", len(before) + len(instance) + len(after))
+    return b"".join((_PREAMBLE_DICM, _meta_element(0x00020000, "UL", length), before, instance, after))
 
 
 def _build_meta(ds: Dataset, ts: str, rewritten: bool) -> Dataset:

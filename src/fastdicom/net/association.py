@@ -30,7 +30,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -40,6 +40,7 @@ from . import pdu
 from .dataplane import DataPlane, FileRegion, Stop
 from .fsm import (
     NEXT_STATES,
+    P_DATA_KEEPS_STATE,
     RECEIVED,
     STA1,
     STA2,
@@ -57,7 +58,6 @@ from .fsm import (
     TRANSITIONS,
     Event,
     Indication,
-    keeps_state,
 )
 from .pdu import AbortReason, AbortSource, PDUError, PduType
 
@@ -152,10 +152,12 @@ class Association:
         self._hdr = bytearray(6)
         self._body = bytearray(64 * 1024)  # grows to the largest PDU received, never past max_pdu
         # What the running action decided (read and reset by _fire, under the state lock).
-        self._out: list[tuple[pdu.PDU, bool] | _Close] = []
+        self._out: list[tuple[pdu.PDU, bool] | _Close] | None = None
         self._indication = Indication.NONE
         self._artim: float | None = None
         self._refusal: pdu.AssociateRJ | None = None
+        self._sock_timeout: float | None = sock.gettimeout()
+        self._fragment = 0  # fragment_size(), once negotiated
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # pragma: no cover - not a TCP socket
@@ -192,30 +194,34 @@ class Association:
         Sta13 the association then waits for the peer to close, as long as ARTIM runs.
         """
         with self._state_lock:  # a responder thread may send while this one receives
-            action = TRANSITIONS.get((self._state, event))
-            if action is None:
+            cell = _CELLS[self._state].get(event)
+            if cell is None:
                 raise NetworkError(f"{event.name} (Evt{event.value}) is not valid in {self._state}")
-            self._out, self._indication = [], Indication.NONE
-            nxt = _ACTIONS[action](self, data)
-            if nxt not in NEXT_STATES[action]:  # pragma: no cover - a bug in an action
+            action, run, allowed = cell
+            self._out, self._indication = None, Indication.NONE
+            nxt = run(self, data)
+            if nxt not in allowed:  # pragma: no cover - a bug in an action
                 raise AssertionError(f"{action} went to {nxt}")
             self._state, self.last_action = nxt, action
             out, indication = self._out, self._indication
-        for item in out:
-            if isinstance(item, _Close):
-                self._close_transport()
-            else:
-                self._send_pdu(*item)
+        if out is not None:
+            for item in out:
+                if isinstance(item, _Close):
+                    self._close_transport()
+                else:
+                    self._send_pdu(*item)
         if self._state == STA13:
             self._await_close()
         return indication
 
     def _emit(self, p: pdu.PDU, urgent: bool = False) -> None:
         """Queue a PDU (``urgent``: an A-ABORT, which never waits long for another thread's PDU)."""
-        self._out.append((p, urgent))
+        self._output((p, urgent))
 
-    def _indicate(self, what: Indication) -> None:
-        self._indication = what
+    def _output(self, item: tuple[pdu.PDU, bool] | _Close) -> None:
+        if self._out is None:
+            self._out = []
+        self._out.append(item)
 
     # AE: association establishment (PS3.8 Table 9-6)
     def _ae_1(self, data: dict[str, Any]) -> str:
@@ -226,12 +232,12 @@ class Association:
         return STA5
 
     def _ae_3(self, data: dict[str, Any]) -> str:
-        self._indicate(Indication.A_ASSOCIATE_ACCEPTED)
+        self._indication = Indication.A_ASSOCIATE_ACCEPTED
         return STA6
 
     def _ae_4(self, data: dict[str, Any]) -> str:
-        self._indicate(Indication.A_ASSOCIATE_REJECTED)
-        self._out.append(_CLOSE)
+        self._indication = Indication.A_ASSOCIATE_REJECTED
+        self._output(_CLOSE)
         return STA1
 
     def _ae_5(self, data: dict[str, Any]) -> str:
@@ -243,7 +249,7 @@ class Association:
             self._emit(self._refusal)
             self._artim = self.artim_timeout
             return STA13
-        self._indicate(Indication.A_ASSOCIATE_INDICATION)
+        self._indication = Indication.A_ASSOCIATE_INDICATION
         return STA3
 
     def _ae_7(self, data: dict[str, Any]) -> str:
@@ -260,7 +266,7 @@ class Association:
         return STA6
 
     def _dt_2(self, data: dict[str, Any]) -> str:
-        self._indicate(Indication.P_DATA_INDICATION)
+        self._indication = Indication.P_DATA_INDICATION
         return STA6
 
     # AR: release (Table 9-8)
@@ -269,12 +275,12 @@ class Association:
         return STA7
 
     def _ar_2(self, data: dict[str, Any]) -> str:
-        self._indicate(Indication.A_RELEASE_INDICATION)
+        self._indication = Indication.A_RELEASE_INDICATION
         return STA8
 
     def _ar_3(self, data: dict[str, Any]) -> str:
-        self._indicate(Indication.A_RELEASE_CONFIRMATION)
-        self._out.append(_CLOSE)
+        self._indication = Indication.A_RELEASE_CONFIRMATION
+        self._output(_CLOSE)
         return STA1
 
     def _ar_4(self, data: dict[str, Any]) -> str:
@@ -283,18 +289,18 @@ class Association:
         return STA13
 
     def _ar_5(self, data: dict[str, Any]) -> str:
-        self._out.append(_CLOSE)  # the peer closed: our end goes too
+        self._output(_CLOSE)  # the peer closed: our end goes too
         return STA1
 
     def _ar_6(self, data: dict[str, Any]) -> str:
-        self._indicate(Indication.P_DATA_INDICATION)
+        self._indication = Indication.P_DATA_INDICATION
         return STA7
 
     def _ar_7(self, data: dict[str, Any]) -> str:
         return STA8
 
     def _ar_8(self, data: dict[str, Any]) -> str:
-        self._indicate(Indication.A_RELEASE_INDICATION)  # a release collision
+        self._indication = Indication.A_RELEASE_INDICATION  # a release collision
         return STA9 if self.requestor else STA10
 
     def _ar_9(self, data: dict[str, Any]) -> str:
@@ -302,7 +308,7 @@ class Association:
         return STA11
 
     def _ar_10(self, data: dict[str, Any]) -> str:
-        self._indicate(Indication.A_RELEASE_CONFIRMATION)
+        self._indication = Indication.A_RELEASE_CONFIRMATION
         return STA12
 
     # AA: abort (Table 9-9)
@@ -313,23 +319,23 @@ class Association:
         return STA13
 
     def _aa_2(self, data: dict[str, Any]) -> str:
-        self._out.append(_CLOSE)
+        self._output(_CLOSE)
         return STA1
 
     def _aa_3(self, data: dict[str, Any]) -> str:
         abort = data["pdu"]
         user = abort.source == AbortSource.SERVICE_USER
-        self._indicate(Indication.A_ABORT_INDICATION if user else Indication.A_P_ABORT_INDICATION)
-        self._out.append(_CLOSE)
+        self._indication = Indication.A_ABORT_INDICATION if user else Indication.A_P_ABORT_INDICATION
+        self._output(_CLOSE)
         return STA1
 
     def _aa_4(self, data: dict[str, Any]) -> str:
-        self._indicate(Indication.A_P_ABORT_INDICATION)
-        self._out.append(_CLOSE)
+        self._indication = Indication.A_P_ABORT_INDICATION
+        self._output(_CLOSE)
         return STA1
 
     def _aa_5(self, data: dict[str, Any]) -> str:
-        self._out.append(_CLOSE)
+        self._output(_CLOSE)
         return STA1
 
     def _aa_6(self, data: dict[str, Any]) -> str:
@@ -341,11 +347,17 @@ class Association:
 
     def _aa_8(self, data: dict[str, Any]) -> str:
         self._emit(pdu.Abort(AbortSource.SERVICE_PROVIDER, data.get("reason", AbortReason.UNEXPECTED_PDU)), True)
-        self._indicate(Indication.A_P_ABORT_INDICATION)
+        self._indication = Indication.A_P_ABORT_INDICATION
         self._artim = 0.0
         return STA13
 
     # -- transport -----------------------------------------------------------------------------
+    def _timeout(self, seconds: float | None) -> None:
+        """Set the socket's timeout (a system call: only when it changes; the data plane's twins restore theirs)."""
+        if seconds != self._sock_timeout:
+            self.sock.settimeout(seconds)
+            self._sock_timeout = seconds
+
     def _send_pdu(self, p: pdu.PDU, urgent: bool) -> None:
         """Send one PDU an action queued, never into the middle of another thread's PDUs (an urgent one is
         skipped if that thread is stuck). Failing to send any but an A-ABORT is the connection dropping."""
@@ -353,7 +365,7 @@ class Association:
             return
         failed: Exception | None = None
         try:
-            self.sock.settimeout(self.network_timeout)
+            self._timeout(self.network_timeout)
             self.sock.sendall(pdu.encode(p))
         except (OSError, ValueError) as exc:
             failed = exc
@@ -367,7 +379,7 @@ class Association:
         closed = False
         if self._artim:
             try:
-                self.sock.settimeout(self._artim)
+                self._timeout(self._artim)
                 while self.sock.recv(4096):
                     pass
                 closed = True
@@ -421,14 +433,15 @@ class Association:
             got += k
         return True
 
-    def _read_pdu(self, timeout: float | None, header: bytes | None = None) -> tuple[PduType, pdu.PDU]:
+    def _read_pdu(self, timeout: float | None, header: bytes | None = None) -> tuple[int, pdu.PDU]:
         """Read one PDU; its length is checked against the limit before anything is allocated.
 
         ``timeout`` bounds the whole PDU, not each read. ``header``: its 6-byte
         header, already read by the data plane.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        self.sock.settimeout(timeout)
+        if timeout != self._sock_timeout:
+            self._timeout(timeout)
         hdr = memoryview(self._hdr)
         if header is not None:
             hdr[:] = header
@@ -445,11 +458,9 @@ class Association:
         body = memoryview(self._body)[:length]
         if not self._recv_exact(body, deadline):
             self._closed("connection closed inside a PDU")
-        return PduType(kind), pdu.decode(kind, body)
+        return kind, pdu.decode(kind, body)
 
-    def _receive(
-        self, timeout: float | None = None, header: bytes | None = None
-    ) -> tuple[PduType, pdu.PDU, Indication]:
+    def _receive(self, timeout: float | None = None, header: bytes | None = None) -> tuple[int, pdu.PDU, Indication]:
         """The next PDU and what the machine made of it; aborts and closing raise AssociationAborted."""
         try:
             kind, obj = self._read_pdu(self.network_timeout if timeout is None else timeout, header)
@@ -622,13 +633,16 @@ class Association:
             self.close()
 
     # -- P-DATA ----------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def sending(self) -> Iterator[None]:
-        """Hold the socket for a sequence of PDUs (a DIMSE message: command and data set)."""
-        with self._write_lock:
-            yield
+    def sending(self) -> threading.Lock:
+        """The lock to hold around a sequence of PDUs (a DIMSE message: command and data set)."""
+        return self._write_lock
+
+    def _set_fragment(self) -> int:
+        self._fragment = self.fragment_size() if self.negotiated else 0
+        return self._fragment or self.fragment_size()
 
     def fragment_size(self) -> int:
+        """The largest PDV value the peer takes: even, within its maximum length (0: unlimited, 1 MiB here)."""
         peer = self.negotiated.peer_max_pdu if self.negotiated else 16384
         size = (peer - 6) if peer else (1 << 20)
         return max(2, size - size % 2)
@@ -636,14 +650,14 @@ class Association:
     def send_pdata(self, context_id: int, payload: bytes | memoryview | FileRegion, command: bool) -> None:
         """One message part as P-DATA-TF PDUs (Evt9), by the data plane; hold :meth:`sending` around it."""
         self._fire(Event.P_DATA_REQUEST)
-        self.sock.settimeout(self.network_timeout)
+        if self._sock_timeout != self.network_timeout:
+            self._timeout(self.network_timeout)
         try:
+            fragment = self._fragment or self._set_fragment()
             if isinstance(payload, FileRegion):
-                self.dataplane.sendfile(
-                    self.sock, payload.fd, payload.offset, payload.length, context_id, self.fragment_size()
-                )
+                self.dataplane.sendfile(self.sock, payload.fd, payload.offset, payload.length, context_id, fragment)
             else:
-                self.dataplane.send(self.sock, payload, context_id, command, self.fragment_size())
+                self.dataplane.send(self.sock, payload, context_id, command, fragment)
         except (OSError, ValueError) as exc:
             self._closed(f"send failed: {exc}")
 
@@ -659,7 +673,7 @@ class Association:
     def data_plane_may_receive(self) -> bool:
         """Whether the data plane may take P-DATA-TF PDUs itself: their events (Evt10) leave this state as it
         is, so skipping them changes nothing."""
-        return keeps_state(self._state, Event.P_DATA_RECEIVED)
+        return self._state in P_DATA_KEEPS_STATE
 
     def receive_data(self, context_id: int, fd: int) -> tuple[int, int, Stop, Any]:
         """One data set's fragments from the socket to ``fd`` by the data plane (see :class:`DataPlane`)."""
@@ -676,6 +690,11 @@ _ACTIONS: dict[str, Callable[[Association, dict[str, Any]], str]] = {
     label: getattr(Association, "_" + label.lower().replace("-", "_"))
     for label in sorted({action for action in TRANSITIONS.values()})
 }
+#: TRANSITIONS by state, each cell with its action's method and allowed next states (what _fire looks up).
+_CELLS: dict[str, dict[Event, tuple[str, Callable[[Association, dict[str, Any]], str], frozenset[str]]]] = {}
+for (_state, _event), _label in TRANSITIONS.items():
+    _CELLS.setdefault(_state, {})[_event] = (_label, _ACTIONS[_label], NEXT_STATES[_label])
+_CELLS.setdefault(STA1, {})
 
 
 def _requested(assoc: Association, rq: pdu.AssociateRQ, ac: pdu.AssociateAC, async_ops: bool) -> Negotiated:

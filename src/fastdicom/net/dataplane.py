@@ -38,6 +38,9 @@ class Stop(str, enum.Enum):
     MALFORMED = "malformed"
 
 
+_STOPS = {s.value: s for s in Stop}
+
+
 class DataSink(Protocol):
     """Where the data set of a message goes, fragment by fragment.
 
@@ -85,7 +88,7 @@ class DataPlane:
     ) -> tuple[int, int, Stop, Any]:
         """``pdata_recv``, its stop reason as a :class:`Stop` and PDVs as :class:`~fastdicom.net.pdu.Pdv`."""
         n, err, stop, extra = self._recv(sock, context_id, max_pdu, fd, timeout)
-        why = Stop(stop)
+        why = _STOPS[stop]
         if why is Stop.DONE or why is Stop.PDVS:
             extra = [Pdv(*p) for p in extra]
         return n, err, why, extra

@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import FastDicomError
 from .association import Association, Negotiated, NetworkError, ReleaseRequested
 from .dataplane import DataSink, FileRegion, Stop
-from .pdu import AbortReason, Pdv
+from .pdu import COMMAND, LAST_FRAGMENT, AbortReason, Pdv
 
 # keyword -> (tag, VR)
 COMMAND_ELEMENTS: dict[str, tuple[int, str]] = {
@@ -307,6 +307,7 @@ class DimseChannel:
                     raise
                 first = False
             for k, pdv in enumerate(pdvs):
+                control = pdv.control
                 if context is None:
                     if assoc.negotiated is None or pdv.context_id not in assoc.negotiated.contexts:
                         assoc.provider_abort(
@@ -316,13 +317,13 @@ class DimseChannel:
                 elif pdv.context_id != context:
                     assoc.provider_abort(AbortReason.INVALID_PDU_PARAMETER_VALUE, "PDVs of one message on two contexts")
                 done: Message | None = None
-                if pdv.is_command:
+                if control & COMMAND:
                     if command is not None:
                         assoc.provider_abort(AbortReason.UNEXPECTED_PDU_PARAMETER, "command fragment after the command")
                     command_buf += pdv.value
                     if len(command_buf) > MAX_COMMAND:
                         assoc.provider_abort(AbortReason.INVALID_PDU_PARAMETER_VALUE, "command set larger than 64 KiB")
-                    if pdv.is_last:
+                    if control & LAST_FRAGMENT:
                         try:
                             command = decode_command(command_buf)
                         except DIMSEError as exc:
@@ -345,7 +346,7 @@ class DimseChannel:
                                 f"data set larger than {max_data} bytes where none was expected",
                             )
                         data_parts.append(bytes(pdv.value))
-                    if pdv.is_last:
+                    if control & LAST_FRAGMENT:
                         done = Message(context, command, None if sink is not None else b"".join(data_parts))
                 if done is not None:
                     self._leftover = [Pdv(p.context_id, p.control, bytes(p.value)) for p in pdvs[k + 1 :]]

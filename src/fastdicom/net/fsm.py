@@ -163,3 +163,9 @@ def keeps_state(state: str, event: Event) -> bool:
     """Whether ``event`` in ``state`` leads back to ``state`` whatever its action decides (so it may be skipped)."""
     action = TRANSITIONS.get((state, event))
     return action is not None and NEXT_STATES[action] == {state}
+
+
+#: The states where a received P-DATA-TF PDU leaves the machine where it is (DT-2 in Sta6, AR-6 in Sta7).
+P_DATA_KEEPS_STATE = frozenset(
+    state for (state, event) in TRANSITIONS if event == Event.P_DATA_RECEIVED and keeps_state(state, event)
+)

@@ -233,6 +233,10 @@ class AssociateRJ:
     reason: int
 
 
+#: The control bits as plain ints, for the per-PDV paths (an IntFlag's ``&`` is a Python call).
+COMMAND, LAST_FRAGMENT = int(Control.COMMAND), int(Control.LAST_FRAGMENT)
+
+
 class Pdv(NamedTuple):
     """One presentation data value item: its context, message control header and value."""
 
@@ -242,11 +246,11 @@ class Pdv(NamedTuple):
 
     @property
     def is_command(self) -> bool:
-        return bool(self.control & Control.COMMAND)
+        return bool(self.control & COMMAND)
 
     @property
     def is_last(self) -> bool:
-        return bool(self.control & Control.LAST_FRAGMENT)
+        return bool(self.control & LAST_FRAGMENT)
 
 
 @dataclass
@@ -275,6 +279,9 @@ PDU = AssociateRQ | AssociateAC | AssociateRJ | PDataTF | ReleaseRQ | ReleaseRP 
 
 
 # -- decoding ------------------------------------------------------------------------------------
+
+
+_PDV_HEAD = struct.Struct(">LBB")
 
 
 class _Reader:
@@ -316,6 +323,19 @@ class _Reader:
         if self.left() != n:
             raise PDUError(f"{self._what} must hold {n} bytes, not {self.left()}")
         return self
+
+    def pdv(self) -> Pdv:
+        """A PDV item: length (4 bytes, counting the 2 below), context ID, message control header, value."""
+        pos = self._pos
+        if len(self._view) - pos < 6:
+            raise PDUError(f"{self._what}: truncated PDV item")
+        n, ctx, control = _PDV_HEAD.unpack_from(self._view, pos)
+        if n < 2 or pos + 4 + n > len(self._view):
+            raise PDUError(f"{self._what}: PDV length {n} does not fit its PDU")
+        if control & 0xFC:  # bits 2 to 7 are reserved
+            raise PDUError(f"{self._what}: message control header {control:02X}H sets reserved bits")
+        self._pos = pos + 4 + n
+        return Pdv(ctx, control, self._view[pos + 6 : pos + 4 + n])
 
     def items(self) -> Iterator[tuple[int, _Reader]]:
         """The items that fill the rest: (type, a reader over the value); type 1 byte, reserved 1, length 2."""
@@ -448,20 +468,12 @@ def _associate(body: memoryview, kind: PduType) -> AssociateRQ | AssociateAC:
 
 
 def _pdata(body: memoryview) -> PDataTF:
-    pdvs = []
-    r = _Reader(body, "P-DATA-TF")
-    while r.left():
-        if r.left() < 6:
-            raise PDUError("P-DATA-TF: truncated PDV item")
-        n = r.u32()
-        if n < 2 or n > r.left():
-            raise PDUError(f"P-DATA-TF: PDV length {n} does not fit its PDU")
-        ctx, control = r.u8(), r.u8()
-        if control & 0xFC:  # bits 2 to 7 are reserved
-            raise PDUError(f"P-DATA-TF: message control header {control:02X}H sets reserved bits")
-        pdvs.append(Pdv(ctx, control, r.take(n - 2)))
-    if not pdvs:
+    if not body:
         raise PDUError("P-DATA-TF without a PDV item")
+    r = _Reader(body, "P-DATA-TF")
+    pdvs = [r.pdv()]
+    while r.left():
+        pdvs.append(r.pdv())
     return PDataTF(pdvs)
 
 

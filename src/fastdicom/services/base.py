@@ -14,13 +14,13 @@ answers any.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..dictionary._uids import UIDS
 from ..dictionary.uid import TRANSFER_SYNTAXES, UID
+from ..net.dataplane import DataSink
 from ..net.server import AssociationInfo
 
 #: Every transfer syntax of the registry: what a service that never decodes a data set can take.
@@ -46,14 +46,8 @@ def sop_class(keyword: str) -> UID:
     raise KeyError(f"no UID with keyword {keyword!r} in the registry")
 
 
-class RequestSink(Protocol):
+class RequestSink(DataSink, Protocol):
     """A :class:`~fastdicom.net.dataplane.DataSink` a request's data set can also be dropped from."""
-
-    def write(self, view: memoryview) -> None: ...
-
-    def data_plane_fd(self) -> int: ...
-
-    def data_plane_done(self, received: int, errno: int) -> None: ...
 
     def discard(self) -> None: ...
 
@@ -88,8 +82,8 @@ class Request:
     sink: RequestSink | None = None
     #: Its data set, when it was collected in memory.
     data: bytes | None = None
-    #: Set when the peer sends C-CANCEL for it.
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    #: Set when the peer sends C-CANCEL for it (a service that runs long checks it).
+    cancelled: bool = False
 
     @property
     def message_id(self) -> int:
@@ -112,7 +106,9 @@ def response(request: Request, status: int, **elements: Any) -> dict[str, Any]:
         if key in cmd:
             out[key] = cmd[key]
     out["Status"] = status
-    out.update({k: v for k, v in elements.items() if v is not None})
+    for k, v in elements.items():
+        if v is not None:
+            out[k] = v
     return out
 
 

@@ -74,12 +74,17 @@ class _Stop:
     """The last item: the association's thread receives nothing more."""
 
 
+#: The requests a C-CANCEL may name (PS3.7 9.3.2.3, 9.3.3.3, 9.3.4.3).
+CANCELLABLE = frozenset({dimse.C_FIND_RQ, dimse.C_GET_RQ, dimse.C_MOVE_RQ})
+
+
 class Dispatcher:
     """Routes the requests of each association to ``services`` (the first that serves a context wins)."""
 
     def __init__(self, services: Sequence[Service], *, max_data: int = 64 << 20) -> None:
         self.services = list(services)
         self.max_data = max_data
+        self._routes: dict[tuple[int, str], Service] = {}
 
     # -- negotiation (net.negotiation.Supported) ---------------------------------------------------
     def transfer_syntaxes(self, abstract_syntax: str) -> Collection[str]:
@@ -101,14 +106,21 @@ class Dispatcher:
     def route(self, command_field: int, abstract_syntax: str) -> Service:
         """The service for a request: one that handles the command and serves the context's abstract syntax,
         else one that handles the command (it refuses the SOP class itself), else the unrecognized answer."""
-        candidates = [s for s in self.services if command_field in s.commands]
-        for s in candidates:
-            if s.transfer_syntaxes(abstract_syntax):
-                return s
-        return candidates[0] if candidates else _UNRECOGNIZED
+        key = (command_field, abstract_syntax)
+        service = self._routes.get(key)
+        if service is None:
+            candidates = [s for s in self.services if command_field in s.commands]
+            served = [s for s in candidates if s.transfer_syntaxes(abstract_syntax)]
+            service = (served or candidates or [_UNRECOGNIZED])[0]
+            if len(self._routes) < 4096:  # (a peer naming ever new abstract syntaxes gets no cache)
+                self._routes[key] = service
+        return service
 
     def run(self, jobs: Sequence[Job], respond: Respond) -> None:
         """Handle jobs in order: each run of consecutive jobs of one service is one batch."""
+        if len(jobs) == 1:
+            jobs[0].service.handle([jobs[0].request], respond)
+            return
         for service, run in itertools.groupby(jobs, key=lambda j: j.service):
             service.handle([j.request for j in run], respond)
 
@@ -201,15 +213,16 @@ class _Responder:
         self._thread.start()
 
     def submit(self, job: Job) -> None:
-        with self._lock:
-            self._inflight[job.request.message_id] = job.request
+        if job.request.command.get("CommandField") in CANCELLABLE:
+            with self._lock:
+                self._inflight[job.request.message_id] = job.request
         self._q.put(job)
 
     def cancel(self, message_id: int) -> None:
         with self._lock:
             request = self._inflight.get(message_id)
         if request is not None:
-            request.cancelled.set()
+            request.cancelled = True
 
     def drain(self) -> None:
         """Wait until everything submitted has been answered."""
@@ -252,9 +265,10 @@ class _Responder:
         try:
             self._handle(jobs)
         finally:
-            with self._lock:
-                for job in jobs:
-                    self._inflight.pop(job.request.message_id, None)
+            if self._inflight:
+                with self._lock:
+                    for job in jobs:
+                        self._inflight.pop(job.request.message_id, None)
 
     def _handle(self, jobs: list[Job]) -> None:
         if self.failed is None:

@@ -106,6 +106,8 @@ class StorageService:
         return ALL_TRANSFER_SYNTAXES if storage else ()  # stored as it comes: never decoded to be stored
 
     def sink(self, request: Request) -> RequestSink | None:
+        if not self.archive.needs_header:
+            return self.archive.stage()
         cmd = request.command
         header = part10_header(
             str(cmd.get("AffectedSOPClassUID", "")),
@@ -136,7 +138,8 @@ class StorageService:
         )
         stored = failed = nbytes = 0
         for (k, _r), outcome in zip(batch, outcomes):
-            answers[k] = (STATUS[outcome.reason], outcome.detail, outcome.path)
+            status = StoreStatus.SUCCESS if outcome.reason is Reason.STORED else STATUS[outcome.reason]
+            answers[k] = (status, outcome.detail, outcome.path)
             stored += outcome.ok
             nbytes += outcome.bytes
         failed = len(requests) - stored

@@ -232,7 +232,12 @@ def _expand(sources: Any) -> Iterator[tuple[str, Callable[[Any], Instance], Any]
     if isinstance(sources, (str, os.PathLike, Dataset, Instance, bytes, bytearray, memoryview)):
         sources = [sources]
     for k, s in enumerate(sources):
-        if isinstance(s, tuple):  # an Instance, or the four fields of one
+        if isinstance(s, str):
+            if os.path.isdir(s):
+                yield from _walk(s)
+            else:
+                yield s, _scan, s
+        elif isinstance(s, tuple):  # an Instance, or the four fields of one
             inst = Instance(*s)
             yield (inst.source if isinstance(inst.source, str) else f"<instance {k}>"), _given, inst
         elif isinstance(s, Dataset):
@@ -242,12 +247,16 @@ def _expand(sources: Any) -> Iterator[tuple[str, Callable[[Any], Instance], Any]
         else:
             p = os.fspath(s)
             if os.path.isdir(p):
-                for root, dirs, files in os.walk(p):
-                    dirs.sort()
-                    for f in sorted(files):
-                        yield os.path.join(root, f), _scan, os.path.join(root, f)
+                yield from _walk(p)
             else:
                 yield p, _scan, p
+
+
+def _walk(folder: str) -> Iterator[tuple[str, Callable[[Any], Instance], Any]]:
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for f in sorted(files):
+            yield os.path.join(root, f), _scan, os.path.join(root, f)
 
 
 def _items(sources: Any) -> list[_Item | InstanceResult]:
@@ -283,10 +292,7 @@ def _contexts(items: list[_Item]) -> list[list[pdu.PresentationContext]]:
 def _payload(inst: Instance, ts: str) -> tuple[FileRegion | memoryview, Any]:
     """The data set to send in ``ts``, and what to close once it is answered (an open file, or None)."""
     src = inst.source
-    if ts == inst.transfer_syntax and not isinstance(src, Dataset):
-        if isinstance(src, (bytes, bytearray, memoryview)):
-            view = memoryview(src)
-            return view[inst.offset if inst.offset is not None else data_set_offset(view) :], None
+    if ts == inst.transfer_syntax and isinstance(src, str):
         f = open(src, "rb")  # noqa: SIM115 - closed with the response (see _Pipeline._close)
         try:
             fd = f.fileno()
@@ -299,6 +305,9 @@ def _payload(inst: Instance, ts: str) -> tuple[FileRegion | memoryview, Any]:
             raise
         # Sent from the page cache with sendfile: no mapping, no copy through user memory.
         return FileRegion(fd, offset, size - offset), f
+    if ts == inst.transfer_syntax and isinstance(src, (bytes, bytearray, memoryview)):
+        view = memoryview(src)
+        return view[inst.offset if inst.offset is not None else data_set_offset(view) :], None
     little, explicit, deflated = _uid.encoding_of(ts)
     if deflated:
         raise FastDicomError("conversion to the deflated syntax is not offered")
@@ -322,7 +331,7 @@ class _Pipeline:
         self.called, self.host, self.port = parse_address(address)
         self.options = options
         self._report = report
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self.queue: deque[_Item] = deque()
         self.contexts: list[pdu.PresentationContext] = []
         self.in_flight = 0
