@@ -65,11 +65,14 @@ class Notifier:
         self._log = log or logging.getLogger("fastdicom.server")
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = False
+        self._lock = threading.Lock()
 
     def post(self, fn: Callable[..., Any], *args: Any) -> None:
         if not self._started:
-            self._started = True
-            self._thread.start()
+            with self._lock:  # the first post starts the thread (associations post from their own threads)
+                if not self._started:
+                    self._thread.start()
+                    self._started = True
         self._q.put((fn, args))
 
     def _run(self) -> None:
