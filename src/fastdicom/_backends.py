@@ -197,6 +197,33 @@ OPTIONAL = frozenset(
 )
 
 
+#: Call sites an implementation cannot serve, as data: ``(capability, trait) -> implementation names``.
+#: The Rust data plane reads and writes a socket's descriptor itself, past the encryption of a TLS
+#: socket: there (trait ``"tls"``) the Python twins carry the data, through the ``ssl`` module.
+UNSUITABLE: dict[tuple[str, str], frozenset[str]] = {
+    (capability, "tls"): frozenset({"rust"}) for capability in ("pdata_send", "pdata_sendfile", "pdata_recv")
+}
+
+
+def resolve_for(capability: str, traits: tuple[str, ...] | frozenset[str] = ()) -> tuple[str, ModuleType]:
+    """:func:`resolve` for a call site with ``traits``: the implementations :data:`UNSUITABLE` for one are passed
+    over (that is a rule, not a missing backend: ``FASTDICOM_REQUIRE_NATIVE`` does not object)."""
+    excluded: set[str] = set()
+    for trait in traits:
+        excluded |= UNSUITABLE.get((capability, trait), frozenset())
+    if not excluded:
+        return resolve(capability)
+    why: dict[str, str] = {}
+    for name, _module, _attr in REGISTRY[capability]:
+        if name in excluded or (forced() == "python" and not is_python(name)):
+            continue
+        try:
+            return resolve(capability, name)
+        except BackendError as exc:
+            why[name] = str(exc)
+    raise BackendError(f"no implementation of {capability!r} serves {sorted(traits)}: {why}")
+
+
 def backend_info() -> dict[str, str]:
     """``{capability: implementation name}`` for every capability ("missing" for an absent optional codec)."""
     out = {}

@@ -73,12 +73,20 @@ def test_small_pdus():
 @pytest.mark.parametrize(
     "kind,body,reason",
     [
-        (0x08, b"", pdu.REASON_UNRECOGNIZED_PDU),
-        (pdu.A_ABORT, b"\0\0", pdu.REASON_INVALID_PARAMETER),
-        (pdu.P_DATA_TF, b"", pdu.REASON_INVALID_PARAMETER),
-        (pdu.P_DATA_TF, struct.pack(">LBB", 100, 1, 3) + b"xx", pdu.REASON_INVALID_PARAMETER),  # PDV past the PDU
-        (pdu.P_DATA_TF, struct.pack(">LBB", 4, 1, 0xF3) + b"xx", pdu.REASON_INVALID_PARAMETER),  # reserved bits
-        (pdu.A_ASSOCIATE_RQ, b"\0" * 10, pdu.REASON_INVALID_PARAMETER),
+        (0x08, b"", pdu.AbortReason.UNRECOGNIZED_PDU),
+        (pdu.PduType.A_ABORT, b"\0\0", pdu.AbortReason.INVALID_PDU_PARAMETER_VALUE),
+        (pdu.PduType.P_DATA_TF, b"", pdu.AbortReason.INVALID_PDU_PARAMETER_VALUE),
+        (
+            pdu.PduType.P_DATA_TF,
+            struct.pack(">LBB", 100, 1, 3) + b"xx",
+            pdu.AbortReason.INVALID_PDU_PARAMETER_VALUE,
+        ),  # PDV past the PDU
+        (
+            pdu.PduType.P_DATA_TF,
+            struct.pack(">LBB", 4, 1, 0xF3) + b"xx",
+            pdu.AbortReason.INVALID_PDU_PARAMETER_VALUE,
+        ),  # reserved bits
+        (pdu.PduType.A_ASSOCIATE_RQ, b"\0" * 10, pdu.AbortReason.INVALID_PDU_PARAMETER_VALUE),
     ],
 )
 def test_malformed_pdus(kind, body, reason):
@@ -91,7 +99,7 @@ def test_associate_items_that_lie_about_their_length():
     raw = bytearray(pdu.encode(_rq()))
     raw[6 + 68 + 2 : 6 + 68 + 4] = struct.pack(">H", 0xFFFF)  # application context item claims 64 KiB
     with pytest.raises(pdu.PDUError):
-        pdu.decode(pdu.A_ASSOCIATE_RQ, memoryview(raw)[6:])
+        pdu.decode(pdu.PduType.A_ASSOCIATE_RQ, memoryview(raw)[6:])
 
 
 @settings(max_examples=300, deadline=None)
@@ -198,76 +206,108 @@ PS3_8_NEXT_STATE = {
     "AA-7": {"Sta13"},
     "AA-8": {"Sta13"},
 }
-# The association module's event constants, by the row of PS3.8 Table 9-10 each one is.
+# The Event members of fastdicom.net.fsm, by the row of PS3.8 Table 9-10 each one is.
 EVENT_NAMES = {
-    "Evt1": "EVT_ASSOCIATE_REQUEST",
-    "Evt2": "EVT_TRANSPORT_CONFIRM",
-    "Evt3": "EVT_AC_RECEIVED",
-    "Evt4": "EVT_RJ_RECEIVED",
-    "Evt5": "EVT_TRANSPORT_INDICATION",
-    "Evt6": "EVT_RQ_RECEIVED",
-    "Evt7": "EVT_ACCEPT",
-    "Evt8": "EVT_REJECT",
-    "Evt9": "EVT_PDATA_REQUEST",
-    "Evt10": "EVT_PDATA_RECEIVED",
-    "Evt11": "EVT_RELEASE_REQUEST",
-    "Evt12": "EVT_RELEASE_RQ_RECEIVED",
-    "Evt13": "EVT_RELEASE_RP_RECEIVED",
-    "Evt14": "EVT_RELEASE_RESPONSE",
-    "Evt15": "EVT_ABORT_REQUEST",
-    "Evt16": "EVT_ABORT_RECEIVED",
-    "Evt17": "EVT_TRANSPORT_CLOSED",
-    "Evt18": "EVT_ARTIM_EXPIRED",
-    "Evt19": "EVT_INVALID_PDU",
+    "Evt1": "A_ASSOCIATE_REQUEST",
+    "Evt2": "TRANSPORT_CONFIRM",
+    "Evt3": "AC_RECEIVED",
+    "Evt4": "RJ_RECEIVED",
+    "Evt5": "TRANSPORT_INDICATION",
+    "Evt6": "RQ_RECEIVED",
+    "Evt7": "A_ASSOCIATE_ACCEPT",
+    "Evt8": "A_ASSOCIATE_REJECT",
+    "Evt9": "P_DATA_REQUEST",
+    "Evt10": "P_DATA_RECEIVED",
+    "Evt11": "A_RELEASE_REQUEST",
+    "Evt12": "RELEASE_RQ_RECEIVED",
+    "Evt13": "RELEASE_RP_RECEIVED",
+    "Evt14": "A_RELEASE_RESPONSE",
+    "Evt15": "A_ABORT_REQUEST",
+    "Evt16": "ABORT_RECEIVED",
+    "Evt17": "TRANSPORT_CLOSED",
+    "Evt18": "ARTIM_EXPIRED",
+    "Evt19": "INVALID_PDU",
 }
 
 
-def _code_table() -> dict[tuple[str, str], tuple[str, str]]:
-    """TRANSITIONS keyed by PS3.8 labels: (state, event) -> (action, next state)."""
-    from fastdicom.net import association
+def _code_table() -> dict[tuple[str, str], str]:
+    """TRANSITIONS keyed by PS3.8 labels: (state, event) -> action."""
+    from fastdicom.net import fsm
 
-    label = {getattr(association, name): evt for evt, name in EVENT_NAMES.items()}
+    label = {fsm.Event[name]: evt for evt, name in EVENT_NAMES.items()}
     assert len(label) == 19, "two events share a number"
-    return {(state, label[evt]): cell for (state, evt), cell in association.TRANSITIONS.items()}
+    return {(state, label[evt]): action for (state, evt), action in fsm.TRANSITIONS.items()}
 
 
 def test_event_constants_are_the_standards_events():
-    from fastdicom.net import association
+    from fastdicom.net import fsm
 
     for evt, name in EVENT_NAMES.items():
-        assert getattr(association, name) == int(evt.removeprefix("Evt")), name
-    assert set(association._RECEIVED.values()) == {
-        getattr(association, EVENT_NAMES[e]) for e in ("Evt3", "Evt4", "Evt6", "Evt10", "Evt12", "Evt13", "Evt16")
+        assert fsm.Event[name] == int(evt.removeprefix("Evt")), name
+    assert len(fsm.Event) == 19
+    assert set(fsm.RECEIVED.values()) == {
+        fsm.Event[EVENT_NAMES[e]] for e in ("Evt3", "Evt4", "Evt6", "Evt10", "Evt12", "Evt13", "Evt16")
     }
 
 
 def test_state_table_is_ps3_8_table_9_10():
-    """Every cell of PS3.8 Table 9-10 is in TRANSITIONS with the standard's action and one of that action's next
-    states, and TRANSITIONS holds no cell the standard leaves blank."""
+    """Every cell of PS3.8 Table 9-10 is in TRANSITIONS with the standard's action, TRANSITIONS holds no cell the
+    standard leaves blank, and each action may lead only to the states the standard gives it."""
+    from fastdicom.net import association, fsm
+
     code = _code_table()
     want = {(state, evt): action for evt, row in PS3_8_TABLE_9_10.items() for state, action in row.items()}
     assert len(want) == sum(map(len, PS3_8_TABLE_9_10.values()))
-    wrong = {cell: (code[cell][0], action) for cell, action in want.items() if cell in code and code[cell][0] != action}
+    wrong = {cell: (code[cell], action) for cell, action in want.items() if cell in code and code[cell] != action}
     assert not wrong, f"(state, event): (ours, PS3.8) {wrong}"
     assert not set(want) - set(code), f"cells of PS3.8 Table 9-10 missing: {sorted(set(want) - set(code))}"
     assert not set(code) - set(want), f"cells the standard leaves blank: {sorted(set(code) - set(want))}"
-    bad_next = {cell: nxt for cell, (action, nxt) in code.items() if nxt not in PS3_8_NEXT_STATE[action]}
+    bad_next = {a: s for a, s in fsm.NEXT_STATES.items() if not s or not s <= PS3_8_NEXT_STATE[a]}
     assert not bad_next, bad_next
+    # every action the table names has its method on the association
+    assert set(association._ACTIONS) == set(code.values()) == set(PS3_8_NEXT_STATE)
+
+
+def _run(assoc, *events):
+    """Fire ``(event, data)`` steps on an association; the action label of each."""
+    labels = []
+    for event, data in events:
+        assoc._fire(event, **data)
+        labels.append(assoc.last_action)
+    return labels
 
 
 @pytest.mark.parametrize("requestor,after", [(True, "Sta9"), (False, "Sta10")])
 def test_release_collision_next_state_follows_the_role(requestor, after):
-    """AR-8 (Evt12 in Sta7): Sta9 on the association-requestor, Sta10 on the acceptor (PS3.8 Table 9-8)."""
+    """AR-8 (Evt12 in Sta7): Sta9 on the association-requestor, Sta10 on the acceptor (PS3.8 Table 9-8), reached
+    through the machine from Sta1 with the PDUs each side would see."""
     import socket
 
     from fastdicom.net import association
+    from fastdicom.net.fsm import Event
 
+    rq = _rq()
+    ac = pdu.AssociateAC(rq.called_ae, rq.calling_ae, [], pdu.UserInfo(implementation_class_uid="1.2.3"))
     a, b = socket.socketpair()
     try:
         assoc = association.Association(a, requestor=requestor)
-        assoc.state = "Sta7"
-        assert assoc._event(association.EVT_RELEASE_RQ_RECEIVED) == "AR-8"
-        assert assoc.state == after
+        if requestor:
+            steps = [(Event.A_ASSOCIATE_REQUEST, {}), (Event.TRANSPORT_CONFIRM, {"pdu": rq}), (Event.AC_RECEIVED, {})]
+        else:
+            steps = [(Event.TRANSPORT_INDICATION, {}), (Event.RQ_RECEIVED, {}), (Event.A_ASSOCIATE_ACCEPT, {"pdu": ac})]
+        steps += [(Event.A_RELEASE_REQUEST, {}), (Event.RELEASE_RQ_RECEIVED, {})]
+        labels = _run(assoc, *steps)
+        assert labels[-2:] == ["AR-1", "AR-8"] and assoc.state == after
+        b.settimeout(5)
+        kinds = []
+        wire = b.recv(1 << 16)
+        while wire:
+            kind, _, n = struct.unpack(">BBL", wire[:6])
+            kinds.append(kind)
+            wire = wire[6 + n :]
+        # what the actions sent: the requestor its A-ASSOCIATE-RQ, the acceptor its AC; both an A-RELEASE-RQ
+        first = pdu.PduType.A_ASSOCIATE_RQ if requestor else pdu.PduType.A_ASSOCIATE_AC
+        assert kinds == [first, pdu.PduType.A_RELEASE_RQ]
     finally:
         a.close()
         b.close()

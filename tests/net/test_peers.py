@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import glob
 import os
 import subprocess
@@ -239,3 +240,45 @@ def test_compressed_objects_are_decoded_for_a_peer_that_only_takes_native(tmp_pa
         got = received[src.SOPInstanceUID]
         assert np.array_equal(got.pixel_array, src.pixel_array)
         assert got.PhotometricInterpretation == src.pixels.decoded_photometric
+
+
+def test_any_iterable_of_instances_and_each_header_read_once(series, tmp_path, monkeypatch):
+    """Paths, Datasets, bytes and (path-or-bytes, SOP Class, SOP Instance, syntax) records, as a C-MOVE SCP feeding
+    from an archive would give them; a path's header is read once, for the scan, and never again to send it."""
+    from fastdicom.services.store import Instance, StoreOptions
+
+    parse = _backends.resolve("parse")[1]
+    reads: list[str] = []
+    real = parse.read_prefix
+    monkeypatch.setattr(parse, "read_prefix", lambda path, size: (reads.append(os.fspath(path)), real(path, size))[1])
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)):
+            opened.append(os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    paths, as_dataset, as_bytes, as_record, as_bytes_record = series[:4], series[4], series[5], series[6], series[7]
+    ds = fastdicom.read(as_dataset)
+    record_ds = fastdicom.read(as_record, stop_before_pixels=True)
+    bytes_ds = fastdicom.read(as_bytes_record, stop_before_pixels=True)
+    sources = [
+        *paths,
+        ds,
+        open(as_bytes, "rb").read(),
+        Instance(as_record, record_ds.SOPClassUID, record_ds.SOPInstanceUID, record_ds.transfer_syntax),
+        (open(as_bytes_record, "rb").read(), bytes_ds.SOPClassUID, bytes_ds.SOPInstanceUID, bytes_ds.transfer_syntax),
+    ]
+    reads.clear()
+    with StorageSCP(str(tmp_path), port=0) as scp:
+        monkeypatch.setattr(builtins, "open", counting_open)
+        report = store(sources, f"X@127.0.0.1:{scp.port}", options=StoreOptions(associations=2), progress=False)
+        monkeypatch.setattr(builtins, "open", real_open)
+    assert not report.failed and len(report.results) == 8
+    sent = [r for r in reads if not r.endswith(".part")]  # (the SCP, in this process, reads back what it stores)
+    assert sorted(sent) == sorted(paths)  # the four paths' headers, once each; the records carried what they are
+    # and each file opened once more, to send its data set from where the scan found it starts
+    assert sorted(p for p in opened if p in series) == sorted([*paths, as_record])
+    assert [r.path for r in report.results][:4] == paths
+    _assert_arrived_intact(series[:8], str(tmp_path))

@@ -17,6 +17,9 @@ import pytest
 import fastdicom
 from fastdicom import synth
 from fastdicom.net import Association, AssociationRejected, NetworkError, StorageSCP, dimse, echo, pdu, store
+from fastdicom.net.dimse import DimseChannel, Status
+from fastdicom.services.storage import StoreStatus
+from fastdicom.services.verification import VERIFICATION as VERIFICATION_SOP_CLASS
 
 from .conftest import free_port
 
@@ -25,14 +28,14 @@ EXPLICIT = "1.2.840.10008.1.2.1"
 
 
 def _assoc(port, calling="SCU", contexts=None, **options):
-    """An association to our SCP on loopback (CT and Verification unless ``contexts``)."""
+    """A DIMSE channel on an association to our SCP on loopback (CT and Verification unless ``contexts``)."""
     contexts = contexts or [
         pdu.PresentationContext(1, CT, [EXPLICIT]),
-        pdu.PresentationContext(3, dimse.VERIFICATION_SOP_CLASS, [EXPLICIT]),
+        pdu.PresentationContext(3, VERIFICATION_SOP_CLASS, [EXPLICIT]),
     ]
     options.setdefault("network_timeout", 10)
-    return Association.request(
-        "127.0.0.1", port, calling_ae=calling, called_ae="FASTDICOM", contexts=contexts, **options
+    return DimseChannel(
+        Association.request("127.0.0.1", port, calling_ae=calling, called_ae="FASTDICOM", contexts=contexts, **options)
     )
 
 
@@ -48,7 +51,7 @@ def test_association_limit_answers_transient_rejection(tmp_path):
         first = _assoc(scp.port)
         with pytest.raises(AssociationRejected) as info:
             _assoc(scp.port)
-        assert info.value.transient and info.value.source == pdu.RJ_SOURCE_PRESENTATION
+        assert info.value.transient and info.value.source == pdu.RejectSource.SERVICE_PROVIDER_PRESENTATION
         first.release()
         time.sleep(0.2)
         assert echo(f"FASTDICOM@127.0.0.1:{scp.port}") == 0  # the slot is free again
@@ -72,9 +75,13 @@ def test_unsupported_abstract_syntax_is_refused_per_context(tmp_path):
                 pdu.PresentationContext(5, CT, ["1.2.3.4.5.6.7", EXPLICIT]),
             ],
         )
-        results = {pc.id: pc.result for pc in a.negotiated.results}
-        assert results == {1: pdu.PC_ABSTRACT_SYNTAX_NOT_SUPPORTED, 3: pdu.PC_TRANSFER_SYNTAXES_NOT_SUPPORTED, 5: 0}
-        assert a.negotiated.contexts[5].transfer_syntax == EXPLICIT
+        results = {pc.id: pc.result for pc in a.association.negotiated.results}
+        assert results == {
+            1: pdu.ContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED,
+            3: pdu.ContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED,
+            5: 0,
+        }
+        assert a.association.negotiated.contexts[5].transfer_syntax == EXPLICIT
         a.release()
 
 
@@ -117,18 +124,20 @@ def test_malformed_first_pdu_gets_an_abort_and_the_server_lives(tmp_path, garbag
         s.sendall(garbage)
         kind, body = _read_pdu(s)
         s.close()
-        assert kind == pdu.A_ABORT, "the connection closed without an A-ABORT"
-        assert len(body) == 4 and body[2] == pdu.ABORT_SOURCE_PROVIDER
+        assert kind == pdu.PduType.A_ABORT, "the connection closed without an A-ABORT"
+        assert len(body) == 4 and body[2] == pdu.AbortSource.SERVICE_PROVIDER
         assert echo(f"FASTDICOM@127.0.0.1:{scp.port}") == 0
 
 
 def test_garbage_after_association_gets_provider_abort(tmp_path):
     with StorageSCP(str(tmp_path), port=0) as scp:
         a = _assoc(scp.port)
-        a.sock.sendall(b"\x04\x00\x00\x00\x00\x06\x00\x00\x00\x02\x63\x03")  # PDV on context 99 (never negotiated)
-        kind, body = _read_pdu(a.sock)
-        assert kind == pdu.A_ABORT and body[2] == pdu.ABORT_SOURCE_PROVIDER
-        a.close()
+        a.association.sock.sendall(
+            b"\x04\x00\x00\x00\x00\x06\x00\x00\x00\x02\x63\x03"
+        )  # PDV on context 99 (never negotiated)
+        kind, body = _read_pdu(a.association.sock)
+        assert kind == pdu.PduType.A_ABORT and body[2] == pdu.AbortSource.SERVICE_PROVIDER
+        a.association.close()
 
 
 def test_artim_closes_a_silent_connection(tmp_path):
@@ -163,12 +172,13 @@ def test_interrupted_transfer_leaves_nothing(tmp_path):
     ds, body = _ct_bytes()
     with StorageSCP(str(tmp_path), port=0) as scp:
         a = _assoc(scp.port)
-        a._send_pdvs(1, dimse.encode_command({**_store_command(ds.SOPInstanceUID), "CommandDataSetType": 0}), True)
-        a._event(9)
+        a.association.send_pdata(
+            1, dimse.encode_command({**_store_command(ds.SOPInstanceUID), "CommandDataSetType": 0}), True
+        )
         half = body[: len(body) // 2 & ~1]
-        a.sock.sendall(pdu.pdata_header(1, 0, len(half)) + half)  # not the last fragment
+        a.association.sock.sendall(pdu.pdata_header(1, 0, len(half)) + half)  # not the last fragment
         time.sleep(0.3)
-        a.sock.close()
+        a.association.sock.close()
         time.sleep(0.5)
     assert _files(str(tmp_path)) == []
 
@@ -193,7 +203,7 @@ def test_command_and_data_set_must_agree(tmp_path):
     with StorageSCP(str(tmp_path), port=0) as scp:
         a = _assoc(scp.port)
         a.send_message(1, _store_command("1.2.3.999"), body)
-        assert a.receive_message().command["Status"] == dimse.DATA_SET_MISMATCH
+        assert a.receive_message().command["Status"] == StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS
         a.release()
     assert [p for p in _files(str(tmp_path)) if p.endswith(".dcm")] == []
 
@@ -365,9 +375,9 @@ def test_user_identity_requested_and_answered(tmp_path):
     with StorageSCP(str(tmp_path), port=0, authenticate=authenticate, require_identity=True) as scp:
         ok = pdu.UserIdentity(2, b"alice", b"secret", positive_response_requested=True)
         a = _assoc(
-            scp.port, contexts=[pdu.PresentationContext(1, dimse.VERIFICATION_SOP_CLASS, [EXPLICIT])], user_identity=ok
+            scp.port, contexts=[pdu.PresentationContext(1, VERIFICATION_SOP_CLASS, [EXPLICIT])], user_identity=ok
         )
-        assert a.negotiated.user_identity_response == b""
+        assert a.association.negotiated.user_identity_response == b""
         a.release()
         with pytest.raises(AssociationRejected):
             echo(f"FASTDICOM@127.0.0.1:{scp.port}", user_identity=pdu.UserIdentity(2, b"alice", b"wrong"))
@@ -421,14 +431,14 @@ def test_release_collision_as_requestor():
         port,
         calling_ae="SCU",
         called_ae="X",
-        contexts=[pdu.PresentationContext(1, dimse.VERIFICATION_SOP_CLASS, [EXPLICIT])],
+        contexts=[pdu.PresentationContext(1, VERIFICATION_SOP_CLASS, [EXPLICIT])],
         network_timeout=5,
     )
     time.sleep(0.2)  # let the acceptor's RQ arrive first
     a.release()
     t.join(10)
     srv.close()
-    assert log == [pdu.A_RELEASE_RQ, pdu.A_RELEASE_RP, None]
+    assert log == [pdu.PduType.A_RELEASE_RQ, pdu.PduType.A_RELEASE_RP, None]
     assert a.state == "Sta1"
 
 
@@ -523,11 +533,12 @@ def test_oversized_pdu_mid_association_aborts_it_and_others_carry_on(tmp_path):
     with StorageSCP(str(tmp_path), port=0, max_pdu=64 * 1024) as scp:
         good = _assoc(scp.port)
         bad = _assoc(scp.port)
-        bad._event(9)
-        bad.sock.sendall(struct.pack(">BBL", pdu.P_DATA_TF, 0, 10 << 20) + b"\0" * 1024)  # claims 10 MiB > 64 KiB
-        kind, payload = _read_pdu(bad.sock)
-        assert kind == pdu.A_ABORT and payload[2] == pdu.ABORT_SOURCE_PROVIDER
-        bad.close()
+        bad.association.sock.sendall(
+            struct.pack(">BBL", pdu.PduType.P_DATA_TF, 0, 10 << 20) + b"\0" * 1024
+        )  # claims 10 MiB > 64 KiB
+        kind, payload = _read_pdu(bad.association.sock)
+        assert kind == pdu.PduType.A_ABORT and payload[2] == pdu.AbortSource.SERVICE_PROVIDER
+        bad.association.close()
         good.send_message(1, _store_command(ds.SOPInstanceUID), body)  # the other association is untouched
         assert good.receive_message().command["Status"] == 0
         good.release()
@@ -540,7 +551,7 @@ def test_non_ascii_from_the_peer_never_kills_the_server(tmp_path):
         rq = pdu.AssociateRQ(
             "FASTDICOM",
             "X",
-            [pdu.PresentationContext(1, dimse.VERIFICATION_SOP_CLASS, [EXPLICIT])],
+            [pdu.PresentationContext(1, VERIFICATION_SOP_CLASS, [EXPLICIT])],
             pdu.UserInfo(implementation_class_uid="1.2.3"),
         )
         raw = bytearray(pdu.encode(rq))
@@ -548,7 +559,7 @@ def test_non_ascii_from_the_peer_never_kills_the_server(tmp_path):
         s = _raw_connect(scp.port)
         s.sendall(raw)
         kind, _ = _read_pdu(s)
-        assert kind == pdu.A_ASSOCIATE_AC
+        assert kind == pdu.PduType.A_ASSOCIATE_AC
         cmd = dimse.encode_command(
             {
                 "CommandField": dimse.C_ECHO_RQ,
@@ -559,7 +570,7 @@ def test_non_ascii_from_the_peer_never_kills_the_server(tmp_path):
         )
         s.sendall(pdu.pdata_header(1, 3, len(cmd)) + cmd)
         kind, _ = _read_pdu(s)
-        assert kind == pdu.P_DATA_TF  # answered, not a dead thread
+        assert kind == pdu.PduType.P_DATA_TF  # answered, not a dead thread
         s.close()
         assert echo(f"FASTDICOM@127.0.0.1:{scp.port}") == 0
 
@@ -572,7 +583,7 @@ def test_disk_error_is_answered_out_of_resources(tmp_path):
         a = _assoc(scp.port)
         shutil.rmtree(tmp_path / ".incoming")
         a.send_message(1, _store_command(ds.SOPInstanceUID), body)
-        assert a.receive_message().command["Status"] == dimse.OUT_OF_RESOURCES
+        assert a.receive_message().command["Status"] == StoreStatus.OUT_OF_RESOURCES
         (tmp_path / ".incoming").mkdir()
         a.send_message(1, _store_command(ds.SOPInstanceUID), body)  # the association carries on
         assert a.receive_message().command["Status"] == 0
@@ -584,12 +595,12 @@ def test_role_selection_answer_keeps_the_requestor_scu_role(tmp_path):
         a = _assoc(
             scp.port, contexts=[pdu.PresentationContext(1, CT, [EXPLICIT])], roles=[pdu.RoleSelection(CT, True, True)]
         )
-        assert [(r.sop_class_uid, r.scu, r.scp) for r in a.negotiated.roles] == [(CT, True, False)]
+        assert [(r.sop_class_uid, r.scu, r.scp) for r in a.association.negotiated.roles] == [(CT, True, False)]
         a.release()
 
 
 def test_more_than_128_contexts_each_object_once(tmp_path):
-    from fastdicom.net.scp import STORAGE_SOP_CLASSES
+    from fastdicom.services.storage import STORAGE_SOP_CLASSES
 
     classes = sorted(STORAGE_SOP_CLASSES)[:130]
     paths = []
@@ -608,27 +619,26 @@ def test_more_than_128_contexts_each_object_once(tmp_path):
 def test_data_on_a_command_without_one_and_pdvs_sharing_a_pdu(tmp_path):
     with StorageSCP(str(tmp_path), port=0) as scp:
         a = _assoc(scp.port)
-        a._event(9)
         echo_cmd = dimse.encode_command(
             {
                 "CommandField": dimse.C_ECHO_RQ,
                 "MessageID": 1,
-                "AffectedSOPClassUID": dimse.VERIFICATION_SOP_CLASS,
+                "AffectedSOPClassUID": VERIFICATION_SOP_CLASS,
                 "CommandDataSetType": 0,
             }
         )
         data = b"\0" * (512 << 10)
-        a.sock.sendall(pdu.pdata_header(3, 3, len(echo_cmd)) + echo_cmd)
+        a.association.sock.sendall(pdu.pdata_header(3, 3, len(echo_cmd)) + echo_cmd)
         for _ in range(7):
-            a.sock.sendall(pdu.pdata_header(3, 0, len(data)) + data)  # 4 MiB drained, not collected
-        a.sock.sendall(pdu.pdata_header(3, 2, len(data)) + data)
+            a.association.sock.sendall(pdu.pdata_header(3, 0, len(data)) + data)  # 4 MiB drained, not collected
+        a.association.sock.sendall(pdu.pdata_header(3, 2, len(data)) + data)
         assert a.receive_message().command["Status"] == 0
         # The end of one message and the whole next one in a single P-DATA-TF PDU.
         cmd2 = dimse.encode_command(
             {
                 "CommandField": dimse.C_ECHO_RQ,
                 "MessageID": 2,
-                "AffectedSOPClassUID": dimse.VERIFICATION_SOP_CLASS,
+                "AffectedSOPClassUID": VERIFICATION_SOP_CLASS,
                 "CommandDataSetType": 0x0101,
             }
         )
@@ -636,26 +646,26 @@ def test_data_on_a_command_without_one_and_pdvs_sharing_a_pdu(tmp_path):
             {
                 "CommandField": dimse.C_ECHO_RQ,
                 "MessageID": 3,
-                "AffectedSOPClassUID": dimse.VERIFICATION_SOP_CLASS,
+                "AffectedSOPClassUID": VERIFICATION_SOP_CLASS,
                 "CommandDataSetType": 0x0101,
             }
         )
         pdvs = pdu.PDataTF([(3, 3, memoryview(cmd2)), (3, 3, memoryview(cmd3))])
-        a.sock.sendall(pdu.encode(pdvs))
+        a.association.sock.sendall(pdu.encode(pdvs))
         ids = {a.receive_message().command["MessageIDBeingRespondedTo"] for _ in range(2)}
         assert ids == {2, 3}
         a.release()
 
 
 def test_store_on_the_wrong_context_and_uids_with_newlines(tmp_path):
-    from fastdicom.net.scp import valid_uid
+    from fastdicom.archive import safe_uid
 
-    assert not valid_uid("1.2.3\n") and valid_uid("1.2.3")
+    assert not safe_uid("1.2.3\n") and safe_uid("1.2.3")
     ds, body = _ct_bytes()
     with StorageSCP(str(tmp_path), port=0) as scp:
         a = _assoc(scp.port)
         a.send_message(3, _store_command(ds.SOPInstanceUID), body)  # context 3 is Verification
-        assert a.receive_message().command["Status"] == dimse.SOP_CLASS_NOT_SUPPORTED
+        assert a.receive_message().command["Status"] == Status.SOP_CLASS_NOT_SUPPORTED
         a.release()
     assert [f for f in _files(str(tmp_path)) if f.endswith(".dcm")] == []
 
@@ -667,13 +677,13 @@ def test_stop_shuts_down_open_tls_associations(tmp_path, pki):
     scp = StorageSCP(str(tmp_path), port=0, tls=server, host="127.0.0.1", network_timeout=60).start()
     a = _assoc(
         scp.port,
-        contexts=[pdu.PresentationContext(1, dimse.VERIFICATION_SOP_CLASS, [EXPLICIT])],
+        contexts=[pdu.PresentationContext(1, VERIFICATION_SOP_CLASS, [EXPLICIT])],
         tls=client_context(ca=str(pki / "ca.pem")),
     )
     t0 = time.time()
     scp.stop(timeout=10)
     assert time.time() - t0 < 5  # the open association did not hold the server for its 60 s timeout
-    a.close()
+    a.association.close()
 
 
 def _pipelined(a, bodies, first_id=1):
@@ -690,10 +700,10 @@ def test_async_window_group_commits_and_answers_in_order_before_release(tmp_path
     bodies.append(("1.2.3.999", bodies[0][1]))  # a mismatch in the middle of a batch: failed alone
     with StorageSCP(str(tmp_path), port=0, duplicates="reject") as scp:
         a = _assoc(scp.port, async_ops=(8, 1))
-        assert a.negotiated.async_ops[0] == 8
+        assert a.association.negotiated.async_ops[0] == 8
         _pipelined(a, bodies)
         a.send_message(
-            3, {"CommandField": dimse.C_ECHO_RQ, "MessageID": 50, "AffectedSOPClassUID": dimse.VERIFICATION_SOP_CLASS}
+            3, {"CommandField": dimse.C_ECHO_RQ, "MessageID": 50, "AffectedSOPClassUID": VERIFICATION_SOP_CLASS}
         )
         answers = [a.receive_message().command for _ in range(len(bodies) + 1)]
         _pipelined(a, [bodies[2], ("1.2.3.4.77", _ct_bytes(SOPInstanceUID="1.2.3.4.77")[1])], first_id=60)
@@ -701,7 +711,7 @@ def test_async_window_group_commits_and_answers_in_order_before_release(tmp_path
         assert os.path.exists(tmp_path / "1.2.3" / "1.2.3.4" / "1.2.3.4.77.dcm")
     assert [c["MessageIDBeingRespondedTo"] for c in answers] == [1, 2, 3, 4, 5, 6, 7, 50]
     assert [c["Status"] for c in answers[:6]] == [0] * 6
-    assert answers[6]["Status"] == dimse.DATA_SET_MISMATCH and answers[7]["Status"] == 0
+    assert answers[6]["Status"] == StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS and answers[7]["Status"] == 0
     stored = sorted(os.path.basename(p) for p in _files(str(tmp_path)) if p.endswith(".dcm"))
     assert stored == sorted([f"1.2.3.4.{k + 1}.dcm" for k in range(6)] + ["1.2.3.4.77.dcm"])
     assert not os.listdir(tmp_path / ".incoming")
@@ -712,11 +722,13 @@ def test_async_window_abort_leaves_no_partial_file(tmp_path):
     with StorageSCP(str(tmp_path), port=0) as scp:
         a = _assoc(scp.port, async_ops=(4, 1))
         _pipelined(a, [(ds.SOPInstanceUID, body)])
-        a._send_pdvs(1, dimse.encode_command({**_store_command("1.2.3.4.8"), "CommandDataSetType": 0}), True)
+        a.association.send_pdata(
+            1, dimse.encode_command({**_store_command("1.2.3.4.8"), "CommandDataSetType": 0}), True
+        )
         half = body[: len(body) // 2 & ~1]
-        a.sock.sendall(pdu.pdata_header(1, 0, len(half)) + half)  # the second object stops halfway
+        a.association.sock.sendall(pdu.pdata_header(1, 0, len(half)) + half)  # the second object stops halfway
         time.sleep(0.3)
-        a.sock.close()
+        a.association.sock.close()
         time.sleep(0.5)
     stored = [p for p in _files(str(tmp_path)) if p.endswith(".dcm")]
     # the whole first object may be stored (its answer was lost: the sender resends); never the half one
@@ -732,7 +744,7 @@ def test_async_window_disk_error_is_answered_per_object(tmp_path):
         a = _assoc(scp.port, async_ops=(4, 1))
         shutil.rmtree(tmp_path / ".incoming")
         _pipelined(a, [(ds.SOPInstanceUID, body), ("1.2.3.4.9", _ct_bytes(SOPInstanceUID="1.2.3.4.9")[1])])
-        assert [a.receive_message().command["Status"] for _ in range(2)] == [dimse.OUT_OF_RESOURCES] * 2
+        assert [a.receive_message().command["Status"] for _ in range(2)] == [StoreStatus.OUT_OF_RESOURCES] * 2
         (tmp_path / ".incoming").mkdir()
         _pipelined(a, [(ds.SOPInstanceUID, body)], first_id=3)
         assert a.receive_message().command["Status"] == 0
@@ -740,8 +752,10 @@ def test_async_window_disk_error_is_answered_per_object(tmp_path):
 
 
 def test_async_window_a_surprise_in_the_committer_never_hangs_or_leaks(tmp_path, monkeypatch):
+    from fastdicom.archive import FolderArchive
+
     calls = []
-    real = StorageSCP._store
+    real = FolderArchive._commit_one
 
     def flaky(self, *args, **kwargs):
         calls.append(1)
@@ -749,7 +763,7 @@ def test_async_window_a_surprise_in_the_committer_never_hangs_or_leaks(tmp_path,
             raise ValueError("surprise")
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(StorageSCP, "_store", flaky)
+    monkeypatch.setattr(FolderArchive, "_commit_one", flaky)
     bodies = [(f"1.2.3.4.{k + 1}", _ct_bytes(SOPInstanceUID=f"1.2.3.4.{k + 1}")[1]) for k in range(3)]
     with StorageSCP(str(tmp_path), port=0) as scp:
         a = _assoc(scp.port, async_ops=(4, 1))

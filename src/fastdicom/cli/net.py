@@ -29,7 +29,8 @@ def add_tls_client(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
-    from ..net import NetworkError, echo
+    from ..net import NetworkError
+    from ..services import echo
 
     t0 = time.perf_counter()
     try:
@@ -43,7 +44,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..net import StorageSCP
+    from ..services import StorageSCP
 
     tls = None
     if args.tls_cert:
@@ -81,7 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from ..net import store
+    from ..services import store
 
     try:
         report = store(
@@ -106,11 +107,11 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def _body(path: str) -> bytes:
-    from .. import _backends
+    from ..services.store import data_set_offset
 
-    data = open(path, "rb").read()
-    start = _backends.resolve("parse")[1].open_dataset(memoryview(data), True)[8]
-    return data[start:]
+    with open(path, "rb") as f:
+        data = f.read()
+    return data[data_set_offset(data) :]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -118,7 +119,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .. import synth
     from ..dataset.read import read
     from ..dataset.write import write
-    from ..net import StorageSCP, echo, store
+    from ..services import StorageSCP, echo, store
 
     work = tempfile.mkdtemp(prefix="fastdicom-demo-")
     try:

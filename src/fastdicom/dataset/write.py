@@ -9,14 +9,21 @@ bits written as OW); changed elements and sequences are encoded afresh.
 Bytes values (OB, OW, OF, ...) set by the caller are taken to be in the byte
 order of the data set that holds them (little endian for a new one). The four
 uncompressed encodings (implicit VR LE, explicit VR LE and BE, deflated
-explicit VR LE) convert into each other. File Meta is created or updated.
+explicit VR LE) convert into each other. File Meta is created or updated:
+this module is where fastdicom writes File Meta (a new object's from its
+UIDs: :func:`part10_header`, used by the Storage SCP).
+
+fastdicom names itself in File Meta (Implementation Class UID and Version
+Name) when it wrote the content: a new data set, a syntax conversion, or
+Pixel Data it encoded (:func:`fastdicom.transcode`). An unchanged file, or one
+whose other elements were edited, keeps the writer it names.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
-import tempfile
 import zlib
 from typing import Any
 
@@ -26,7 +33,10 @@ from ..errors import FastDicomError
 from . import byteorder, values
 from .dataset import Dataset, Element
 
-IMPLEMENTATION_CLASS_UID = "1.2.826.0.1.3680043.10.1400.1"  # fastdicom's implementation class
+#: fastdicom's Implementation Class UID (PS3.7 D.3.3.2, PS3.10 7.1): a 2.25 UID derived from a fixed UUID
+#: (PS3.5 B.2), so nobody needs to register it; with the version name, in the File Meta of what fastdicom
+#: writes and in every A-ASSOCIATE it sends. Defined here only.
+IMPLEMENTATION_CLASS_UID = "2.25.293749828714376233497417934316453410427"
 IMPLEMENTATION_VERSION_NAME = ("FASTDICOM_" + __version__.replace(".", ""))[:16]
 
 LONG_VRS = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"))
@@ -153,7 +163,45 @@ def _meta_bytes(meta: Dataset) -> bytes:
     return glen + content
 
 
-def _build_meta(ds: Dataset, ts: str) -> Dataset:
+def _meta_element(tag: int, vr: str, value: bytes) -> bytes:
+    if len(value) % 2:
+        value += b"\0" if vr == "UI" else b" "
+    return _header(tag, vr, len(value), True, True) + value
+
+
+_PREAMBLE_DICM = bytes(128) + b"DICM"
+
+
+@functools.lru_cache(maxsize=256)
+def _meta_around_instance(sop_class: str, transfer_syntax: str, source_ae: str | None) -> tuple[bytes, bytes]:
+    """The File Meta elements before and after (0002,0003) for objects of one kind (the same for a whole series)."""
+    before = _meta_element(0x00020001, "OB", b"\x00\x01") + _meta_element(
+        0x00020002, "UI", sop_class.encode("ascii", "replace")
+    )
+    after = [
+        _meta_element(0x00020010, "UI", transfer_syntax.encode("ascii", "replace")),
+        _meta_element(0x00020012, "UI", IMPLEMENTATION_CLASS_UID.encode()),
+        _meta_element(0x00020013, "SH", IMPLEMENTATION_VERSION_NAME.encode()),
+    ]
+    if source_ae:
+        after.append(_meta_element(0x00020016, "AE", source_ae.encode("ascii", "replace")[:16]))
+    return before, b"".join(after)
+
+
+def part10_header(sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str | None = None) -> bytes:
+    """Preamble, ``DICM`` and the File Meta group of a new object written by fastdicom (PS3.10 7.1).
+
+    For a data set received over the network, before its bytes: ``source_ae``
+    is the AE title that sent it ((0002,0016); text that is not ASCII is
+    replaced, never refused).
+    """
+    before, after = _meta_around_instance(sop_class, transfer_syntax, source_ae)
+    instance = _meta_element(0x00020003, "UI", sop_instance.encode("ascii", "replace"))
+    length = struct.pack("<L", len(before) + len(instance) + len(after))
+    return b"".join((_PREAMBLE_DICM, _meta_element(0x00020000, "UL", length), before, instance, after))
+
+
+def _build_meta(ds: Dataset, ts: str, rewritten: bool) -> Dataset:
     meta = Dataset()
     old = ds.file_meta
     if old is not None:
@@ -168,7 +216,7 @@ def _build_meta(ds: Dataset, ts: str) -> Dataset:
     if sop_inst:
         meta.add_new(0x00020003, "UI", sop_inst)
     meta.add_new(0x00020010, "UI", ts)
-    if old is None or 0x00020012 not in meta:
+    if rewritten or old is None or 0x00020012 not in meta:
         meta.add_new(0x00020012, "UI", IMPLEMENTATION_CLASS_UID)
         meta.add_new(0x00020013, "SH", IMPLEMENTATION_VERSION_NAME)
     return meta
@@ -207,7 +255,9 @@ def encode_part10(ds: Dataset, *, transfer_syntax: str | None = None) -> list[An
     if meta is not None and same_ts and meta._pristine() and meta._buf is not None:
         meta_bytes: Any = meta._buf[meta._start : meta._end]
     else:
-        meta_bytes = _meta_bytes(_build_meta(ds, ts))
+        # fastdicom wrote the content when it converted the syntax or encoded the Pixel Data.
+        pixels_encoded = 0x7FE00010 in ds and not ds[0x7FE00010]._pristine()
+        meta_bytes = _meta_bytes(_build_meta(ds, ts, rewritten=not same_ts or pixels_encoded))
     body = encode_dataset(ds, little, explicit)
     if deflated:
         c = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
@@ -227,7 +277,8 @@ def write(dest: Any, ds: Dataset, *, transfer_syntax: str | None = None) -> None
     Parameters
     ----------
     dest : str, os.PathLike or binary file object
-        A path is written atomically (temporary file, fsync, rename).
+        A path is written atomically and durably (temporary file, fsync,
+        rename, fsync of the folder).
     ds : Dataset
     transfer_syntax : str, optional
         Convert to this transfer syntax (one of the four uncompressed
@@ -238,19 +289,6 @@ def write(dest: Any, ds: Dataset, *, transfer_syntax: str | None = None) -> None
         for c in chunks:
             dest.write(c)
         return
-    path = os.fspath(dest)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastdicom-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for c in chunks:
-                f.write(c)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from ..archive.durable import write_atomic  # here: the archive imports this module's package
+
+    write_atomic(os.fspath(dest), chunks)

@@ -3,11 +3,12 @@
 Same arguments, results and stopping points: whole PDUs are read (never a
 byte past one), the data fragments of one data set on ``context_id`` are
 appended to ``fd`` (-1 drains them), and it returns
-``(bytes, errno, stop, extra)`` at the last fragment (``"done"``), at a PDV the
-association must handle (``"pdvs"``), at a PDU header that is not P-DATA-TF or
-exceeds ``max_pdu`` (``"header"``, body unread) or at a malformed body
-(``"malformed"``). A write error is remembered (its errno) and the rest of
-the data set drained. Works on TLS sockets too.
+``(bytes, errno, stop, extra)`` with ``stop`` a :class:`~fastdicom.net.dataplane.Stop`:
+at the last fragment (``DONE``), at a PDV the association must handle
+(``PDVS``), at a PDU header that is not P-DATA-TF or exceeds ``max_pdu``
+(``HEADER``, body unread) or at a malformed body (``MALFORMED``). A write
+error is remembered (its errno) and the rest of the data set drained. Works
+on TLS sockets too.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ import socket
 import struct
 import time
 
-from .pdu import PDUError
+from .dataplane import Stop
+from .pdu import PDataTF, PDUError, PduType
 from .pdu import decode as decode_pdu
-
-P_DATA_TF = 0x04
 
 
 def _read_exact(sock, view: memoryview, deadline: float | None) -> None:
@@ -51,19 +51,22 @@ def pdata_recv(sock: socket.socket, context_id: int, max_pdu: int, fd: int, time
                 sock.settimeout(None)
             _read_exact(sock, memoryview(header), deadline)
             kind, _, length = struct.unpack(">BBL", header)
-            if kind != P_DATA_TF or length > max_pdu:
-                return received, error, "header", bytes(header)
+            if kind != PduType.P_DATA_TF or length > max_pdu:
+                return received, error, Stop.HEADER, bytes(header)
             if length > len(body):
                 body = bytearray(length)
             view = memoryview(body)[:length]
             _read_exact(sock, view, deadline)
             try:
-                pdvs = decode_pdu(P_DATA_TF, view).pdvs
+                pdata = decode_pdu(PduType.P_DATA_TF, view)
             except PDUError as exc:
-                return received, error, "malformed", str(exc)
-            for k, (ctx, control, value) in enumerate(pdvs):
-                if ctx != context_id or control & 0x01:
-                    return received, error, "pdvs", [(c, f, bytes(v)) for c, f, v in pdvs[k:]]
+                return received, error, Stop.MALFORMED, str(exc)
+            assert isinstance(pdata, PDataTF)
+            pdvs = pdata.pdvs
+            for k, pdv in enumerate(pdvs):
+                value = pdv.value
+                if pdv.context_id != context_id or pdv.is_command:
+                    return received, error, Stop.PDVS, [(c, f, bytes(v)) for c, f, v in pdvs[k:]]
                 received += len(value)
                 if fd >= 0 and not error:
                     try:
@@ -71,7 +74,7 @@ def pdata_recv(sock: socket.socket, context_id: int, max_pdu: int, fd: int, time
                             value = value[os.write(fd, value) :]
                     except OSError as exc:
                         error = exc.errno or _errno.EIO
-                if control & 0x02:
-                    return received, error, "done", [(c, f, bytes(v)) for c, f, v in pdvs[k + 1 :]]
+                if pdv.is_last:
+                    return received, error, Stop.DONE, [(c, f, bytes(v)) for c, f, v in pdvs[k + 1 :]]
     finally:
         sock.settimeout(previous)

@@ -12,7 +12,7 @@ import os
 import socket
 import ssl
 
-from .pdu import pdata_header
+from .pdu import Control, pdata_header
 
 
 def pdata_send(sock, payload, context_id: int, command: bool, fragment: int) -> None:
@@ -22,11 +22,11 @@ def pdata_send(sock, payload, context_id: int, command: bool, fragment: int) -> 
     tls = isinstance(sock, ssl.SSLSocket)
     n = len(view)
     pos = 0
-    base = 0x01 if command else 0x00
+    base = Control.COMMAND if command else Control(0)
     while True:
         end = min(pos + fragment, n)
         last = end == n
-        header = pdata_header(context_id, base | (0x02 if last else 0x00), end - pos)
+        header = pdata_header(context_id, base | Control.LAST_FRAGMENT if last else base, end - pos)
         chunk = view[pos:end]
         if tls:
             sock.sendall(header + bytes(chunk))
@@ -57,7 +57,7 @@ def pdata_sendfile(sock, file_fd: int, offset: int, length: int, context_id: int
         while True:
             n = min(left, fragment)
             last = n == left
-            header = pdata_header(context_id, 0x02 if last else 0x00, n)
+            header = pdata_header(context_id, Control.LAST_FRAGMENT if last else 0, n)
             if tls:
                 sock.sendall(header)
             else:

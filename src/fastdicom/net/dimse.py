@@ -1,17 +1,32 @@
-"""DIMSE command sets (PS3.7 section 9.3 and annex E): group 0000 in Implicit VR Little Endian.
+"""DIMSE (PS3.7): command sets, statuses, and the channel that frames messages on an association.
 
 A command is a ``dict`` from keyword to value. :func:`encode_command` writes
 the elements in ascending tag order with (0000,0000) Command Group Length
-first; :func:`decode_command` reads them back and refuses anything outside
-group 0000 or past its bytes.
+first (group 0000 in Implicit VR Little Endian, PS3.7 9.3 and Annex E);
+:func:`decode_command` reads them back and refuses anything outside group
+0000 or past its bytes.
+
+:class:`DimseChannel` sends and receives whole messages on an
+:class:`~fastdicom.net.association.Association`: the command set and data
+set as separate message parts, one PDV per PDU, even fragments within the
+peer's maximum length. Received messages are checked for the same rules
+(one context per message, no interleaving, command before data); a data set
+can be streamed to a :class:`~fastdicom.net.dataplane.DataSink` fragment by
+fragment instead of being collected in memory.
 """
 
 from __future__ import annotations
 
+import enum
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import FastDicomError
+from .association import Association, Negotiated, NetworkError, ReleaseRequested
+from .dataplane import DataSink, FileRegion, Stop
+from .pdu import COMMAND, LAST_FRAGMENT, AbortReason, Pdv
 
 # keyword -> (tag, VR)
 COMMAND_ELEMENTS: dict[str, tuple[int, str]] = {
@@ -56,40 +71,55 @@ C_CANCEL_RQ = 0x0FFF
 NO_DATA_SET = 0x0101
 HAS_DATA_SET = 0x0000
 
-VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
 
-# C-STORE statuses (PS3.4 B.2.3) and the general ones (PS3.7 C)
-SUCCESS = 0x0000
-WARNING_COERCION = 0xB000
-WARNING_ELEMENTS_DISCARDED = 0xB006
-WARNING_MISMATCH = 0xB007
-OUT_OF_RESOURCES = 0xA700
-DATA_SET_MISMATCH = 0xA900
-CANNOT_UNDERSTAND = 0xC000
-SOP_CLASS_NOT_SUPPORTED = 0x0122
-NOT_AUTHORIZED = 0x0124
-DUPLICATE_INVOCATION = 0x0210
-UNRECOGNIZED_OPERATION = 0x0211
-MISTYPED_ARGUMENT = 0x0212
-INVALID_SOP_INSTANCE = 0x0117
-PROCESSING_FAILURE = 0x0110
+class Status(enum.IntEnum):
+    """Statuses any DIMSE service may answer (PS3.7 Annex C); each service adds its own (C-STORE:
+    :class:`fastdicom.services.storage.StoreStatus`)."""
+
+    SUCCESS = 0x0000
+    ATTRIBUTE_LIST_ERROR = 0x0107  # a warning
+    ATTRIBUTE_VALUE_OUT_OF_RANGE = 0x0116  # a warning
+    PROCESSING_FAILURE = 0x0110
+    DUPLICATE_SOP_INSTANCE = 0x0111
+    INVALID_SOP_INSTANCE = 0x0117
+    SOP_CLASS_NOT_SUPPORTED = 0x0122
+    NOT_AUTHORIZED = 0x0124
+    DUPLICATE_INVOCATION = 0x0210
+    UNRECOGNIZED_OPERATION = 0x0211
+    MISTYPED_ARGUMENT = 0x0212
+    CANCEL = 0xFE00
+    PENDING = 0xFF00
+    PENDING_WARNING = 0xFF01
+
+
+class Category(str, enum.Enum):
+    """The category of a status (PS3.7 C.1)."""
+
+    SUCCESS = "success"
+    WARNING = "warning"
+    FAILURE = "failure"
+    PENDING = "pending"
+    CANCEL = "cancel"
+
+
+def status_category(status: int) -> Category:
+    """What a status means, for every service (PS3.7 C.1 and the service ranges of PS3.4): the one place."""
+    if status == Status.SUCCESS:
+        return Category.SUCCESS
+    if status in (Status.PENDING, Status.PENDING_WARNING):
+        return Category.PENDING
+    if status == Status.CANCEL:
+        return Category.CANCEL
+    if (
+        status in (0x0001, Status.ATTRIBUTE_LIST_ERROR, Status.ATTRIBUTE_VALUE_OUT_OF_RANGE)
+        or 0xB000 <= status <= 0xBFFF
+    ):
+        return Category.WARNING
+    return Category.FAILURE
 
 
 class DIMSEError(FastDicomError):
     """A command set that cannot be read, or a DIMSE exchange that broke the protocol."""
-
-
-def status_category(status: int) -> str:
-    """'success', 'warning', 'failure', 'pending' or 'cancel' (PS3.7 C.1 and PS3.4 status ranges)."""
-    if status == 0x0000:
-        return "success"
-    if status in (0xFF00, 0xFF01):
-        return "pending"
-    if status == 0xFE00:
-        return "cancel"
-    if status in (0x0001, 0x0107, 0x0116) or 0xB000 <= status <= 0xBFFF:
-        return "warning"
-    return "failure"
 
 
 def _value(vr: str, value: Any) -> bytes:
@@ -164,3 +194,160 @@ def decode_command(raw: bytes | bytearray | memoryview) -> dict[str, Any]:
     if "CommandField" not in out:
         raise DIMSEError("command set without a Command Field")
     return out
+
+
+# -- messages on an association ------------------------------------------------------------------
+
+
+@dataclass
+class Message:
+    """A DIMSE message: its command set, context, and data set bytes (None when streamed or absent)."""
+
+    context_id: int
+    command: dict[str, Any]
+    data: bytes | None = None
+
+
+#: Largest command set accepted (a real one is a few hundred bytes).
+MAX_COMMAND = 1 << 16
+
+
+class DimseChannel:
+    """DIMSE messages on one association: message IDs, sending, and receiving (streamed or collected)."""
+
+    def __init__(self, association: Association) -> None:
+        self.association = association
+        self._next_message_id = 1
+        # PDVs of the next message that arrived in the PDU ending this one (copies: the buffer is reused).
+        self._leftover: list[Pdv] = []
+
+    @property
+    def agreement(self) -> Negotiated:
+        return self.association.agreement
+
+    def next_message_id(self) -> int:
+        mid = self._next_message_id
+        self._next_message_id = mid % 0xFFFF + 1
+        return mid
+
+    def release(self) -> None:
+        self.association.release()
+
+    def abort(self) -> None:
+        self.association.abort()
+
+    def send_message(
+        self, context_id: int, command: dict[str, Any], data: bytes | memoryview | FileRegion | None = None
+    ) -> None:
+        """Send a DIMSE message: command set, then data set (bytes, memoryview, FileRegion) when given."""
+        assoc = self.association
+        if context_id not in (assoc.negotiated.contexts if assoc.negotiated else {}):
+            raise NetworkError(f"presentation context {context_id} is not accepted on this association")
+        if data is not None and len(data) % 2:
+            raise NetworkError("a data set must have an even length")
+        command = dict(command)
+        command["CommandDataSetType"] = NO_DATA_SET if data is None else HAS_DATA_SET
+        encoded = encode_command(command)
+        with assoc.sending():
+            assoc.send_pdata(context_id, encoded, True)
+            if data is not None:
+                assoc.send_pdata(context_id, data, False)
+
+    def receive_message(
+        self,
+        sink_factory: Callable[[int, dict[str, Any]], DataSink | None] | None = None,
+        timeout: float | None = None,
+        max_data: int = 64 << 20,
+    ) -> Message:
+        """Receive one DIMSE message.
+
+        ``sink_factory(context_id, command)`` may return a :class:`DataSink`
+        that gets the data set fragments as they arrive (the message's
+        ``data`` is then None); otherwise the data set is collected, up to
+        ``max_data`` bytes (more aborts the association). A peer's
+        A-RELEASE-RQ raises :class:`~fastdicom.net.association.ReleaseRequested`
+        (answer it with ``association.answer_release()``).
+        """
+        assoc = self.association
+        command_buf = bytearray()
+        command: dict[str, Any] | None = None
+        context: int | None = None
+        data_parts: list[bytes] = []
+        collected = 0
+        sink: DataSink | None = None
+        expect_data = False
+        first = True
+        while True:
+            header = None
+            pdvs: list[Pdv] | None = None
+            if self._leftover:
+                pdvs, self._leftover = self._leftover, []
+            elif sink is not None and context is not None and assoc.data_plane_may_receive():
+                # The data set's fragments go from the socket to the sink in the data plane
+                # (Rust, GIL released); it stops at the last one or at what needs us here.
+                n, err, stop, extra = assoc.receive_data(context, sink.data_plane_fd())
+                sink.data_plane_done(n, err)
+                first = False
+                if stop is Stop.DONE:
+                    self._leftover = extra
+                    assert command is not None  # a data set follows its command
+                    return Message(context, command, None)
+                if stop is Stop.PDVS:
+                    pdvs = extra
+                elif stop is Stop.MALFORMED:
+                    assoc.provider_abort(AbortReason.INVALID_PDU_PARAMETER_VALUE, extra)
+                else:
+                    header = extra
+            if pdvs is None:
+                try:
+                    pdvs = assoc.receive_pdata(timeout if first else None, header)
+                except ReleaseRequested:
+                    if command is not None or command_buf:
+                        assoc.provider_abort(AbortReason.UNEXPECTED_PDU, "A-RELEASE-RQ in the middle of a message")
+                    raise
+                first = False
+            for k, pdv in enumerate(pdvs):
+                control = pdv.control
+                if context is None:
+                    if assoc.negotiated is None or pdv.context_id not in assoc.negotiated.contexts:
+                        assoc.provider_abort(
+                            AbortReason.INVALID_PDU_PARAMETER_VALUE, f"PDV on unaccepted context {pdv.context_id}"
+                        )
+                    context = pdv.context_id
+                elif pdv.context_id != context:
+                    assoc.provider_abort(AbortReason.INVALID_PDU_PARAMETER_VALUE, "PDVs of one message on two contexts")
+                done: Message | None = None
+                if control & COMMAND:
+                    if command is not None:
+                        assoc.provider_abort(AbortReason.UNEXPECTED_PDU_PARAMETER, "command fragment after the command")
+                    command_buf += pdv.value
+                    if len(command_buf) > MAX_COMMAND:
+                        assoc.provider_abort(AbortReason.INVALID_PDU_PARAMETER_VALUE, "command set larger than 64 KiB")
+                    if control & LAST_FRAGMENT:
+                        try:
+                            command = decode_command(command_buf)
+                        except DIMSEError as exc:
+                            assoc.provider_abort(AbortReason.INVALID_PDU_PARAMETER_VALUE, str(exc))
+                        expect_data = command.get("CommandDataSetType", NO_DATA_SET) != NO_DATA_SET
+                        if not expect_data:
+                            done = Message(context, command)
+                        elif sink_factory is not None:
+                            sink = sink_factory(context, command)
+                else:
+                    if command is None or not expect_data:
+                        assoc.provider_abort(AbortReason.UNEXPECTED_PDU_PARAMETER, "data fragment without a command")
+                    if sink is not None:
+                        sink.write(memoryview(pdv.value))
+                    else:
+                        collected += len(pdv.value)
+                        if collected > max_data:
+                            assoc.provider_abort(
+                                AbortReason.NOT_SPECIFIED,
+                                f"data set larger than {max_data} bytes where none was expected",
+                            )
+                        data_parts.append(bytes(pdv.value))
+                    if control & LAST_FRAGMENT:
+                        done = Message(context, command, None if sink is not None else b"".join(data_parts))
+                if done is not None:
+                    self._leftover = [Pdv(p.context_id, p.control, bytes(p.value)) for p in pdvs[k + 1 :]]
+                    return done

@@ -1,0 +1,25 @@
+"""The archive: where received objects become durable files, with no DIMSE in it.
+
+- :mod:`~fastdicom.archive.durable`: fsync of files and folders, atomic
+  writes (also used by :func:`fastdicom.write`);
+- :mod:`~fastdicom.archive.folder`: :class:`FolderArchive` (stage into
+  ``.incoming``, commit one object or a batch: fsync, checks, rename, folder
+  fsync), :class:`Reason` and :class:`Outcome` (what a storage service maps
+  to C-STORE statuses and an HTTP front end to its codes), and
+  :class:`DiscardArchive` (check and drop).
+"""
+
+from .durable import fsync_dir, make_dirs, write_atomic
+from .folder import DiscardArchive, FolderArchive, Outcome, Reason, Staged, safe_uid
+
+__all__ = [
+    "DiscardArchive",
+    "FolderArchive",
+    "Outcome",
+    "Reason",
+    "Staged",
+    "fsync_dir",
+    "make_dirs",
+    "safe_uid",
+    "write_atomic",
+]

@@ -1,0 +1,345 @@
+"""The folder archive: stage an object into ``.incoming``, then commit it durably, alone or in a batch.
+
+An object arrives as a :class:`Staged` file, ``<root>/.incoming/<random>.part``,
+written as its bytes come (whoever writes it first writes its File Meta: a
+Storage SCP writes one for a data set received over DIMSE, a STOW-RS part
+brings its own). :meth:`FolderArchive.commit` makes it durable: the file is
+flushed and fsynced, its header is read back to check the UIDs (and to find
+the study and series), it is renamed atomically to
+``<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm`` and the
+folder is fsynced; only then is the outcome :attr:`Reason.STORED`.
+:meth:`FolderArchive.commit_batch` does the same for many objects with a few
+flushes: the files are fsynced in parallel, checked and renamed in order, and
+each folder touched is fsynced once; every outcome is settled (a folder whose
+fsync fails fails its objects) before the batch returns. Anything that fails
+removes the staged file: no partial object is ever left where a reader would
+find it. A process killed outright leaves ``.part`` files in ``.incoming``;
+:meth:`FolderArchive.sweep` removes them (never answered with success).
+
+UIDs become path components only after they pass :func:`safe_uid` (digits and
+dots, at most 64 characters), so a hostile object cannot escape the archive.
+
+Duplicates (the same SOP Instance UID again): ``"overwrite"`` (the default:
+the new copy replaces the old one atomically, so a re-send after a doubtful
+failure always leaves the latest object), ``"keep"`` (the stored copy stays;
+:attr:`Reason.DUPLICATE_KEPT`) or ``"reject"`` (:attr:`Reason.DUPLICATE_REFUSED`).
+
+:class:`DiscardArchive` checks and drops objects instead (``fastdicom serve
+--sink``: measuring a sender without the disk).
+
+There is no DIMSE here: the storage service maps each :class:`Reason` to a
+C-STORE status, and an HTTP front end would map it to its codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import re
+import threading
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from ..dataset.read import read
+from ..errors import FastDicomError
+from .durable import fsync_dir, make_dirs
+
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+DUPLICATE_POLICIES = ("overwrite", "keep", "reject")
+
+
+def safe_uid(uid: Any) -> bool:
+    """Whether ``uid`` may name a file or folder: digits and dots, at most 64 characters (nothing else, no newline)."""
+    return isinstance(uid, str) and 0 < len(uid) <= 64 and _UID.fullmatch(uid) is not None
+
+
+class Reason(enum.Enum):
+    """Why an object was, or was not, committed."""
+
+    STORED = "stored"
+    #: The same SOP Instance was stored already and the policy keeps that copy (the new one is dropped).
+    DUPLICATE_KEPT = "duplicate kept"
+    #: The same SOP Instance was stored already and the policy refuses another.
+    DUPLICATE_REFUSED = "duplicate refused"
+    #: The SOP Class or Instance UID it was announced with cannot name a file.
+    INVALID_UID = "invalid UID"
+    #: Its SOP Class or Instance UID differ from the ones it was announced with.
+    MISMATCH = "mismatch"
+    #: No valid Study or Series Instance UID to file it under.
+    NO_STUDY_OR_SERIES = "no study or series"
+    #: It does not parse (or is empty).
+    UNREADABLE = "unreadable"
+    #: The disk said no: full, no descriptors, a folder gone, a failed fsync.
+    OUT_OF_RESOURCES = "out of resources"
+
+
+@dataclass
+class Outcome:
+    """What became of one object: the reason, why in words, where it is stored, its data bytes."""
+
+    reason: Reason
+    detail: str = ""
+    path: str | None = None
+    bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is Reason.STORED or self.reason is Reason.DUPLICATE_KEPT
+
+
+class Staged:
+    """One object being received into a temporary file (a :class:`~fastdicom.net.dataplane.DataSink`).
+
+    A disk error (full, no descriptors, folder gone) is remembered, the rest
+    drained, and the commit answers :attr:`Reason.OUT_OF_RESOURCES`.
+    """
+
+    def __init__(self, incoming: str, header: bytes = b"") -> None:
+        self.path = os.path.join(incoming, f"{uuid.uuid4().hex}.part")
+        #: Bytes received after the header.
+        self.bytes = 0
+        self.error: OSError | None = None
+        self.file: Any = None
+        try:
+            self.file = open(self.path, "xb", buffering=1 << 20)  # noqa: SIM115 - closed in finish/discard
+            self.file.write(header)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        self.error = exc
+        self.discard()
+
+    def write(self, view: memoryview) -> None:
+        self.bytes += len(view)
+        if self.error is None and self.file is not None:
+            try:
+                self.file.write(view)
+            except OSError as exc:
+                self._fail(exc)
+
+    def data_plane_fd(self) -> int:
+        """The descriptor the data plane appends to (-1 after an error: drain)."""
+        if self.error is not None or self.file is None:
+            return -1
+        try:
+            self.file.flush()
+        except OSError as exc:
+            self._fail(exc)
+            return -1
+        return int(self.file.fileno())
+
+    def data_plane_done(self, received: int, errno: int) -> None:
+        """The data plane received ``received`` bytes; ``errno`` is its first write error (0: none)."""
+        self.bytes += received
+        if errno and self.error is None:
+            self._fail(OSError(errno, os.strerror(errno)))
+
+    def finish(self) -> None:
+        """Flush and fsync (the first error, from receiving or from this, is raised)."""
+        if self.error is not None:
+            raise self.error
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+
+    def discard(self) -> None:
+        if self.file is not None:
+            with contextlib.suppress(OSError):
+                self.file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+class Counted:
+    """A staged object of :class:`DiscardArchive`: counted and dropped."""
+
+    error: OSError | None = None
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def write(self, view: memoryview) -> None:
+        self.bytes += len(view)
+
+    def data_plane_fd(self) -> int:
+        return -1
+
+    def data_plane_done(self, received: int, errno: int) -> None:
+        self.bytes += received
+
+    def discard(self) -> None:
+        pass
+
+
+def _oserror(exc: OSError) -> Outcome:
+    return Outcome(Reason.OUT_OF_RESOURCES, f"cannot store: {exc.strerror or exc}")
+
+
+class FolderArchive:
+    """Objects as files under ``root``, by study and series; see the module docstring."""
+
+    #: What it stages is a file: a received data set needs its File Meta written first.
+    needs_header = True
+
+    def __init__(self, root: str, *, duplicates: str = "overwrite") -> None:
+        if duplicates not in DUPLICATE_POLICIES:
+            raise ValueError("duplicates must be 'overwrite', 'keep' or 'reject'")
+        self.root = os.path.abspath(root)
+        self.incoming = os.path.join(self.root, ".incoming")
+        self.duplicates = duplicates
+        os.makedirs(self.incoming, exist_ok=True)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._closed = False
+
+    def sweep(self) -> None:
+        """Remove the staged files a killed process left behind (they were never committed)."""
+        for name in os.listdir(self.incoming):
+            if name.endswith(".part"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.incoming, name))
+
+    def stage(self, header: bytes = b"") -> Staged:
+        """A new staged object; ``header`` goes first (a received data set's File Meta)."""
+        return Staged(self.incoming, header)
+
+    def commit(self, staged: Staged, sop_class: str | None = None, sop_instance: str | None = None) -> Outcome:
+        """Make one object durable (see the module docstring). ``sop_class``, ``sop_instance``: what it was
+        announced as (checked against the data set); None takes what the data set says."""
+        folders: set[str] = set()
+        outcome = self._commit_one(staged, sop_class, sop_instance, False, folders)
+        return self._settle([outcome], folders)[0]
+
+    def commit_batch(self, batch: Sequence[tuple[Any, str | None, str | None]]) -> list[Outcome]:
+        """:meth:`commit` for many objects with a few flushes: fsyncs in parallel, checks and renames in order,
+        one fsync per folder; every outcome is final when this returns."""
+        flushed: list[bool | BaseException] = [False] * len(batch)
+        pool = self._fsync_pool() if len(batch) > 1 else None
+        if pool is not None:
+            with contextlib.suppress(RuntimeError):  # the pool was shut down under us (close()): flush inline
+                flushed = list(pool.map(_flush, [staged for staged, _, _ in batch]))
+        folders: set[str] = set()
+        outcomes = [
+            self._commit_one(staged, sop_class, sop_instance, flushed[k], folders)
+            for k, (staged, sop_class, sop_instance) in enumerate(batch)
+        ]
+        return self._settle(outcomes, folders)
+
+    def _settle(self, outcomes: list[Outcome], folders: set[str]) -> list[Outcome]:
+        """fsync each folder that got a new entry; an object in a folder that fails is not durable: it fails."""
+        failed: dict[str, OSError] = {}
+        for folder in sorted(folders):
+            try:
+                fsync_dir(folder)
+            except OSError as exc:
+                failed[folder] = exc
+        if not failed:
+            return outcomes
+        return [
+            _oserror(failed[os.path.dirname(o.path)]) if o.path and os.path.dirname(o.path) in failed else o
+            for o in outcomes
+        ]
+
+    def _commit_one(
+        self,
+        staged: Staged,
+        sop_class: str | None,
+        sop_instance: str | None,
+        flushed: bool | BaseException,
+        folders: set[str],
+    ) -> Outcome:
+        """Check and rename one object; its folder goes into ``folders`` to be fsynced. ``flushed``: True when
+        its file was fsynced already (in parallel), the error that gave, or False to fsync it here."""
+        if sop_class is not None and sop_instance is not None and not (safe_uid(sop_instance) and safe_uid(sop_class)):
+            staged.discard()
+            return Outcome(Reason.INVALID_UID, "invalid SOP Class or Instance UID in the command")
+        if staged.error is not None:
+            return _oserror(staged.error)
+        try:
+            if isinstance(flushed, BaseException):
+                raise flushed
+            if not flushed:
+                staged.finish()
+            ds = read(staged.path, stop_before_pixels=True)
+            got_class, got_instance = ds.get("SOPClassUID"), ds.get("SOPInstanceUID")
+            if sop_class is None or sop_instance is None:  # as the object says (a STOW-RS part)
+                sop_class, sop_instance = got_class, got_instance
+                if not (safe_uid(sop_instance) and safe_uid(sop_class)):
+                    staged.discard()
+                    return Outcome(Reason.INVALID_UID, "invalid SOP Class or Instance UID in the data set")
+            if got_class != sop_class or got_instance != sop_instance:
+                staged.discard()
+                return Outcome(Reason.MISMATCH, "SOP Class/Instance UID differ from the command")
+            study, series = ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID")
+            if not (safe_uid(study) and safe_uid(series)):
+                staged.discard()
+                return Outcome(Reason.NO_STUDY_OR_SERIES, "missing or invalid Study/Series Instance UID")
+            assert isinstance(sop_instance, str)  # checked by safe_uid
+            folder = make_dirs(self.root, study, series)
+            final = os.path.join(folder, sop_instance + ".dcm")
+            if os.path.exists(final):
+                if self.duplicates == "keep":
+                    staged.discard()
+                    return Outcome(Reason.DUPLICATE_KEPT, "", final)
+                if self.duplicates == "reject":
+                    staged.discard()
+                    return Outcome(Reason.DUPLICATE_REFUSED, "SOP Instance already stored")
+            os.replace(staged.path, final)
+            folders.add(folder)
+            return Outcome(Reason.STORED, "", final, staged.bytes)
+        except FastDicomError as exc:
+            staged.discard()
+            return Outcome(Reason.UNREADABLE, f"cannot read the data set: {exc}")
+        except OSError as exc:
+            staged.discard()
+            return _oserror(exc)
+
+    def _fsync_pool(self) -> ThreadPoolExecutor | None:
+        """Threads that fsync a batch's files in parallel (shared by every caller)."""
+        with self._pool_lock:
+            if self._pool is None and not self._closed:
+                self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fastdicom-fsync")
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the fsync threads (a batch still running finishes its files inline)."""
+        with self._pool_lock:
+            pool, self._pool, self._closed = self._pool, None, True
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+
+def _flush(staged: Staged) -> bool | BaseException:
+    try:
+        staged.finish()
+        return True
+    except Exception as exc:  # noqa: BLE001 - becomes this object's outcome
+        return exc
+
+
+class DiscardArchive:
+    """Checks and drops objects (nothing is written): the receiving end of a sender's measurement."""
+
+    needs_header = False
+
+    def sweep(self) -> None:
+        pass
+
+    def stage(self, header: bytes = b"") -> Counted:
+        return Counted()
+
+    def commit(self, staged: Counted, sop_class: str | None = None, sop_instance: str | None = None) -> Outcome:
+        if staged.bytes == 0 or staged.bytes % 2:
+            return Outcome(Reason.UNREADABLE, "empty or odd-length data set")
+        return Outcome(Reason.STORED, "", None, staged.bytes)
+
+    def commit_batch(self, batch: Sequence[tuple[Any, str | None, str | None]]) -> list[Outcome]:
+        return [self.commit(staged) for staged, _, _ in batch]
+
+    def close(self) -> None:
+        pass

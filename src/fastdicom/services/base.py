@@ -1,0 +1,135 @@
+"""What a service is: the SOP classes it serves, where an announced data set goes, and handling requests.
+
+A :class:`Service` serves some abstract syntaxes (SOP classes) and handles
+some DIMSE commands. The :class:`~fastdicom.services.dispatch.Dispatcher`
+asks it, for each request, where the request's data set goes
+(:meth:`Service.sink`: a :class:`RequestSink`, or None to have it collected
+in memory) and then to handle a batch of its requests
+(:meth:`Service.handle`), answering each through ``respond``. A batch is the
+service's requests that were waiting together, in order; a service that
+gains from it (storage: one group commit) settles every outcome before it
+answers any.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..dictionary._uids import UIDS
+from ..dictionary.uid import TRANSFER_SYNTAXES, UID
+from ..net.dataplane import DataSink
+from ..net.server import AssociationInfo
+
+#: Every transfer syntax of the registry: what a service that never decodes a data set can take.
+ALL_TRANSFER_SYNTAXES = frozenset(TRANSFER_SYNTAXES.values())
+
+
+def parse_address(address: str) -> tuple[str, str, int]:
+    """``"AET@host:port"`` (``[v6 address]`` allowed) -> ``(ae_title, host, port)``."""
+    m = re.fullmatch(r"\s*([^@]{1,16})@(\[[^\]]+\]|[^:\[\]]+):(\d{1,5})\s*", address)
+    if not m:
+        raise ValueError(f"{address!r} is not AET@host:port")
+    host = m.group(2)
+    if host.startswith("["):
+        host = host[1:-1]
+    return m.group(1), host, int(m.group(3))
+
+
+def sop_class(keyword: str) -> UID:
+    """A SOP class UID by its PS3.6 keyword."""
+    for uid, entry in UIDS.items():
+        if entry[4] == keyword:
+            return UID(uid)
+    raise KeyError(f"no UID with keyword {keyword!r} in the registry")
+
+
+class RequestSink(DataSink, Protocol):
+    """A :class:`~fastdicom.net.dataplane.DataSink` a request's data set can also be dropped from."""
+
+    def discard(self) -> None: ...
+
+
+class Drain:
+    """Takes a data set nobody asked for, and drops it."""
+
+    def write(self, view: memoryview) -> None:
+        pass
+
+    def data_plane_fd(self) -> int:
+        return -1
+
+    def data_plane_done(self, received: int, errno: int) -> None:
+        pass
+
+    def discard(self) -> None:
+        pass
+
+
+@dataclass
+class Request:
+    """A DIMSE request received on an association."""
+
+    context_id: int
+    command: dict[str, Any]
+    #: The abstract syntax and transfer syntax of the presentation context it came on.
+    abstract_syntax: str
+    transfer_syntax: str
+    peer: AssociationInfo
+    #: Where its data set went (what :meth:`Service.sink` gave), if it had one.
+    sink: RequestSink | None = None
+    #: Its data set, when it was collected in memory.
+    data: bytes | None = None
+    #: Set when the peer sends C-CANCEL for it (a service that runs long checks it).
+    cancelled: bool = False
+
+    @property
+    def message_id(self) -> int:
+        return int(self.command.get("MessageID", 0))
+
+
+#: ``respond(request, command, data=None)``: send one response (a service may send several: pending ones).
+Respond = Callable[..., None]
+
+
+def response(request: Request, status: int, **elements: Any) -> dict[str, Any]:
+    """The response command set for ``request``: its command field, the message it answers, the affected SOP
+    class and instance it named, ``status`` and any other ``elements`` (None values are left out)."""
+    cmd = request.command
+    out: dict[str, Any] = {
+        "CommandField": int(cmd["CommandField"]) | 0x8000,
+        "MessageIDBeingRespondedTo": cmd.get("MessageID", 0),
+    }
+    for key in ("AffectedSOPClassUID", "AffectedSOPInstanceUID"):
+        if key in cmd:
+            out[key] = cmd[key]
+    out["Status"] = status
+    for k, v in elements.items():
+        if v is not None:
+            out[k] = v
+    return out
+
+
+class Service(Protocol):
+    """A DIMSE service on the SCP side of an association."""
+
+    #: The command fields of the requests it handles (``dimse.C_STORE_RQ``...).
+    commands: frozenset[int]
+
+    def transfer_syntaxes(self, abstract_syntax: str) -> Collection[str]:
+        """The transfer syntaxes it takes for ``abstract_syntax`` (empty: it does not serve it)."""
+        ...
+
+    def sink(self, request: Request) -> RequestSink | None:
+        """Where the data set of ``request`` goes as it arrives (None: collected in memory)."""
+        ...
+
+    def handle(self, requests: Sequence[Request], respond: Respond) -> None:
+        """Handle requests that were waiting together, in order, answering each with ``respond``."""
+        ...
+
+    def close(self) -> None:
+        """The server stopped."""
+        ...
