@@ -109,7 +109,7 @@ def _body(path: str) -> bytes:
     from .. import _backends
 
     data = open(path, "rb").read()
-    start = _backends.resolve("parse")[1].open_dataset(memoryview(data), True)[8]
+    start = _backends.resolve("parse")[1].open_dataset(memoryview(data), True).body_start
     return data[start:]
 
 

@@ -20,6 +20,7 @@ from ..dictionary import entry as dict_entry
 from ..dictionary import private_entry, tag_of
 from ..errors import InvalidDicomError
 from . import values as _values
+from ._records import Record
 from .charset import python_codecs
 from .valuerep import IS, UID, DSfloat, MultiValue, PersonName
 
@@ -107,23 +108,23 @@ class Element:
         self._raw = raw
         self._value = value if value is _UNSET else convert_value(vr, value)
         self._ds: Dataset | None = None
-        # The tokenizer's record (tag, vr, header_offset, value_offset, value_length, undefined) when parsed.
-        self._rec: tuple | None = None
+        # The tokenizer's record (tag, vr, header_offset, value_offset, value_length, undefined_length) when parsed.
+        self._rec: Record | None = None
         self._dirty = raw is None
         self._seq_enc: tuple[bool, bool] | None = None
 
     @property
     def _hdr(self) -> int:
-        return self._rec[2] if self._rec is not None else -1
+        return self._rec.header_offset if self._rec is not None else -1
 
     @property
     def _end(self) -> int:
         r = self._rec
-        return r[3] + r[4] + (8 if r[5] else 0) if r is not None else -1
+        return r.value_offset + r.value_length + (8 if r.undefined_length else 0) if r is not None else -1
 
     @property
     def _undefined(self) -> bool:
-        return self._rec[5] if self._rec is not None else False
+        return self._rec.undefined_length if self._rec is not None else False
 
     # -- values ---------------------------------------------------------
     @property
@@ -167,17 +168,24 @@ class Element:
         buf = ds._buf
         little, explicit = self._seq_enc or (ds._little, ds._explicit)
         assert self._rec is not None  # a parsed sequence has its record
-        start = self._rec[3]
+        start = self._rec.value_offset
         parser = ds._mod
         items = parser.parse_items(buf, start, len(self._raw), little, explicit, ds._depth + 1, self.tag)
-        out = []
-        for _hdr, off, length, undefined in items:
-            item = Dataset._from_buffer(
-                buf, off, off + length, little, explicit, parser, in_item=True, depth=ds._depth + 1, parent=ds
+        return [
+            Dataset._from_buffer(
+                buf,
+                it.value_offset,
+                it.value_offset + it.value_length,
+                little,
+                explicit,
+                parser,
+                in_item=True,
+                depth=ds._depth + 1,
+                parent=ds,
+                item_undefined=it.undefined_length,
             )
-            item._item_undefined = undefined
-            out.append(item)
-        return out
+            for it in items
+        ]
 
     @property
     def raw(self) -> memoryview:
@@ -274,8 +282,25 @@ def _short(elem: Element) -> str:
     return s if len(s) <= 80 else s[:77] + "..."
 
 
-def _new_state(buf, table, mod, start, end, little, explicit, parent, depth, stopped) -> dict:
-    """The instance state of a Dataset (kept in one place for both constructors)."""
+def _new_state(
+    buf,
+    table,
+    mod,
+    start,
+    end,
+    little,
+    explicit,
+    parent,
+    depth,
+    stopped,
+    item_undefined: bool = False,
+    meta_args: tuple | None = None,
+    preamble: bytes | None = None,
+    filename: str | None = None,
+    transfer_syntax: str | None = None,
+) -> dict:
+    """The instance state of a Dataset (kept in one place for every constructor; called with positional
+    arguments on the hot paths: keywords cost more to match than the rest of the call)."""
     return {
         "_buf": buf,
         "_table": table,
@@ -290,12 +315,12 @@ def _new_state(buf, table, mod, start, end, little, explicit, parent, depth, sto
         "_parent": parent,
         "_depth": depth,
         "_codecs_cache": None,
-        "_item_undefined": False,
+        "_item_undefined": item_undefined,
         "_file_meta": None,
-        "_meta_args": None,
-        "preamble": None,
-        "filename": None,
-        "_transfer_syntax": None,
+        "_meta_args": meta_args,
+        "preamble": preamble,
+        "filename": filename,
+        "_transfer_syntax": transfer_syntax,
         "_stopped_before_pixels": stopped,
     }
 
@@ -332,10 +357,20 @@ class Dataset:
         depth: int = 0,
         parent: Dataset | None = None,
         stop_before_pixels: bool = False,
+        item_undefined: bool = False,
     ) -> Dataset:
         table = mod.parse_dataset(buf, start, end, little, explicit, stop_before_pixels, in_item, depth)
         return cls._from_table(
-            buf, table, start, end, little, mod, parent=parent, depth=depth, stop_before_pixels=stop_before_pixels
+            buf,
+            table,
+            start,
+            end,
+            little,
+            mod,
+            parent=parent,
+            depth=depth,
+            stop_before_pixels=stop_before_pixels,
+            item_undefined=item_undefined,
         )
 
     @classmethod
@@ -351,6 +386,7 @@ class Dataset:
         depth: int = 0,
         parent: Dataset | None = None,
         stop_before_pixels: bool = False,
+        item_undefined: bool = False,
     ) -> Dataset:
         """A data set over ``buf`` from an element table the tokenizer built."""
         ds = cls.__new__(cls)
@@ -367,25 +403,68 @@ class Dataset:
                 parent,
                 depth,
                 stop_before_pixels and table.end < end,
+                item_undefined,
+            )
+        )
+        return ds
+
+    @classmethod
+    def _from_file(
+        cls,
+        buf,
+        table,
+        start: int,
+        little: bool,
+        mod,
+        stop_before_pixels: bool,
+        meta_args: tuple | None,
+        preamble: bytes | None,
+        filename: str | None,
+        transfer_syntax: str,
+    ) -> Dataset:
+        """The top level of a file (``fastdicom.read``) over ``buf[start:]`` from its element table.
+
+        ``meta_args`` is ``(buffer, table, start, end, parser)`` of the File
+        Meta group, made into a Dataset when :attr:`file_meta` is first read.
+        """
+        ds = cls.__new__(cls)
+        ds.__dict__.update(
+            _new_state(
+                buf,
+                table,
+                mod,
+                start,
+                table.end,
+                little,
+                table.explicit_vr,
+                None,
+                0,
+                stop_before_pixels and table.end < len(buf),
+                False,
+                meta_args,
+                preamble,
+                filename,
+                transfer_syntax,
             )
         )
         return ds
 
     # -- element creation ------------------------------------------------
     def _element_at(self, i: int) -> Element:
-        return self._element_from(self._table.get(i))
+        return self._element_from(self._table.record(i))
 
-    def _element_from(self, rec: tuple) -> Element:
-        off = rec[3]
+    def _element_from(self, rec: Record) -> Element:
+        off = rec.value_offset
+        tag = rec.tag
         elem = _new_element(Element)
-        elem.tag = rec[0]
-        elem._raw = self._buf[off : off + rec[4]]
-        elem._value = self._values.get(rec[0], _UNSET)
+        elem.tag = tag
+        elem._raw = self._buf[off : off + rec.value_length]
+        elem._value = self._values.get(tag, _UNSET)
         elem._ds = self
         elem._rec = rec
         elem._dirty = False
         elem._seq_enc = None
-        vr = rec[1]
+        vr = rec.vr
         if not vr or vr == "UN":
             self._resolve_vr(elem, vr)
         else:
@@ -486,25 +565,25 @@ class Dataset:
         if v is not _UNSET:
             return v
         rec = self._table.value(self._buf, tag, self._little, _UNSET)
-        if rec.__class__ is not tuple:  # decoded by the table (simple VRs), or absent
+        if rec.__class__ is not Record:  # decoded by the table (simple VRs), or absent
             if rec is _UNSET:
                 return default
             values[tag] = rec
             return rec
-        vr = rec[1]
+        vr = rec.vr
         decoder = _DIRECT.get(vr)
         if decoder is None:  # implicit VR, UN, SQ, text in a character set: through an Element
             elem = self._elements[tag] = self._element_from(rec)
             return elem.value
-        off = rec[3]
-        n = rec[4]
+        off = rec.value_offset
+        n = rec.value_length
         if n == 0:
             v = _values.empty_value(vr)
         else:
             try:
                 v = decoder(self._buf[off : off + n], self._little, _DEFAULT_CODECS)
             except InvalidDicomError as exc:
-                raise InvalidDicomError(exc.message, tag, rec[2]) from None
+                raise InvalidDicomError(exc.message, tag, rec.header_offset) from None
         values[tag] = v
         return v
 
@@ -527,8 +606,8 @@ class Dataset:
         if table is not None:
             elements = {}
             for rec in table.records():
-                elem = self._elements.get(rec[0])
-                elements[rec[0]] = elem if elem is not None else self._element_from(rec)
+                elem = self._elements.get(rec.tag)
+                elements[rec.tag] = elem if elem is not None else self._element_from(rec)
             self._elements = elements
         self._modified = True
 
@@ -552,9 +631,9 @@ class Dataset:
         if not self._modified and table is not None and table.sorted:
             elements = self._elements
             for rec in table.records():
-                elem = elements.get(rec[0])
+                elem = elements.get(rec.tag)
                 if elem is None:
-                    elem = elements[rec[0]] = self._element_from(rec)
+                    elem = elements[rec.tag] = self._element_from(rec)
                 yield elem
             return
         for tag in self._tags():
@@ -667,9 +746,9 @@ class Dataset:
     @property
     def transfer_syntax(self) -> str | None:
         """The transfer syntax UID of the data set as read (or as set)."""
-        d = self.__dict__
-        if d["_file_meta"] is not None:
-            ts = d["_file_meta"].get(0x00020010)
+        meta = self.__dict__["_file_meta"]  # not built just for this: the table read gave the syntax
+        if meta is not None:
+            ts = meta.get(0x00020010)
             if ts:
                 return ts
         return self._transfer_syntax
