@@ -2,18 +2,22 @@
 
 ``open_dataset`` gives an ``Opened``, element tables give ``Record``s and
 ``parse_items``/``parse_fragments`` give ``Item``s (all from
-``fastdicom.dataset._records``), whichever backend built them.
+``fastdicom.dataset._records``), whichever backend built them; and nothing
+outside ``Dataset`` writes its instance state.
 """
 
 from __future__ import annotations
 
+import ast
 import struct
+from pathlib import Path
 
 import pytest
 
 import fastdicom
 from fastdicom import _backends
 from fastdicom.dataset._records import Item, Opened, Record
+from fastdicom.dataset.write import to_bytes
 from fastdicom.dictionary import uid as _uid
 from fastdicom.errors import InvalidDicomError
 
@@ -151,3 +155,73 @@ def test_dataset_keeps_its_record():
         assert item._item_undefined and item.get(0x00081150) == "1.2"
         px = ds["PixelData"]
         assert px.is_undefined_length and px._hdr == B + 72 and px._end == len(FILE)
+
+
+def test_transfer_syntax_can_be_set():
+    """Setting ``transfer_syntax`` names the syntax a data set is written in: File Meta's, and its own."""
+    ds = fastdicom.read(FILE)
+    ds.transfer_syntax = _uid.ImplicitVRLittleEndian
+    assert ds.file_meta[0x00020010].value == _uid.ImplicitVRLittleEndian
+    back = fastdicom.read(to_bytes(ds))
+    assert back.transfer_syntax == _uid.ImplicitVRLittleEndian and back.is_implicit_vr
+    assert back.get("PatientName") == "Doe^J"
+    new = fastdicom.Dataset()
+    new.add_new("PatientName", "PN", "A^B")
+    assert new.transfer_syntax is None
+    new.transfer_syntax = _uid.ExplicitVRBigEndian
+    assert new.transfer_syntax == _uid.ExplicitVRBigEndian
+    back = fastdicom.read(to_bytes(new))
+    assert back.transfer_syntax == _uid.ExplicitVRBigEndian and not back.is_little_endian
+    assert back.get("PatientName") == "A^B"
+
+
+def test_json_items_take_their_parents_character_set():
+    doc = {
+        "00080005": {"vr": "CS", "Value": ["ISO_IR 100"]},
+        "00081140": {"vr": "SQ", "Value": [{"00100010": {"vr": "PN", "Value": [{"Alphabetic": "Müller^Jürgen"}]}}]},
+    }
+    ds = fastdicom.Dataset.from_json(doc)
+    (item,) = ds["ReferencedImageSequence"].value
+    assert item._parent is ds
+    assert bytes(item["PatientName"].raw) == "Müller^Jürgen ".encode("latin-1")  # padded to even length
+
+
+SRC = Path(fastdicom.__file__).parent
+#: Files whose writes of Dataset.__dict__ are left to their owners (``transcode.py``: the transfer syntax of a
+#: new data set, for which ``Dataset.transfer_syntax`` now has a setter).
+PENDING = {"transcode.py"}
+
+
+def _dict_writes(tree: ast.AST, path: str):
+    """``(path, line)`` of every write to some ``x.__dict__`` (item assignment, update/clear/...) outside ``class Dataset``."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "Dataset":
+            inside.update(id(n) for n in ast.walk(node))
+    for node in ast.walk(tree):
+        if id(node) in inside:
+            continue
+        target = None
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Subscript):
+                    target = t.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in ("update", "clear", "pop", "popitem", "setdefault", "__setitem__"):
+                target = node.func.value
+        if isinstance(target, ast.Attribute) and target.attr == "__dict__":
+            yield (path, node.lineno)
+
+
+def test_nothing_outside_dataset_writes_its_dict():
+    found = set()
+    for p in SRC.rglob("*.py"):
+        rel = p.relative_to(SRC).as_posix()
+        found.update(_dict_writes(ast.parse(p.read_text(), rel), rel))
+    assert {(path, line) for path, line in found if path not in PENDING} == set()
+
+
+def test_the_dict_write_finder_finds_writes():
+    code = "ds.__dict__['_little'] = False\nd.__dict__.update(x)\nclass Dataset:\n    def f(self):\n        self.__dict__['a'] = 1\n"
+    assert set(_dict_writes(ast.parse(code), "x.py")) == {("x.py", 1), ("x.py", 2)}

@@ -344,6 +344,16 @@ class Dataset:
         self.__dict__.update(_new_state(None, None, None, 0, 0, True, True, None, 0, False), _modified=True)
 
     @classmethod
+    def _empty(cls, *, little_endian: bool = True, transfer_syntax: str | None = None) -> Dataset:
+        """A new, empty data set whose bytes values are in the given byte order (``from_pydicom``)."""
+        ds = cls.__new__(cls)
+        ds.__dict__.update(
+            _new_state(None, None, None, 0, 0, little_endian, True, None, 0, False, transfer_syntax=transfer_syntax),
+            _modified=True,
+        )
+        return ds
+
+    @classmethod
     def _from_buffer(
         cls,
         buf,
@@ -745,13 +755,32 @@ class Dataset:
 
     @property
     def transfer_syntax(self) -> str | None:
-        """The transfer syntax UID of the data set as read (or as set)."""
+        """The transfer syntax UID of the data set as read (or as set).
+
+        File Meta's Transfer Syntax UID (0002,0010) when there is one, else
+        the syntax the data set was read in (or given). Setting it sets both
+        (File Meta's element when there is File Meta): it names the syntax
+        :meth:`save` writes in by default, which re-encodes byte order and VR
+        encoding as needed. It changes no values: to compress or decompress
+        Pixel Data, use :func:`fastdicom.transcode`.
+        """
         meta = self.__dict__["_file_meta"]  # not built just for this: the table read gave the syntax
         if meta is not None:
             ts = meta.get(0x00020010)
             if ts:
                 return ts
         return self._transfer_syntax
+
+    @transfer_syntax.setter
+    def transfer_syntax(self, uid: str) -> None:
+        meta = self.file_meta
+        if meta is not None:
+            elem = meta._lookup(0x00020010)
+            if elem is not None:
+                elem.value = uid
+            else:
+                meta.add_new(0x00020010, "UI", uid)
+        self.__dict__["_transfer_syntax"] = uid
 
     @property
     def is_little_endian(self) -> bool:
@@ -765,6 +794,11 @@ class Dataset:
         if self._modified:
             return False
         return all(e._pristine() for e in self._elements.values())
+
+    def _adopt(self, item: Dataset) -> None:
+        """Make ``item``, a sequence item built on its own, one of ours: it inherits our character set and
+        Pixel Representation, and a change to it marks us changed."""
+        item.__dict__["_parent"] = self
 
     # -- File Meta (built on first use: a header scan never needs it) -------------
     @property
