@@ -1,15 +1,17 @@
 """Stubs for the private native module ``fastdicom._rust`` (checked by mypy.stubtest)."""
 
+from collections.abc import Callable
 from os import PathLike
-from typing import Any, TypeAlias, final
+from typing import Any, TypeAlias, TypeVar, final
 
 from numpy.typing import NDArray
 from typing_extensions import Buffer
 
-from .dataset._records import Item, Opened, Record
+from .dataset._records import Columns, Item, Opened, Record
 
 # Every buffer parameter takes any object with the buffer protocol; numpy arrays are the usual ones.
 _Buf: TypeAlias = Buffer | NDArray[Any]
+_T = TypeVar("_T")
 
 __all__ = [
     "ElementTable",
@@ -51,8 +53,18 @@ class ElementTable:
     def find(self, tag: int) -> int: ...
     def lookup(self, tag: int) -> Record | None: ...
     def record(self, i: int) -> Record: ...
-    def value(self, buf: _Buf, tag: int, little_endian: bool, missing: object) -> object: ...
+    def build(self, i: int, factory: Callable[..., _T], context: object = None) -> _T: ...
+    def value(
+        self,
+        buf: _Buf,
+        tag: int,
+        little_endian: bool,
+        missing: object,
+        factory: Callable[..., object] | None = None,
+        context: object = None,
+    ) -> object: ...
     def records(self) -> list[Record]: ...
+    def columns(self) -> Columns: ...
     def tags(self) -> list[int]: ...
 
 def parse_dataset(

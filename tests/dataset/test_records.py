@@ -1,6 +1,7 @@
 """The records the tokenizer hands out: one set of named classes, built by both twins, equal on the corpus.
 
 ``open_dataset`` gives an ``Opened``, element tables give ``Record``s and
+``Columns`` (or hand one element's fields to a factory), and
 ``parse_items``/``parse_fragments`` give ``Item``s (all from
 ``fastdicom.dataset._records``), whichever backend built them; and nothing
 outside ``Dataset`` writes its instance state.
@@ -16,7 +17,7 @@ import pytest
 
 import fastdicom
 from fastdicom import _backends
-from fastdicom.dataset._records import Item, Opened, Record
+from fastdicom.dataset._records import Columns, Item, Opened, Record
 from fastdicom.dataset.write import to_bytes
 from fastdicom.dictionary import uid as _uid
 from fastdicom.errors import InvalidDicomError
@@ -86,6 +87,14 @@ def test_open_dataset_gives_named_records(name, mod):
     ]
     assert recs[1].end == recs[2].header_offset
     assert [t.record(i) for i in range(len(t))] == recs
+    cols = t.columns()
+    assert type(cols) is Columns and cols == Columns(*map(list, zip(*recs)))
+    assert cols.tags == t.tags() == [r.tag for r in recs]
+    # build: one element's fields straight to a factory, a context first when given
+    assert t.build(2, Record) == recs[2]
+    assert t.build(2, lambda *fields: fields, "ds") == ("ds", *recs[2])
+    with pytest.raises(IndexError):
+        t.build(len(t), Record)
     assert t.lookup(0x00100010) == recs[2] and t.lookup(0x00100020) is None
     with pytest.raises(IndexError):
         t.record(len(t))
@@ -94,7 +103,9 @@ def test_open_dataset_gives_named_records(name, mod):
     assert t.value(FILE, 0x00080060, True, missing) == "CT"
     assert type(t.value(FILE, 0x00100010, True, missing)) is Record
     assert t.value(FILE, 0x00100010, True, missing) == recs[2]
-    assert t.value(FILE, 0x00100020, True, missing) is missing
+    assert t.value(FILE, 0x00100010, True, missing, lambda *fields: fields, "ds") == ("ds", *recs[2])
+    assert t.value(FILE, 0x00080060, True, missing, lambda *fields: fields, "ds") == "CT"
+    assert t.value(FILE, 0x00100020, True, missing, Record) is missing
     items = mod.parse_items(FILE, recs[1].value_offset, recs[1].value_length, True, True, 1, recs[1].tag)
     assert items == [Item(B + 22, B + 30, 12, True)] and type(items[0]) is Item
     frags = mod.parse_fragments(FILE, recs[3].value_offset, recs[3].value_length, True, recs[3].tag)
@@ -126,7 +137,7 @@ def _opened(mod, buf, stop: bool):
     for name in ("meta_table", "body_table"):
         t = out[name]
         if t is not None:
-            out[name] = (t.records(), t.tags(), len(t), t.end, t.explicit_vr, t.sorted)
+            out[name] = (t.records(), t.columns(), t.tags(), len(t), t.end, t.explicit_vr, t.sorted)
     return out
 
 
@@ -146,7 +157,7 @@ def test_dataset_keeps_its_record():
     for name, _mod in IMPLS:
         ds = fastdicom.read(FILE, backend=name)
         elem = ds["PatientName"]
-        assert elem._rec == Record(0x00100010, "PN", B + 58, B + 66, 6, False)
+        assert (elem._hdr, elem._value_offset, len(elem.raw), elem._undefined) == (B + 58, B + 66, 6, False)
         assert elem.value == "Doe^J"
         assert ds.get(0x00100010) == "Doe^J"  # through the record value() hands back
         assert ds.transfer_syntax == _uid.ExplicitVRLittleEndian

@@ -69,13 +69,13 @@ def dump_lines(ds: Dataset, indent: int = 0, stops: list[tuple[int, int | None]]
             try:
                 items = elem.value
             except InvalidDicomError:
-                if elem._rec is None:
+                if elem._hdr < 0:
                     raise
                 yield _cut_sequence_line(pad, elem.tag, _UNDEFINED if elem.is_undefined_length else len(elem.raw), name)
                 little, explicit = elem._seq_enc or (ds._little, ds._explicit)
-                start = elem._rec.value_offset
+                start = elem._value_offset
                 if stops is not None:
-                    stops.append((elem._rec.header_offset, elem.tag))
+                    stops.append((elem._hdr, elem.tag))
                 yield from _items_read(
                     ds._buf,
                     start,

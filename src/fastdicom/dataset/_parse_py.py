@@ -23,7 +23,7 @@ from functools import partial
 from ..dictionary.uid import encoding_of
 from ..errors import InvalidDicomError
 from . import values as _values
-from ._records import Item, Opened, Record
+from ._records import Columns, Item, Opened, Record
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
 ITEM = 0xFFFEE000
@@ -97,7 +97,9 @@ def _error(message: str, tag: int | None, offset: int) -> InvalidDicomError:
     return InvalidDicomError(message, tag, offset)
 
 
-# A record from a row tuple in field order, without NamedTuple's Python-level __new__.
+#: Fields of a Record.
+_NF = len(Record._fields)
+# A record from its fields in order, without NamedTuple's Python-level __new__.
 _record = partial(tuple.__new__, Record)
 _item = partial(tuple.__new__, Item)
 
@@ -107,23 +109,30 @@ class ElementTable:
 
     Same interface as ``fastdicom._rust.ElementTable`` (see
     :class:`fastdicom.dataset._records.ElementTable`): ``len()``,
-    ``find(tag)``, ``record(i)``, ``lookup(tag)``, ``records()``, ``tags()``,
-    ``value(...)``, ``end``, ``explicit_vr``, ``sorted``. The rows are kept as
-    plain tuples in :class:`Record` field order; a :class:`Record` is made only
-    when one is handed out.
+    ``find(tag)``, ``record(i)``, ``build(i, factory)``, ``lookup(tag)``,
+    ``records()``, ``columns()``, ``tags()``, ``value(...)``, ``end``,
+    ``explicit_vr``, ``sorted``. The elements are kept in one flat list, the
+    six :class:`Record` fields of each in turn (what the tokenizer appends
+    fastest; a column is a strided slice of it); a :class:`Record` is made
+    only when one is handed out.
     """
 
-    __slots__ = ("_rows", "_tags", "end", "explicit_vr", "sorted")
+    __slots__ = ("_flat", "_tags", "end", "explicit_vr", "sorted")
 
-    def __init__(self, rows: list[tuple], end: int, explicit_vr: bool, is_sorted: bool) -> None:
-        self._rows = rows
-        self._tags = [r[0] for r in rows]
+    def __init__(self, flat: list, end: int, explicit_vr: bool, is_sorted: bool) -> None:
+        self._flat = flat
+        self._tags = flat[0::_NF]
         self.end = end
         self.explicit_vr = explicit_vr
         self.sorted = is_sorted
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._tags)
+
+    def _fields(self, i: int) -> list:
+        if not 0 <= i < len(self._tags):
+            raise IndexError("element index out of range")
+        return self._flat[_NF * i : _NF * i + _NF]
 
     def find(self, tag: int) -> int:
         """Index of the element with ``tag``, or -1."""
@@ -139,39 +148,53 @@ class ElementTable:
     def lookup(self, tag: int) -> Record | None:
         """The record of the element with ``tag``, or None (``find`` and ``record`` in one call)."""
         i = self.find(tag)
-        return None if i < 0 else _record(self._rows[i])
+        return None if i < 0 else _record(self._fields(i))
 
-    def value(self, buf, tag: int, little_endian: bool, missing):
-        """The decoded value of ``tag`` for the simple VRs, else its :class:`Record`; ``missing`` if absent.
+    def value(self, buf, tag: int, little_endian: bool, missing, factory=None, context=None):
+        """The decoded value of ``tag`` for the simple VRs, else what ``factory`` makes of its fields.
 
-        The Rust twin answers only plain values and hands back the record for
-        the rest; this one decodes every value of the simple VRs it can, which
-        ``Dataset.get`` cannot tell apart.
+        ``missing`` if absent; for a value not decoded here, what ``factory``
+        makes of its fields (as ``build``), or its :class:`Record` without a
+        factory. The Rust twin answers only plain values and hands the rest
+        to the factory; this one decodes every value of the simple VRs it
+        can, which ``Dataset.get`` cannot tell apart.
         """
         i = self.find(tag)
         if i < 0:
             return missing
-        row = self._rows[i]
-        _tag, vr, _hdr, off, n, undefined = row
+        fields = self._fields(i)
+        _tag, vr, _hdr, off, n, undefined = fields
         decoder = _SIMPLE.get(vr)
-        if decoder is None or undefined:
-            return _record(row)
-        if n == 0:
-            return _values.empty_value(vr)
-        try:
-            return decoder(buf[off : off + n], little_endian, ())
-        except InvalidDicomError:
-            return _record(row)
+        if decoder is not None and not undefined:
+            if n == 0:
+                return _values.empty_value(vr)
+            try:
+                return decoder(buf[off : off + n], little_endian, ())
+            except InvalidDicomError:
+                pass
+        if factory is None:
+            return _record(fields)
+        return factory(*fields) if context is None else factory(context, *fields)
+
+    def build(self, i: int, factory, context=None):
+        """What ``factory(tag, vr, header_offset, value_offset, value_length, undefined_length)`` makes of
+        element ``i``'s fields (a :class:`Record`'s, in order; ``context`` before them when given): one call,
+        no record object between."""
+        fields = self._fields(i)
+        return factory(*fields) if context is None else factory(context, *fields)
 
     def record(self, i: int) -> Record:
         """The :class:`Record` of element ``i`` (in the order they were read)."""
-        if i < 0:
-            raise IndexError("element index out of range")
-        return _record(self._rows[i])
+        return _record(self._fields(i))
 
     def records(self) -> list[Record]:
         """Every element's :class:`Record`, in the order they were read."""
-        return list(map(_record, self._rows))
+        return list(map(_record, zip(*self.columns())))
+
+    def columns(self) -> Columns:
+        """The whole table as :class:`Columns`: one list per :class:`Record` field, in the order read."""
+        f = self._flat
+        return Columns(f[0::_NF], f[1::_NF], f[2::_NF], f[3::_NF], f[4::_NF], f[5::_NF])
 
     def tags(self) -> list[int]:
         """The tags in the order they were read."""
@@ -187,7 +210,7 @@ def _detect_explicit(buf, start: int, end: int, explicit: bool, in_item: bool) -
 
 
 def _walk_dataset(buf, start, end, little, explicit, stop_before_pixels, in_item, depth, max_depth, sink):
-    """Walk one data set level; append rows (:class:`Record` fields) to ``sink`` (a list) if given.
+    """Walk one data set level; append each element's fields (in :class:`Record` order) to ``sink`` (a list) if given.
 
     Returns ``(end_offset, explicit_vr, sorted)``.
     """
@@ -197,6 +220,7 @@ def _walk_dataset(buf, start, end, little, explicit, stop_before_pixels, in_item
     unpack_hh = _HH[little].unpack_from
     unpack_l = _L[little].unpack_from
     unpack_h = _H[little].unpack_from
+    add = sink.extend if sink is not None else None
     pos = start
     last_tag = -1
     is_sorted = True
@@ -255,10 +279,10 @@ def _walk_dataset(buf, start, end, little, explicit, stop_before_pixels, in_item
             value_length = length
             nxt = value_offset + length
             undefined = False
-        if sink is not None:
+        if add is not None:
             if tag <= last_tag:
                 is_sorted = False
-            sink.append((tag, vr, pos, value_offset, value_length, undefined))
+            add((tag, vr, pos, value_offset, value_length, undefined))
         last_tag = tag
         pos = nxt
 
@@ -316,13 +340,13 @@ def parse_dataset(
     """Parse one level of a data set in ``buf[start:end]``."""
     if start < 0 or start > end or end > len(buf):
         raise _error("data set range outside the buffer", None, start)
-    rows: list = []
+    flat: list = []
     stop, explicit, is_sorted = _walk_dataset(
-        buf, start, end, little_endian, explicit_vr, stop_before_pixels, in_item, depth, max_depth, rows
+        buf, start, end, little_endian, explicit_vr, stop_before_pixels, in_item, depth, max_depth, flat
     )
     # A data set that ended at stop_before_pixels ends there; otherwise at ``end``
     # unless an Item Delimitation Item came first.
-    return ElementTable(rows, stop, explicit, is_sorted)
+    return ElementTable(flat, stop, explicit, is_sorted)
 
 
 def parse_items(buf, start, length, little_endian, explicit_vr, depth, tag, max_depth=MAX_DEPTH) -> list[Item]:

@@ -3,15 +3,22 @@
 ``fastdicom._rust`` and its pure-Python twin ``fastdicom.dataset._parse_py``
 return instances of these same classes, so a record from either backend has
 the same type, the same field names and compares equal to the other's.
-They are named tuples: built in one step, read by name (``rec.value_offset``)
-as fast as by position. The element table itself holds no Python object per
-element; a :class:`Record` is made only when one is asked for (``record(i)``,
-``lookup``, ``records()``, or ``value`` for a value it does not decode).
+They are named tuples, read by name (``rec.value_offset``).
+
+The element table itself holds no Python object per element, and ``Dataset``
+asks for none: one element's fields go straight to a factory
+(``build(i, factory)``, and ``value(..., factory)`` for a value the table does
+not decode), whole tables cross as columns (:class:`Columns`, one list per
+field). A :class:`Record` is made for whoever asks for one (``record(i)``,
+``lookup``, ``records()``: tools and tests).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+_T = TypeVar("_T")
 
 
 class Record(NamedTuple):
@@ -49,6 +56,17 @@ class Item(NamedTuple):
     undefined_length: bool
 
 
+class Columns(NamedTuple):
+    """A whole element table as one list per :class:`Record` field (``ElementTable.columns()``)."""
+
+    tags: list[int]
+    vrs: list[str]
+    header_offsets: list[int]
+    value_offsets: list[int]
+    value_lengths: list[int]
+    undefined_lengths: list[bool]
+
+
 class ElementTable(Protocol):
     """What both twins' element tables answer (``fastdicom._rust.ElementTable``, ``_parse_py.ElementTable``)."""
 
@@ -63,8 +81,18 @@ class ElementTable(Protocol):
     def lookup(self, tag: int) -> Record | None: ...
     def record(self, i: int) -> Record: ...
     def records(self) -> list[Record]: ...
+    def columns(self) -> Columns: ...
     def tags(self) -> list[int]: ...
-    def value(self, buf: Any, tag: int, little_endian: bool, missing: object) -> object: ...
+    def build(self, i: int, factory: Callable[..., _T], context: object = None) -> _T: ...
+    def value(
+        self,
+        buf: Any,
+        tag: int,
+        little_endian: bool,
+        missing: object,
+        factory: Callable[..., object] | None = None,
+        context: object = None,
+    ) -> object: ...
 
 
 class Opened(NamedTuple):

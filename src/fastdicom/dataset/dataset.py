@@ -20,7 +20,6 @@ from ..dictionary import entry as dict_entry
 from ..dictionary import private_entry, tag_of
 from ..errors import InvalidDicomError
 from . import values as _values
-from ._records import Record
 from .charset import python_codecs
 from .valuerep import IS, UID, DSfloat, MultiValue, PersonName
 
@@ -100,7 +99,7 @@ class Element:
         The value representation (resolved from the dictionary for implicit VR).
     """
 
-    __slots__ = ("tag", "vr", "_raw", "_value", "_ds", "_rec", "_dirty", "_seq_enc")
+    __slots__ = ("tag", "vr", "_raw", "_value", "_ds", "_hdr", "_value_offset", "_undefined", "_dirty", "_seq_enc")
 
     def __init__(self, tag: int, vr: str, value: Any = _UNSET, *, raw: Any = None) -> None:
         self.tag = tag
@@ -108,23 +107,20 @@ class Element:
         self._raw = raw
         self._value = value if value is _UNSET else convert_value(vr, value)
         self._ds: Dataset | None = None
-        # The tokenizer's record (tag, vr, header_offset, value_offset, value_length, undefined_length) when parsed.
-        self._rec: Record | None = None
+        # Where a parsed element lies in its data set's buffer (its Record's header_offset, value_offset and
+        # undefined_length; the value length is len(_raw)); -1 when not parsed.
+        self._hdr = -1
+        self._value_offset = -1
+        self._undefined = False
         self._dirty = raw is None
         self._seq_enc: tuple[bool, bool] | None = None
 
     @property
-    def _hdr(self) -> int:
-        return self._rec.header_offset if self._rec is not None else -1
-
-    @property
     def _end(self) -> int:
-        r = self._rec
-        return r.value_offset + r.value_length + (8 if r.undefined_length else 0) if r is not None else -1
-
-    @property
-    def _undefined(self) -> bool:
-        return self._rec.undefined_length if self._rec is not None else False
+        """Offset just past a parsed element (past its delimiter for an undefined length), else -1."""
+        if self._hdr < 0 or self._raw is None:
+            return -1
+        return self._value_offset + len(self._raw) + (8 if self._undefined else 0)
 
     # -- values ---------------------------------------------------------
     @property
@@ -167,8 +163,8 @@ class Element:
         assert ds is not None
         buf = ds._buf
         little, explicit = self._seq_enc or (ds._little, ds._explicit)
-        assert self._rec is not None  # a parsed sequence has its record
-        start = self._rec.value_offset
+        assert self._hdr >= 0  # a parsed sequence knows where it lies
+        start = self._value_offset
         parser = ds._mod
         items = parser.parse_items(buf, start, len(self._raw), little, explicit, ds._depth + 1, self.tag)
         return [
@@ -461,20 +457,25 @@ class Dataset:
 
     # -- element creation ------------------------------------------------
     def _element_at(self, i: int) -> Element:
-        return self._element_from(self._table.record(i))
+        return self._table.build(i, _element, self)
 
-    def _element_from(self, rec: Record) -> Element:
-        off = rec.value_offset
-        tag = rec.tag
+    def _element(self, tag: int, vr: str, hdr: int, off: int, length: int, undefined: bool) -> Element:
+        """The Element of a parsed element from its :class:`~._records.Record`'s fields, in their order.
+
+        The table hands them over (``build``, ``value``, calling ``_element(ds, ...)`` with the data set
+        as context: a bound method would cost a lookup through ``__getattr__``) or they come from its
+        columns: no record object is made on the way.
+        """
         elem = _new_element(Element)
         elem.tag = tag
-        elem._raw = self._buf[off : off + rec.value_length]
+        elem._raw = self._buf[off : off + length]
         elem._value = self._values.get(tag, _UNSET)
         elem._ds = self
-        elem._rec = rec
+        elem._hdr = hdr
+        elem._value_offset = off
+        elem._undefined = undefined
         elem._dirty = False
         elem._seq_enc = None
-        vr = rec.vr
         if not vr or vr == "UN":
             self._resolve_vr(elem, vr)
         else:
@@ -574,28 +575,24 @@ class Dataset:
         v = values.get(tag, _UNSET)
         if v is not _UNSET:
             return v
-        rec = self._table.value(self._buf, tag, self._little, _UNSET)
-        if rec.__class__ is not Record:  # decoded by the table (simple VRs), or absent
-            if rec is _UNSET:
-                return default
-            values[tag] = rec
-            return rec
-        vr = rec.vr
-        decoder = _DIRECT.get(vr)
-        if decoder is None:  # implicit VR, UN, SQ, text in a character set: through an Element
-            elem = self._elements[tag] = self._element_from(rec)
-            return elem.value
-        off = rec.value_offset
-        n = rec.value_length
-        if n == 0:
-            v = _values.empty_value(vr)
-        else:
-            try:
-                v = decoder(self._buf[off : off + n], self._little, _DEFAULT_CODECS)
-            except InvalidDicomError as exc:
-                raise InvalidDicomError(exc.message, tag, rec.header_offset) from None
+        v = self._table.value(self._buf, tag, self._little, _UNSET, _value_from, self)
+        if v is _UNSET:
+            return default
         values[tag] = v
         return v
+
+    def _value_from(self, tag: int, vr: str, hdr: int, off: int, length: int, undefined: bool) -> Any:
+        """The value of a parsed element the table did not decode, from its record's fields (for ``get``)."""
+        decoder = _DIRECT.get(vr)
+        if decoder is None:  # implicit VR, UN, SQ, text in a character set: through an Element
+            elem = self._elements[tag] = self._element(tag, vr, hdr, off, length, undefined)
+            return elem.value
+        if length == 0:
+            return _values.empty_value(vr)
+        try:
+            return decoder(self._buf[off : off + length], self._little, _DEFAULT_CODECS)
+        except InvalidDicomError as exc:
+            raise InvalidDicomError(exc.message, tag, hdr) from None
 
     def __contains__(self, key: Any) -> bool:
         try:
@@ -614,10 +611,14 @@ class Dataset:
             return
         table = self._table
         if table is not None:
+            made = self._elements
             elements = {}
-            for rec in table.records():
-                elem = self._elements.get(rec.tag)
-                elements[rec.tag] = elem if elem is not None else self._element_from(rec)
+            c = table.columns()
+            for tag, vr, hdr, off, n, undefined in zip(
+                c.tags, c.vrs, c.header_offsets, c.value_offsets, c.value_lengths, c.undefined_lengths
+            ):
+                elem = made.get(tag)
+                elements[tag] = elem if elem is not None else self._element(tag, vr, hdr, off, n, undefined)
             self._elements = elements
         self._modified = True
 
@@ -640,10 +641,13 @@ class Dataset:
         table = self._table
         if not self._modified and table is not None and table.sorted:
             elements = self._elements
-            for rec in table.records():
-                elem = elements.get(rec.tag)
+            c = table.columns()
+            for tag, vr, hdr, off, n, undefined in zip(
+                c.tags, c.vrs, c.header_offsets, c.value_offsets, c.value_lengths, c.undefined_lengths
+            ):
+                elem = elements.get(tag)
                 if elem is None:
-                    elem = elements[rec.tag] = self._element_from(rec)
+                    elem = elements[tag] = self._element(tag, vr, hdr, off, n, undefined)
                 yield elem
             return
         for tag in self._tags():
@@ -1065,3 +1069,8 @@ class Dataset:
             else:
                 out.append(pad + repr(e))
         return out
+
+
+# The factories the element tables call with a data set and a record's fields (``build``, ``value``).
+_element = Dataset._element
+_value_from = Dataset._value_from

@@ -371,8 +371,7 @@ class Frames:
     def _fragments(self) -> list[tuple[int, int]]:
         elem = self._elem
         ds = elem._ds
-        rec = elem._rec
-        items = ds._mod.parse_fragments(ds._buf, rec.value_offset, rec.value_length, ds.is_little_endian, elem.tag)
+        items = ds._mod.parse_fragments(ds._buf, elem._value_offset, len(elem._raw), ds.is_little_endian, elem.tag)
         return [(it.value_offset, it.value_length) for it in items]
 
     def _build_index(self) -> list[list[tuple[int, int]]]:

@@ -128,6 +128,7 @@ struct RecordTypes {
     record: Py<PyType>,
     item: Py<PyType>,
     opened: Py<PyType>,
+    columns: Py<PyType>,
 }
 
 static RECORD_TYPES: GILOnceCell<RecordTypes> = GILOnceCell::new();
@@ -150,6 +151,7 @@ fn record_types(py: Python<'_>) -> PyResult<&RecordTypes> {
             record: load("Record", 6)?,
             item: load("Item", 4)?,
             opened: load("Opened", 10)?,
+            columns: load("Columns", 6)?,
         })
     })
 }
@@ -187,10 +189,33 @@ fn record_to_py<'py>(
     new_named(py, &types.record, fields)
 }
 
+/// `factory(tag, vr, header_offset, value_offset, value_length, undefined_length)` of `r`, with
+/// `context` first when there is one.
+fn call_with_fields<'py>(
+    py: Python<'py>,
+    factory: &Bound<'py, PyAny>,
+    context: Option<&Bound<'py, PyAny>>,
+    r: &parse::Record,
+) -> PyResult<Bound<'py, PyAny>> {
+    let vr = vr_str(py, r.vr);
+    let (tag, h, o, n, u) = (
+        r.tag,
+        r.header_offset,
+        r.value_offset,
+        r.value_length,
+        r.undefined_length,
+    );
+    match context {
+        Some(c) => factory.call1((c, tag, vr, h, o, n, u)),
+        None => factory.call1((tag, vr, h, o, n, u)),
+    }
+}
+
 /// The elements of one data set level, as located by the tokenizer.
 ///
 /// Same interface as `fastdicom.dataset._parse_py.ElementTable`. The records stay Rust structs;
-/// a `_records.Record` is made only for the element asked for.
+/// a `_records.Record` is made only for the element asked for, and a whole table crosses as
+/// `_records.Columns` (one list per field).
 #[pyclass(frozen, module = "fastdicom._rust")]
 struct ElementTable {
     records: Vec<parse::Record>,
@@ -240,12 +265,34 @@ impl ElementTable {
         record_to_py(py, record_types(py)?, r)
     }
 
-    /// The decoded value of the element with `tag` when it is simple, else its record.
+    /// What `factory(tag, vr, header_offset, value_offset, value_length, undefined_length)` makes
+    /// of element `i`'s fields (a `Record`'s, in order; `context` before them when given): one
+    /// call, no record object between.
+    #[pyo3(signature = (i, factory, context=None))]
+    fn build<'py>(
+        &self,
+        py: Python<'py>,
+        i: usize,
+        factory: &Bound<'py, PyAny>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self
+            .records
+            .get(i)
+            .ok_or_else(|| PyIndexError::new_err("element index out of range"))?;
+        call_with_fields(py, factory, context, r)
+    }
+
+    /// The decoded value of the element with `tag` when it is simple, else what `factory` makes of
+    /// its fields.
     ///
     /// Returns `missing` when the tag is absent, the value (as
     /// `fastdicom.dataset.values` decodes it) for plain ASCII text, numbers
-    /// and tags, and the `Record` (as `lookup`) for everything else: the
+    /// and tags, and for everything else what `factory` makes of its fields
+    /// (as `build`), or its `Record` (as `lookup`) without a factory: the
     /// caller decodes those its general way.
+    #[pyo3(signature = (buf, tag, little_endian, missing, factory=None, context=None))]
+    #[allow(clippy::too_many_arguments)]
     fn value<'py>(
         &self,
         py: Python<'py>,
@@ -253,6 +300,8 @@ impl ElementTable {
         tag: u32,
         little_endian: bool,
         missing: Bound<'py, PyAny>,
+        factory: Option<&Bound<'py, PyAny>>,
+        context: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let i = self.find(tag);
         if i < 0 {
@@ -272,7 +321,10 @@ impl ElementTable {
                 return value_to_py(py, v, r.vr);
             }
         }
-        record_to_py(py, record_types(py)?, r)
+        match factory {
+            Some(f) => call_with_fields(py, f, context, r),
+            None => record_to_py(py, record_types(py)?, r),
+        }
     }
 
     /// Every element's `Record`, in the order they were read.
@@ -284,6 +336,22 @@ impl ElementTable {
             .map(|r| record_to_py(py, types, r))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, items)
+    }
+
+    /// The whole table as a `_records.Columns`: one list per `Record` field, in the order read.
+    fn columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let types = record_types(py)?;
+        let r = &self.records;
+        let fields = (
+            PyList::new(py, r.iter().map(|r| r.tag))?,
+            PyList::new(py, r.iter().map(|r| vr_str(py, r.vr)))?,
+            PyList::new(py, r.iter().map(|r| r.header_offset))?,
+            PyList::new(py, r.iter().map(|r| r.value_offset))?,
+            PyList::new(py, r.iter().map(|r| r.value_length))?,
+            PyList::new(py, r.iter().map(|r| r.undefined_length))?,
+        )
+            .into_pyobject(py)?;
+        new_named(py, &types.columns, fields)
     }
 
     /// The tags in the order they were read.
