@@ -110,7 +110,7 @@ def test_frame_250(benchmark, multiframe, encoding, impl):
 def test_multiframe_into_one_array(benchmark, multiframe, impl):
     path = multiframe[0]
     ds = fastdicom.read(path)
-    offset = ds.PixelData and ds["PixelData"]._rec[3]
+    offset = ds.PixelData and ds["PixelData"]._value_offset
     n = FRAMES * ROWS * COLS
     if impl == "fastdicom":
         # materialised into a fresh array (a view would cost nothing until touched)

@@ -81,18 +81,20 @@ def from_pydicom(pds: Any) -> Dataset:
     Bytes values keep pydicom's bytes, so the new data set takes the byte
     order they are in (pydicom converts nothing): a big-endian one stays so.
     """
-    ds = Dataset()
-    ds.__dict__["_little"] = _pydicom_little(pds)  # not a keyword: Dataset.__setattr__ is for those
-    for elem in pds:
-        vr = elem.VR if " or " not in elem.VR else elem.VR.split(" or ")[-1]
-        ds.add_new(elem.tag, vr, _value_from_pydicom(elem))
     meta = getattr(pds, "file_meta", None)
+    fm = None
     if meta is not None and len(meta):
         fm = Dataset()
         for elem in meta:
             fm.add_new(elem.tag, elem.VR, _value_from_pydicom(elem))
+    ds = Dataset._empty(
+        little_endian=_pydicom_little(pds), transfer_syntax=fm.get(0x00020010) if fm is not None else None
+    )
+    for elem in pds:
+        vr = elem.VR if " or " not in elem.VR else elem.VR.split(" or ")[-1]
+        ds.add_new(elem.tag, vr, _value_from_pydicom(elem))
+    if fm is not None:
         ds.file_meta = fm
-        ds._transfer_syntax = fm.get(0x00020010)
     pre = getattr(pds, "preamble", None)
     ds.preamble = pre
     return ds

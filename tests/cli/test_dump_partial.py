@@ -46,8 +46,7 @@ CASES = [(name, kind) for name, (_what, kinds) in FILES.items() for kind in kind
 
 def _span(elem) -> tuple[int, int, int]:
     """``(header offset, value offset, end)`` of a parsed element."""
-    _tag, _vr, hdr, off, length, undefined = elem._rec
-    return hdr, off, off + length + (8 if undefined else 0)
+    return elem._hdr, elem._value_offset, elem._end
 
 
 def _leaf(ds) -> tuple[int, int]:

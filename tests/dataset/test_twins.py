@@ -25,7 +25,7 @@ def _walk(ds, mod):
     """All (level records, item lists) of a data set, recursively, with the given parser."""
     out = []
     t = ds._table
-    out.append([t.get(i) for i in range(len(t))] + [("end", t.end, t.explicit_vr, t.sorted)])
+    out.append([t.record(i) for i in range(len(t))] + [("end", t.end, t.explicit_vr, t.sorted)])
     for elem in ds:
         if elem.vr == "SQ":
             for item in elem.value:
@@ -70,6 +70,6 @@ def test_parse_items_and_fragments_agree():
     buf += b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
     for mod in (rust, py):
         t = mod.parse_dataset(bytes(buf), 0, len(buf), True, True)
-        rec = t.get(0)
-        frags = mod.parse_fragments(bytes(buf), rec[3], rec[4], True, rec[0])
-        assert [f[1:3] for f in frags] == [(20, 4), (32, 2)]
+        rec = t.record(0)
+        frags = mod.parse_fragments(bytes(buf), rec.value_offset, rec.value_length, True, rec.tag)
+        assert [(f.value_offset, f.value_length) for f in frags] == [(20, 4), (32, 2)]

@@ -21,7 +21,7 @@ pynetdicom = pytest.importorskip("pynetdicom")
 
 def _body(path) -> bytes:
     data = open(path, "rb").read()
-    return data[_backends.resolve("parse")[1].open_dataset(memoryview(data), True)[8] :]
+    return data[_backends.resolve("parse")[1].open_dataset(memoryview(data), True).body_start :]
 
 
 def _archived(archive) -> list[str]:

@@ -358,7 +358,7 @@ def test_scp_killed_mid_transfer_then_send_repeated(tmp_path):
 
     def body(path):
         data = open(path, "rb").read()
-        return data[_backends.resolve("parse")[1].open_dataset(memoryview(data), True)[8] :]
+        return data[_backends.resolve("parse")[1].open_dataset(memoryview(data), True).body_start :]
 
     by_uid = {fastdicom.read(p, stop_before_pixels=True).SOPInstanceUID: p for p in paths}
     for f in stored:

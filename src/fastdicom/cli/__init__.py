@@ -69,13 +69,13 @@ def dump_lines(ds: Dataset, indent: int = 0, stops: list[tuple[int, int | None]]
             try:
                 items = elem.value
             except InvalidDicomError:
-                if elem._rec is None:
+                if elem._hdr < 0:
                     raise
                 yield _cut_sequence_line(pad, elem.tag, _UNDEFINED if elem.is_undefined_length else len(elem.raw), name)
                 little, explicit = elem._seq_enc or (ds._little, ds._explicit)
-                start = elem._rec[3]
+                start = elem._value_offset
                 if stops is not None:
-                    stops.append((elem._rec[2], elem.tag))
+                    stops.append((elem._hdr, elem.tag))
                 yield from _items_read(
                     ds._buf,
                     start,
@@ -158,7 +158,7 @@ def _end_of_undefined(buf, hdr: _Header, end: int, little: bool, explicit: bool,
     except InvalidDicomError:
         return None
     last = items[-1] if items else None
-    pos = vo if last is None else last[1] + last[2] + (8 if last[3] else 0)
+    pos = vo if last is None else last.value_offset + last.value_length + (8 if last.undefined_length else 0)
     if end - pos < 8 or struct.unpack_from("<HHL" if little else ">HHL", buf, pos)[:2] != (0xFFFE, 0xE0DD):
         return None
     return pos + 8
@@ -294,9 +294,11 @@ def partial_lines(buf, backend: str | None = None, stops: list[tuple[int, int | 
             return
         yield ""
         try:
-            ts, little, explicit, deflated, pos = mod.open_dataset(buf[:h])[4:9]
+            o = mod.open_dataset(buf[:h])
         except InvalidDicomError:
             return
+        ts, deflated, pos = o.transfer_syntax, o.deflated, o.body_start
+        little, explicit = o.little_endian, o.explicit_vr
     body = buf
     if deflated:
         try:

@@ -18,10 +18,12 @@ from __future__ import annotations
 import os
 import struct
 from bisect import bisect_left
+from functools import partial
 
 from ..dictionary.uid import encoding_of
 from ..errors import InvalidDicomError
 from . import values as _values
+from ._records import Columns, Item, Opened, Record
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
 ITEM = 0xFFFEE000
@@ -95,24 +97,42 @@ def _error(message: str, tag: int | None, offset: int) -> InvalidDicomError:
     return InvalidDicomError(message, tag, offset)
 
 
+#: Fields of a Record.
+_NF = len(Record._fields)
+# A record from its fields in order, without NamedTuple's Python-level __new__.
+_record = partial(tuple.__new__, Record)
+_item = partial(tuple.__new__, Item)
+
+
 class ElementTable:
     """The elements of one data set level, as located by the tokenizer.
 
-    Same interface as ``fastdicom._rust.ElementTable``: ``len()``,
-    ``find(tag)``, ``get(i)``, ``tags()``, ``end``, ``explicit_vr``, ``sorted``.
+    Same interface as ``fastdicom._rust.ElementTable`` (see
+    :class:`fastdicom.dataset._records.ElementTable`): ``len()``,
+    ``find(tag)``, ``record(i)``, ``build(i, factory)``, ``lookup(tag)``,
+    ``records()``, ``columns()``, ``tags()``, ``value(...)``, ``end``,
+    ``explicit_vr``, ``sorted``. The elements are kept in one flat list, the
+    six :class:`Record` fields of each in turn (what the tokenizer appends
+    fastest; a column is a strided slice of it); a :class:`Record` is made
+    only when one is handed out.
     """
 
-    __slots__ = ("_records", "_tags", "end", "explicit_vr", "sorted")
+    __slots__ = ("_flat", "_tags", "end", "explicit_vr", "sorted")
 
-    def __init__(self, records: list, end: int, explicit_vr: bool, is_sorted: bool) -> None:
-        self._records = records
-        self._tags = [r[0] for r in records]
+    def __init__(self, flat: list, end: int, explicit_vr: bool, is_sorted: bool) -> None:
+        self._flat = flat
+        self._tags = flat[0::_NF]
         self.end = end
         self.explicit_vr = explicit_vr
         self.sorted = is_sorted
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._tags)
+
+    def _fields(self, i: int) -> list:
+        if not 0 <= i < len(self._tags):
+            raise IndexError("element index out of range")
+        return self._flat[_NF * i : _NF * i + _NF]
 
     def find(self, tag: int) -> int:
         """Index of the element with ``tag``, or -1."""
@@ -125,42 +145,56 @@ class ElementTable:
         except ValueError:
             return -1
 
-    def lookup(self, tag: int) -> tuple | None:
-        """The record of the element with ``tag``, or None (``find`` and ``get`` in one call)."""
+    def lookup(self, tag: int) -> Record | None:
+        """The record of the element with ``tag``, or None (``find`` and ``record`` in one call)."""
         i = self.find(tag)
-        return None if i < 0 else self._records[i]
+        return None if i < 0 else _record(self._fields(i))
 
-    def value(self, buf, tag: int, little_endian: bool, missing):
-        """The decoded value of ``tag`` for the simple VRs, else its record; ``missing`` if absent.
+    def value(self, buf, tag: int, little_endian: bool, missing, factory=None, context=None):
+        """The decoded value of ``tag`` for the simple VRs, else what ``factory`` makes of its fields.
 
-        The Rust twin answers only plain values and hands back the record for
-        the rest; this one decodes every value of the simple VRs it can, which
-        ``Dataset.get`` cannot tell apart.
+        ``missing`` if absent; for a value not decoded here, what ``factory``
+        makes of its fields (as ``build``), or its :class:`Record` without a
+        factory. The Rust twin answers only plain values and hands the rest
+        to the factory; this one decodes every value of the simple VRs it
+        can, which ``Dataset.get`` cannot tell apart.
         """
         i = self.find(tag)
         if i < 0:
             return missing
-        rec = self._records[i]
-        decoder = _SIMPLE.get(rec[1])
-        if decoder is None or rec[5]:
-            return rec
-        off, n = rec[3], rec[4]
-        if n == 0:
-            return _values.empty_value(rec[1])
-        try:
-            return decoder(buf[off : off + n], little_endian, ())
-        except InvalidDicomError:
-            return rec
+        fields = self._fields(i)
+        _tag, vr, _hdr, off, n, undefined = fields
+        decoder = _SIMPLE.get(vr)
+        if decoder is not None and not undefined:
+            if n == 0:
+                return _values.empty_value(vr)
+            try:
+                return decoder(buf[off : off + n], little_endian, ())
+            except InvalidDicomError:
+                pass
+        if factory is None:
+            return _record(fields)
+        return factory(*fields) if context is None else factory(context, *fields)
 
-    def get(self, i: int) -> tuple:
-        """``(tag, vr, header_offset, value_offset, value_length, undefined_length)``."""
-        if i < 0:
-            raise IndexError("element index out of range")
-        return self._records[i]
+    def build(self, i: int, factory, context=None):
+        """What ``factory(tag, vr, header_offset, value_offset, value_length, undefined_length)`` makes of
+        element ``i``'s fields (a :class:`Record`'s, in order; ``context`` before them when given): one call,
+        no record object between."""
+        fields = self._fields(i)
+        return factory(*fields) if context is None else factory(context, *fields)
 
-    def records(self) -> list[tuple]:
-        """Every record, as ``get`` returns them, in the order they were read."""
-        return list(self._records)
+    def record(self, i: int) -> Record:
+        """The :class:`Record` of element ``i`` (in the order they were read)."""
+        return _record(self._fields(i))
+
+    def records(self) -> list[Record]:
+        """Every element's :class:`Record`, in the order they were read."""
+        return list(map(_record, zip(*self.columns())))
+
+    def columns(self) -> Columns:
+        """The whole table as :class:`Columns`: one list per :class:`Record` field, in the order read."""
+        f = self._flat
+        return Columns(f[0::_NF], f[1::_NF], f[2::_NF], f[3::_NF], f[4::_NF], f[5::_NF])
 
     def tags(self) -> list[int]:
         """The tags in the order they were read."""
@@ -176,7 +210,7 @@ def _detect_explicit(buf, start: int, end: int, explicit: bool, in_item: bool) -
 
 
 def _walk_dataset(buf, start, end, little, explicit, stop_before_pixels, in_item, depth, max_depth, sink):
-    """Walk one data set level; append records to ``sink`` (a list) if given.
+    """Walk one data set level; append each element's fields (in :class:`Record` order) to ``sink`` (a list) if given.
 
     Returns ``(end_offset, explicit_vr, sorted)``.
     """
@@ -186,6 +220,7 @@ def _walk_dataset(buf, start, end, little, explicit, stop_before_pixels, in_item
     unpack_hh = _HH[little].unpack_from
     unpack_l = _L[little].unpack_from
     unpack_h = _H[little].unpack_from
+    add = sink.extend if sink is not None else None
     pos = start
     last_tag = -1
     is_sorted = True
@@ -244,10 +279,10 @@ def _walk_dataset(buf, start, end, little, explicit, stop_before_pixels, in_item
             value_length = length
             nxt = value_offset + length
             undefined = False
-        if sink is not None:
+        if add is not None:
             if tag <= last_tag:
                 is_sorted = False
-            sink.append((tag, vr, pos, value_offset, value_length, undefined))
+            add((tag, vr, pos, value_offset, value_length, undefined))
         last_tag = tag
         pos = nxt
 
@@ -305,20 +340,17 @@ def parse_dataset(
     """Parse one level of a data set in ``buf[start:end]``."""
     if start < 0 or start > end or end > len(buf):
         raise _error("data set range outside the buffer", None, start)
-    records: list = []
+    flat: list = []
     stop, explicit, is_sorted = _walk_dataset(
-        buf, start, end, little_endian, explicit_vr, stop_before_pixels, in_item, depth, max_depth, records
+        buf, start, end, little_endian, explicit_vr, stop_before_pixels, in_item, depth, max_depth, flat
     )
     # A data set that ended at stop_before_pixels ends there; otherwise at ``end``
     # unless an Item Delimitation Item came first.
-    return ElementTable(records, stop, explicit, is_sorted)
+    return ElementTable(flat, stop, explicit, is_sorted)
 
 
-def parse_items(buf, start, length, little_endian, explicit_vr, depth, tag, max_depth=MAX_DEPTH) -> list:
-    """List the items of a sequence value ``buf[start:start + length]``.
-
-    Returns ``[(header_offset, value_offset, value_length, undefined_length)]``.
-    """
+def parse_items(buf, start, length, little_endian, explicit_vr, depth, tag, max_depth=MAX_DEPTH) -> list[Item]:
+    """List the items of a sequence value ``buf[start:start + length]`` as :class:`Item` records."""
     end = start + length
     if start < 0 or end > len(buf):
         raise _error("sequence range outside the buffer", tag, start)
@@ -338,18 +370,18 @@ def parse_items(buf, start, length, little_endian, explicit_vr, depth, tag, max_
             raise _error(f"expected an item tag in the sequence, found ({group:04X},{elem:04X})", tag, pos)
         if raw_length == UNDEFINED_LENGTH:
             after = _walk_dataset(buf, pos + 8, end, little_endian, explicit_vr, False, True, depth, max_depth, None)[0]
-            items.append((pos, pos + 8, after - 8 - (pos + 8), True))
+            items.append(_item((pos, pos + 8, after - 8 - (pos + 8), True)))
             pos = after
         else:
             if raw_length > end - (pos + 8):
                 raise _error(f"item length {raw_length} goes past the end of the sequence", tag, pos)
-            items.append((pos, pos + 8, raw_length, False))
+            items.append(_item((pos, pos + 8, raw_length, False)))
             pos += 8 + raw_length
     return items
 
 
-def parse_fragments(buf, start, length, little_endian, tag) -> list:
-    """List the fragments of encapsulated data (the first is the Basic Offset Table)."""
+def parse_fragments(buf, start, length, little_endian, tag) -> list[Item]:
+    """List the fragments of encapsulated data as :class:`Item` records (the first is the Basic Offset Table)."""
     end = start + length
     if start < 0 or end > len(buf):
         raise _error("fragment range outside the buffer", tag, start)
@@ -369,7 +401,7 @@ def parse_fragments(buf, start, length, little_endian, tag) -> list:
             raise _error("fragment of encapsulated data with undefined length", tag, pos)
         if flen > end - (pos + 8):
             raise _error(f"fragment length {flen} goes past the end of the data", tag, pos)
-        out.append((pos, pos + 8, flen, False))
+        out.append(_item((pos, pos + 8, flen, False)))
         pos += 8 + flen
     return out
 
@@ -434,12 +466,11 @@ def _meta_end_walk(buf, pos: int) -> int:
     return pos
 
 
-def open_dataset(buf, stop_before_pixels: bool = False) -> tuple:
+def open_dataset(buf, stop_before_pixels: bool = False) -> Opened:
     """Locate a Part 10 file or raw data set; parse its File Meta and top level.
 
-    Returns ``(preamble, meta_table, meta_start, meta_end, transfer_syntax,
-    little_endian, explicit_vr, deflated, body_start, body_table)``;
-    ``body_table`` is None for a deflated data set.
+    Returns an :class:`Opened` record; its ``body_table`` is None for a
+    deflated data set.
     """
     n = len(buf)
     head = bytes(buf[:160])
@@ -462,10 +493,9 @@ def open_dataset(buf, stop_before_pixels: bool = False) -> tuple:
         if end is None:
             end = _meta_end_walk(buf, pos)
         meta = parse_dataset(buf, pos, end, True, True)
-        i = meta.find(0x00020010)
-        if i >= 0:
-            r = meta.get(i)
-            text = str(buf[r[3] : r[3] + r[4]], "latin_1").rstrip("\0 ").split("\\")[0]
+        r = meta.lookup(0x00020010)
+        if r is not None:
+            text = str(buf[r.value_offset : r.value_offset + r.value_length], "latin_1").rstrip("\0 ").split("\\")[0]
             ts = text or None
         meta_start, meta_end = pos, end
         pos = end
@@ -476,7 +506,7 @@ def open_dataset(buf, stop_before_pixels: bool = False) -> tuple:
     else:
         little, explicit, deflated = looks_little(buf, pos), looks_explicit(buf, pos), False
     body = None if deflated else parse_dataset(buf, pos, n, little, explicit, stop_before_pixels)
-    return preamble, meta, meta_start, meta_end, ts, little, explicit, deflated, pos, body
+    return Opened(preamble, meta, meta_start, meta_end, ts, little, explicit, deflated, pos, body)
 
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # O_BINARY exists on Windows only

@@ -99,7 +99,7 @@ class Element:
         The value representation (resolved from the dictionary for implicit VR).
     """
 
-    __slots__ = ("tag", "vr", "_raw", "_value", "_ds", "_rec", "_dirty", "_seq_enc")
+    __slots__ = ("tag", "vr", "_raw", "_value", "_ds", "_hdr", "_value_offset", "_undefined", "_dirty", "_seq_enc")
 
     def __init__(self, tag: int, vr: str, value: Any = _UNSET, *, raw: Any = None) -> None:
         self.tag = tag
@@ -107,23 +107,20 @@ class Element:
         self._raw = raw
         self._value = value if value is _UNSET else convert_value(vr, value)
         self._ds: Dataset | None = None
-        # The tokenizer's record (tag, vr, header_offset, value_offset, value_length, undefined) when parsed.
-        self._rec: tuple | None = None
+        # Where a parsed element lies in its data set's buffer (its Record's header_offset, value_offset and
+        # undefined_length; the value length is len(_raw)); -1 when not parsed.
+        self._hdr = -1
+        self._value_offset = -1
+        self._undefined = False
         self._dirty = raw is None
         self._seq_enc: tuple[bool, bool] | None = None
 
     @property
-    def _hdr(self) -> int:
-        return self._rec[2] if self._rec is not None else -1
-
-    @property
     def _end(self) -> int:
-        r = self._rec
-        return r[3] + r[4] + (8 if r[5] else 0) if r is not None else -1
-
-    @property
-    def _undefined(self) -> bool:
-        return self._rec[5] if self._rec is not None else False
+        """Offset just past a parsed element (past its delimiter for an undefined length), else -1."""
+        if self._hdr < 0 or self._raw is None:
+            return -1
+        return self._value_offset + len(self._raw) + (8 if self._undefined else 0)
 
     # -- values ---------------------------------------------------------
     @property
@@ -166,18 +163,25 @@ class Element:
         assert ds is not None
         buf = ds._buf
         little, explicit = self._seq_enc or (ds._little, ds._explicit)
-        assert self._rec is not None  # a parsed sequence has its record
-        start = self._rec[3]
+        assert self._hdr >= 0  # a parsed sequence knows where it lies
+        start = self._value_offset
         parser = ds._mod
         items = parser.parse_items(buf, start, len(self._raw), little, explicit, ds._depth + 1, self.tag)
-        out = []
-        for _hdr, off, length, undefined in items:
-            item = Dataset._from_buffer(
-                buf, off, off + length, little, explicit, parser, in_item=True, depth=ds._depth + 1, parent=ds
+        return [
+            Dataset._from_buffer(
+                buf,
+                it.value_offset,
+                it.value_offset + it.value_length,
+                little,
+                explicit,
+                parser,
+                in_item=True,
+                depth=ds._depth + 1,
+                parent=ds,
+                item_undefined=it.undefined_length,
             )
-            item._item_undefined = undefined
-            out.append(item)
-        return out
+            for it in items
+        ]
 
     @property
     def raw(self) -> memoryview:
@@ -274,8 +278,25 @@ def _short(elem: Element) -> str:
     return s if len(s) <= 80 else s[:77] + "..."
 
 
-def _new_state(buf, table, mod, start, end, little, explicit, parent, depth, stopped) -> dict:
-    """The instance state of a Dataset (kept in one place for both constructors)."""
+def _new_state(
+    buf,
+    table,
+    mod,
+    start,
+    end,
+    little,
+    explicit,
+    parent,
+    depth,
+    stopped,
+    item_undefined: bool = False,
+    meta_args: tuple | None = None,
+    preamble: bytes | None = None,
+    filename: str | None = None,
+    transfer_syntax: str | None = None,
+) -> dict:
+    """The instance state of a Dataset (kept in one place for every constructor; called with positional
+    arguments on the hot paths: keywords cost more to match than the rest of the call)."""
     return {
         "_buf": buf,
         "_table": table,
@@ -290,12 +311,12 @@ def _new_state(buf, table, mod, start, end, little, explicit, parent, depth, sto
         "_parent": parent,
         "_depth": depth,
         "_codecs_cache": None,
-        "_item_undefined": False,
+        "_item_undefined": item_undefined,
         "_file_meta": None,
-        "_meta_args": None,
-        "preamble": None,
-        "filename": None,
-        "_transfer_syntax": None,
+        "_meta_args": meta_args,
+        "preamble": preamble,
+        "filename": filename,
+        "_transfer_syntax": transfer_syntax,
         "_stopped_before_pixels": stopped,
     }
 
@@ -319,6 +340,16 @@ class Dataset:
         self.__dict__.update(_new_state(None, None, None, 0, 0, True, True, None, 0, False), _modified=True)
 
     @classmethod
+    def _empty(cls, *, little_endian: bool = True, transfer_syntax: str | None = None) -> Dataset:
+        """A new, empty data set whose bytes values are in the given byte order (``from_pydicom``)."""
+        ds = cls.__new__(cls)
+        ds.__dict__.update(
+            _new_state(None, None, None, 0, 0, little_endian, True, None, 0, False, transfer_syntax=transfer_syntax),
+            _modified=True,
+        )
+        return ds
+
+    @classmethod
     def _from_buffer(
         cls,
         buf,
@@ -332,10 +363,20 @@ class Dataset:
         depth: int = 0,
         parent: Dataset | None = None,
         stop_before_pixels: bool = False,
+        item_undefined: bool = False,
     ) -> Dataset:
         table = mod.parse_dataset(buf, start, end, little, explicit, stop_before_pixels, in_item, depth)
         return cls._from_table(
-            buf, table, start, end, little, mod, parent=parent, depth=depth, stop_before_pixels=stop_before_pixels
+            buf,
+            table,
+            start,
+            end,
+            little,
+            mod,
+            parent=parent,
+            depth=depth,
+            stop_before_pixels=stop_before_pixels,
+            item_undefined=item_undefined,
         )
 
     @classmethod
@@ -351,6 +392,7 @@ class Dataset:
         depth: int = 0,
         parent: Dataset | None = None,
         stop_before_pixels: bool = False,
+        item_undefined: bool = False,
     ) -> Dataset:
         """A data set over ``buf`` from an element table the tokenizer built."""
         ds = cls.__new__(cls)
@@ -367,25 +409,73 @@ class Dataset:
                 parent,
                 depth,
                 stop_before_pixels and table.end < end,
+                item_undefined,
+            )
+        )
+        return ds
+
+    @classmethod
+    def _from_file(
+        cls,
+        buf,
+        table,
+        start: int,
+        little: bool,
+        mod,
+        stop_before_pixels: bool,
+        meta_args: tuple | None,
+        preamble: bytes | None,
+        filename: str | None,
+        transfer_syntax: str,
+    ) -> Dataset:
+        """The top level of a file (``fastdicom.read``) over ``buf[start:]`` from its element table.
+
+        ``meta_args`` is ``(buffer, table, start, end, parser)`` of the File
+        Meta group, made into a Dataset when :attr:`file_meta` is first read.
+        """
+        ds = cls.__new__(cls)
+        ds.__dict__.update(
+            _new_state(
+                buf,
+                table,
+                mod,
+                start,
+                table.end,
+                little,
+                table.explicit_vr,
+                None,
+                0,
+                stop_before_pixels and table.end < len(buf),
+                False,
+                meta_args,
+                preamble,
+                filename,
+                transfer_syntax,
             )
         )
         return ds
 
     # -- element creation ------------------------------------------------
     def _element_at(self, i: int) -> Element:
-        return self._element_from(self._table.get(i))
+        return self._table.build(i, _element, self)
 
-    def _element_from(self, rec: tuple) -> Element:
-        off = rec[3]
+    def _element(self, tag: int, vr: str, hdr: int, off: int, length: int, undefined: bool) -> Element:
+        """The Element of a parsed element from its :class:`~._records.Record`'s fields, in their order.
+
+        The table hands them over (``build``, ``value``, calling ``_element(ds, ...)`` with the data set
+        as context: a bound method would cost a lookup through ``__getattr__``) or they come from its
+        columns: no record object is made on the way.
+        """
         elem = _new_element(Element)
-        elem.tag = rec[0]
-        elem._raw = self._buf[off : off + rec[4]]
-        elem._value = self._values.get(rec[0], _UNSET)
+        elem.tag = tag
+        elem._raw = self._buf[off : off + length]
+        elem._value = self._values.get(tag, _UNSET)
         elem._ds = self
-        elem._rec = rec
+        elem._hdr = hdr
+        elem._value_offset = off
+        elem._undefined = undefined
         elem._dirty = False
         elem._seq_enc = None
-        vr = rec[1]
         if not vr or vr == "UN":
             self._resolve_vr(elem, vr)
         else:
@@ -485,28 +575,24 @@ class Dataset:
         v = values.get(tag, _UNSET)
         if v is not _UNSET:
             return v
-        rec = self._table.value(self._buf, tag, self._little, _UNSET)
-        if rec.__class__ is not tuple:  # decoded by the table (simple VRs), or absent
-            if rec is _UNSET:
-                return default
-            values[tag] = rec
-            return rec
-        vr = rec[1]
-        decoder = _DIRECT.get(vr)
-        if decoder is None:  # implicit VR, UN, SQ, text in a character set: through an Element
-            elem = self._elements[tag] = self._element_from(rec)
-            return elem.value
-        off = rec[3]
-        n = rec[4]
-        if n == 0:
-            v = _values.empty_value(vr)
-        else:
-            try:
-                v = decoder(self._buf[off : off + n], self._little, _DEFAULT_CODECS)
-            except InvalidDicomError as exc:
-                raise InvalidDicomError(exc.message, tag, rec[2]) from None
+        v = self._table.value(self._buf, tag, self._little, _UNSET, _value_from, self)
+        if v is _UNSET:
+            return default
         values[tag] = v
         return v
+
+    def _value_from(self, tag: int, vr: str, hdr: int, off: int, length: int, undefined: bool) -> Any:
+        """The value of a parsed element the table did not decode, from its record's fields (for ``get``)."""
+        decoder = _DIRECT.get(vr)
+        if decoder is None:  # implicit VR, UN, SQ, text in a character set: through an Element
+            elem = self._elements[tag] = self._element(tag, vr, hdr, off, length, undefined)
+            return elem.value
+        if length == 0:
+            return _values.empty_value(vr)
+        try:
+            return decoder(self._buf[off : off + length], self._little, _DEFAULT_CODECS)
+        except InvalidDicomError as exc:
+            raise InvalidDicomError(exc.message, tag, hdr) from None
 
     def __contains__(self, key: Any) -> bool:
         try:
@@ -525,10 +611,14 @@ class Dataset:
             return
         table = self._table
         if table is not None:
+            made = self._elements
             elements = {}
-            for rec in table.records():
-                elem = self._elements.get(rec[0])
-                elements[rec[0]] = elem if elem is not None else self._element_from(rec)
+            c = table.columns()
+            for tag, vr, hdr, off, n, undefined in zip(
+                c.tags, c.vrs, c.header_offsets, c.value_offsets, c.value_lengths, c.undefined_lengths
+            ):
+                elem = made.get(tag)
+                elements[tag] = elem if elem is not None else self._element(tag, vr, hdr, off, n, undefined)
             self._elements = elements
         self._modified = True
 
@@ -551,10 +641,13 @@ class Dataset:
         table = self._table
         if not self._modified and table is not None and table.sorted:
             elements = self._elements
-            for rec in table.records():
-                elem = elements.get(rec[0])
+            c = table.columns()
+            for tag, vr, hdr, off, n, undefined in zip(
+                c.tags, c.vrs, c.header_offsets, c.value_offsets, c.value_lengths, c.undefined_lengths
+            ):
+                elem = elements.get(tag)
                 if elem is None:
-                    elem = elements[rec[0]] = self._element_from(rec)
+                    elem = elements[tag] = self._element(tag, vr, hdr, off, n, undefined)
                 yield elem
             return
         for tag in self._tags():
@@ -666,13 +759,32 @@ class Dataset:
 
     @property
     def transfer_syntax(self) -> str | None:
-        """The transfer syntax UID of the data set as read (or as set)."""
-        d = self.__dict__
-        if d["_file_meta"] is not None:
-            ts = d["_file_meta"].get(0x00020010)
+        """The transfer syntax UID of the data set as read (or as set).
+
+        File Meta's Transfer Syntax UID (0002,0010) when there is one, else
+        the syntax the data set was read in (or given). Setting it sets both
+        (File Meta's element when there is File Meta): it names the syntax
+        :meth:`save` writes in by default, which re-encodes byte order and VR
+        encoding as needed. It changes no values: to compress or decompress
+        Pixel Data, use :func:`fastdicom.transcode`.
+        """
+        meta = self.__dict__["_file_meta"]  # not built just for this: the table read gave the syntax
+        if meta is not None:
+            ts = meta.get(0x00020010)
             if ts:
                 return ts
         return self._transfer_syntax
+
+    @transfer_syntax.setter
+    def transfer_syntax(self, uid: str) -> None:
+        meta = self.file_meta
+        if meta is not None:
+            elem = meta._lookup(0x00020010)
+            if elem is not None:
+                elem.value = uid
+            else:
+                meta.add_new(0x00020010, "UI", uid)
+        self.__dict__["_transfer_syntax"] = uid
 
     @property
     def is_little_endian(self) -> bool:
@@ -686,6 +798,11 @@ class Dataset:
         if self._modified:
             return False
         return all(e._pristine() for e in self._elements.values())
+
+    def _adopt(self, item: Dataset) -> None:
+        """Make ``item``, a sequence item built on its own, one of ours: it inherits our character set and
+        Pixel Representation, and a change to it marks us changed."""
+        item.__dict__["_parent"] = self
 
     # -- File Meta (built on first use: a header scan never needs it) -------------
     @property
@@ -952,3 +1069,8 @@ class Dataset:
             else:
                 out.append(pad + repr(e))
         return out
+
+
+# The factories the element tables call with a data set and a record's fields (``build``, ``value``).
+_element = Dataset._element
+_value_from = Dataset._value_from

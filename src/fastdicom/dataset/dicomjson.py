@@ -341,7 +341,7 @@ def _dataset_from(obj: dict, handler: BulkDataURIHandler | None, depth: int):
     for elem in elements:
         if elem.vr == "SQ":
             for item in elem.value:
-                item._parent = ds
+                ds._adopt(item)
         ds[elem.tag] = elem
     return ds
 

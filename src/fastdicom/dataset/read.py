@@ -107,24 +107,28 @@ def read(source: Any, *, stop_before_pixels: bool = False, backend: str | None =
 
 
 def _from_opened(buf, filename, stop_before_pixels: bool, mod, complete: bool) -> Dataset:
-    pre, meta_t, meta_start, meta_end, ts, little, explicit, deflated, pos, body_t = mod.open_dataset(
-        buf, stop_before_pixels
-    )
-    src = buf
-    if deflated:
+    o = mod.open_dataset(buf, stop_before_pixels)
+    little = o.little_endian
+    src, pos, body = buf, o.body_start, o.body_table
+    if o.deflated:
         if not complete:
             raise InvalidDicomError("deflated data set: the whole file is needed", None, pos)
         buf, pos = _inflate(buf, pos), 0
-        body_t = mod.parse_dataset(buf, 0, len(buf), little, explicit, stop_before_pixels)
-    ds = Dataset._from_table(buf, body_t, pos, len(buf), little, mod, stop_before_pixels=stop_before_pixels)
-    if meta_t is not None:
-        ds.__dict__["_meta_args"] = (src, meta_t, meta_start, meta_end, mod)
-    if pre:
-        ds.__dict__["preamble"] = bytes(src[:128])
-    d = ds.__dict__
-    d["filename"] = filename
-    d["_transfer_syntax"] = ts or _detected_syntax(little, ds._explicit)
-    return ds
+        body = mod.parse_dataset(buf, 0, len(buf), little, o.explicit_vr, stop_before_pixels)
+    meta = o.meta_table
+    # Positional: this runs once per file of a header scan.
+    return Dataset._from_file(
+        buf,
+        body,
+        pos,
+        little,
+        mod,
+        stop_before_pixels,
+        None if meta is None else (src, meta, o.meta_start, o.meta_end, mod),
+        bytes(src[:128]) if o.preamble else None,
+        filename,
+        o.transfer_syntax or _detected_syntax(little, body.explicit_vr),
+    )
 
 
 def _detected_syntax(little: bool, explicit: bool) -> str:

@@ -360,9 +360,8 @@ class Frames:
     def _fragments(self) -> list[tuple[int, int]]:
         elem = self._elem
         ds = elem._ds
-        rec = elem._rec
-        items = ds._mod.parse_fragments(ds._buf, rec[3], rec[4], ds.is_little_endian, elem.tag)
-        return [(off, length) for _hdr, off, length, _u in items]
+        items = ds._mod.parse_fragments(ds._buf, elem._value_offset, len(elem._raw), ds.is_little_endian, elem.tag)
+        return [(it.value_offset, it.value_length) for it in items]
 
     def _build_index(self) -> list[list[tuple[int, int]]]:
         frags = self._fragments()

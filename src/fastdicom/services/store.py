@@ -188,7 +188,7 @@ class _Item:
 
 def data_set_offset(head: memoryview | bytes) -> int:
     """Where the data set starts in a Part 10 file's first bytes (after preamble and File Meta)."""
-    return int(_backends.resolve("parse")[1].open_dataset(memoryview(head), True)[8])  # its body_start
+    return int(_backends.resolve("parse")[1].open_dataset(memoryview(head), True).body_start)
 
 
 def _scan(path: str) -> Instance:

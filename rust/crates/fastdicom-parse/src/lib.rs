@@ -978,13 +978,24 @@ pub const IMPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2";
 pub const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
 pub const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1.99";
 
+/// The File Meta group (group 0002) of a Part 10 file.
+#[derive(Clone, Debug, Default)]
+pub struct Meta {
+    /// Offset of its first element.
+    pub start: usize,
+    /// Offset just past its last element.
+    pub end: usize,
+    /// Its elements.
+    pub elements: Parsed,
+}
+
 /// A Part 10 file (or raw data set) located in a buffer.
 #[derive(Clone, Debug, Default)]
 pub struct Opened {
     /// A 128-byte preamble followed by `DICM` was found.
     pub preamble: bool,
-    /// The File Meta group: its range and its elements.
-    pub meta: Option<(usize, usize, Parsed)>,
+    /// The File Meta group, when there is one.
+    pub meta: Option<Meta>,
     /// Transfer Syntax UID from File Meta (first value, padding removed).
     pub transfer_syntax: Option<String>,
     pub encoding: Option<Encoding>,
@@ -1109,7 +1120,11 @@ pub fn open(buf: &[u8], options: &Options) -> Result<Opened, ParseError> {
                 out.transfer_syntax = Some(first);
             }
         }
-        out.meta = Some((pos, end, meta));
+        out.meta = Some(Meta {
+            start: pos,
+            end,
+            elements: meta,
+        });
         pos = end;
     } else if !out.preamble && n >= 8 && !plausible_dataset(buf, pos) {
         return Err(err(
@@ -1156,6 +1171,10 @@ mod open_tests {
         b.extend_from_slice(&[0x10, 0x00, 0x10, 0x00, 4, 0, 0, 0, b'A', b'^', b'B', b' ']);
         let o = open(&b, &Options::default()).unwrap();
         assert!(o.preamble);
+        let meta = o.meta.as_ref().unwrap();
+        assert_eq!((meta.start, meta.end), (132, 132 + 12 + 8 + ts.len()));
+        assert_eq!(meta.elements.records.len(), 2);
+        assert_eq!(o.body_start, meta.end);
         assert_eq!(o.transfer_syntax.as_deref(), Some("1.2.840.10008.1.2"));
         assert_eq!(o.encoding, Some(Encoding::IMPLICIT_LITTLE));
         let body = o.body.unwrap();

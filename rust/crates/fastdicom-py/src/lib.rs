@@ -122,9 +122,100 @@ fn vr_str<'py>(py: Python<'py>, vr: [u8; 2]) -> Bound<'py, PyString> {
     )
 }
 
+/// The record classes of `fastdicom.dataset._records` (named tuples both twins build), loaded
+/// once and checked to derive from tuple with the number of fields the builders below fill.
+struct RecordTypes {
+    record: Py<PyType>,
+    item: Py<PyType>,
+    opened: Py<PyType>,
+    columns: Py<PyType>,
+}
+
+static RECORD_TYPES: GILOnceCell<RecordTypes> = GILOnceCell::new();
+
+fn record_types(py: Python<'_>) -> PyResult<&RecordTypes> {
+    RECORD_TYPES.get_or_try_init(py, || {
+        let m = py.import("fastdicom.dataset._records")?;
+        let tuple = py.get_type::<PyTuple>();
+        let load = |name: &str, fields: usize| -> PyResult<Py<PyType>> {
+            let t = m.getattr(name)?.downcast_into::<PyType>()?;
+            let n = t.getattr(pyo3::intern!(py, "_fields"))?.len()?;
+            if !t.is_subclass(&tuple)? || n != fields {
+                return Err(PyValueError::new_err(format!(
+                    "_records.{name} is not a named tuple of {fields} fields"
+                )));
+            }
+            Ok(t.unbind())
+        };
+        Ok(RecordTypes {
+            record: load("Record", 6)?,
+            item: load("Item", 4)?,
+            opened: load("Opened", 10)?,
+            columns: load("Columns", 6)?,
+        })
+    })
+}
+
+/// An instance of the named tuple class `ty` holding `fields`: what `tuple.__new__(ty, fields)`
+/// makes (without NamedTuple's Python-level `__new__`).
+fn new_named<'py>(
+    py: Python<'py>,
+    ty: &Py<PyType>,
+    fields: Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    new_derived(
+        py,
+        std::ptr::addr_of_mut!(ffi::PyTuple_Type),
+        ty,
+        fields.into_any(),
+    )
+}
+
+/// A `_records.Record` of `r`.
+fn record_to_py<'py>(
+    py: Python<'py>,
+    types: &RecordTypes,
+    r: &parse::Record,
+) -> PyResult<Bound<'py, PyAny>> {
+    let fields = (
+        r.tag,
+        vr_str(py, r.vr),
+        r.header_offset,
+        r.value_offset,
+        r.value_length,
+        r.undefined_length,
+    )
+        .into_pyobject(py)?;
+    new_named(py, &types.record, fields)
+}
+
+/// `factory(tag, vr, header_offset, value_offset, value_length, undefined_length)` of `r`, with
+/// `context` first when there is one.
+fn call_with_fields<'py>(
+    py: Python<'py>,
+    factory: &Bound<'py, PyAny>,
+    context: Option<&Bound<'py, PyAny>>,
+    r: &parse::Record,
+) -> PyResult<Bound<'py, PyAny>> {
+    let vr = vr_str(py, r.vr);
+    let (tag, h, o, n, u) = (
+        r.tag,
+        r.header_offset,
+        r.value_offset,
+        r.value_length,
+        r.undefined_length,
+    );
+    match context {
+        Some(c) => factory.call1((c, tag, vr, h, o, n, u)),
+        None => factory.call1((tag, vr, h, o, n, u)),
+    }
+}
+
 /// The elements of one data set level, as located by the tokenizer.
 ///
-/// Same interface as `fastdicom.dataset._parse_py.ElementTable`.
+/// Same interface as `fastdicom.dataset._parse_py.ElementTable`. The records stay Rust structs;
+/// a `_records.Record` is made only for the element asked for, and a whole table crosses as
+/// `_records.Columns` (one list per field).
 #[pyclass(frozen, module = "fastdicom._rust")]
 struct ElementTable {
     records: Vec<parse::Record>,
@@ -156,38 +247,52 @@ impl ElementTable {
         }
     }
 
-    /// The record of the element with `tag`, or None (`find` and `get` in one call).
-    fn lookup<'py>(&self, py: Python<'py>, tag: u32) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    /// The record of the element with `tag`, or None (`find` and `record` in one call).
+    fn lookup<'py>(&self, py: Python<'py>, tag: u32) -> PyResult<Option<Bound<'py, PyAny>>> {
         let i = self.find(tag);
         if i < 0 {
             return Ok(None);
         }
-        self.get(py, i as usize).map(Some)
+        self.record(py, i as usize).map(Some)
     }
 
-    /// `(tag, vr, header_offset, value_offset, value_length, undefined_length)` of element `i`.
-    fn get<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyTuple>> {
+    /// The `Record` of element `i` (in the order they were read).
+    fn record<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyAny>> {
         let r = self
             .records
             .get(i)
             .ok_or_else(|| PyIndexError::new_err("element index out of range"))?;
-        (
-            r.tag,
-            vr_str(py, r.vr),
-            r.header_offset,
-            r.value_offset,
-            r.value_length,
-            r.undefined_length,
-        )
-            .into_pyobject(py)
+        record_to_py(py, record_types(py)?, r)
     }
 
-    /// The decoded value of the element with `tag` when it is simple, else its record.
+    /// What `factory(tag, vr, header_offset, value_offset, value_length, undefined_length)` makes
+    /// of element `i`'s fields (a `Record`'s, in order; `context` before them when given): one
+    /// call, no record object between.
+    #[pyo3(signature = (i, factory, context=None))]
+    fn build<'py>(
+        &self,
+        py: Python<'py>,
+        i: usize,
+        factory: &Bound<'py, PyAny>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self
+            .records
+            .get(i)
+            .ok_or_else(|| PyIndexError::new_err("element index out of range"))?;
+        call_with_fields(py, factory, context, r)
+    }
+
+    /// The decoded value of the element with `tag` when it is simple, else what `factory` makes of
+    /// its fields.
     ///
     /// Returns `missing` when the tag is absent, the value (as
     /// `fastdicom.dataset.values` decodes it) for plain ASCII text, numbers
-    /// and tags, and the record tuple (as `lookup`) for everything else: the
+    /// and tags, and for everything else what `factory` makes of its fields
+    /// (as `build`), or its `Record` (as `lookup`) without a factory: the
     /// caller decodes those its general way.
+    #[pyo3(signature = (buf, tag, little_endian, missing, factory=None, context=None))]
+    #[allow(clippy::too_many_arguments)]
     fn value<'py>(
         &self,
         py: Python<'py>,
@@ -195,6 +300,8 @@ impl ElementTable {
         tag: u32,
         little_endian: bool,
         missing: Bound<'py, PyAny>,
+        factory: Option<&Bound<'py, PyAny>>,
+        context: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let i = self.find(tag);
         if i < 0 {
@@ -214,27 +321,37 @@ impl ElementTable {
                 return value_to_py(py, v, r.vr);
             }
         }
-        Ok(self.get(py, i as usize)?.into_any())
+        match factory {
+            Some(f) => call_with_fields(py, f, context, r),
+            None => record_to_py(py, record_types(py)?, r),
+        }
     }
 
-    /// Every record, as `get` returns them, in the order they were read.
+    /// Every element's `Record`, in the order they were read.
     fn records<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let types = record_types(py)?;
         let items = self
             .records
             .iter()
-            .map(|r| {
-                (
-                    r.tag,
-                    vr_str(py, r.vr),
-                    r.header_offset,
-                    r.value_offset,
-                    r.value_length,
-                    r.undefined_length,
-                )
-                    .into_pyobject(py)
-            })
+            .map(|r| record_to_py(py, types, r))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, items)
+    }
+
+    /// The whole table as a `_records.Columns`: one list per `Record` field, in the order read.
+    fn columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let types = record_types(py)?;
+        let r = &self.records;
+        let fields = (
+            PyList::new(py, r.iter().map(|r| r.tag))?,
+            PyList::new(py, r.iter().map(|r| vr_str(py, r.vr)))?,
+            PyList::new(py, r.iter().map(|r| r.header_offset))?,
+            PyList::new(py, r.iter().map(|r| r.value_offset))?,
+            PyList::new(py, r.iter().map(|r| r.value_length))?,
+            PyList::new(py, r.iter().map(|r| r.undefined_length))?,
+        )
+            .into_pyobject(py)?;
+        new_named(py, &types.columns, fields)
     }
 
     /// The tags in the order they were read.
@@ -314,7 +431,7 @@ fn new_float<'py>(py: Python<'py>, ty: &Py<PyType>, x: f64) -> PyResult<Bound<'p
     Ok(obj)
 }
 
-/// `base.__new__(ty, arg)` for `base` int or str: the builtin's constructor called directly.
+/// `base.__new__(ty, arg)` for `base` int, str or tuple: the builtin's constructor called directly.
 fn new_derived<'py>(
     py: Python<'py>,
     base: *mut ffi::PyTypeObject,
@@ -322,10 +439,11 @@ fn new_derived<'py>(
     arg: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let args = PyTuple::new(py, [arg])?;
-    // SAFETY: `base` is &PyLong_Type or &PyUnicode_Type, whose tp_new is always set; `ty` derives
-    // from it (checked in `value_types`), which is what its tp_new expects of a subtype, as
-    // `int.__new__(IS, x)` calls it. `args` is a live tuple; the kwargs may be null. The result is
-    // a new reference or null with an exception set.
+    // SAFETY: `base` is &PyLong_Type, &PyUnicode_Type or &PyTuple_Type, whose tp_new is always
+    // set; `ty` derives from it (checked in `value_types` and `record_types`), which is what its
+    // tp_new expects of a subtype, as `int.__new__(IS, x)` or `tuple.__new__(Record, t)` calls
+    // it. `args` is a live tuple; the kwargs may be null. The result is a new reference or null
+    // with an exception set.
     #[allow(unsafe_code)]
     unsafe {
         let Some(tp_new) = (*base).tp_new else {
@@ -593,29 +711,32 @@ fn parse_dataset(
     Ok(table(p))
 }
 
-type ItemTuple = (usize, usize, usize, bool);
-
-fn items_to_tuples(items: Vec<parse::Item>) -> Vec<ItemTuple> {
-    items
+/// `_records.Item`s of `items`.
+fn items_to_py(py: Python<'_>, items: Vec<parse::Item>) -> PyResult<Bound<'_, PyList>> {
+    let types = record_types(py)?;
+    let objs = items
         .into_iter()
         .map(|i| {
-            (
+            let fields = (
                 i.header_offset,
                 i.value_offset,
                 i.value_length,
                 i.undefined_length,
             )
+                .into_pyobject(py)?;
+            new_named(py, &types.item, fields)
         })
-        .collect()
+        .collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, objs)
 }
 
-/// List the items of a sequence value: `[(header_offset, value_offset, value_length, undefined_length)]`.
+/// List the items of a sequence value as `_records.Item`s.
 #[pyfunction]
 #[pyo3(signature = (buf, start, length, little_endian, explicit_vr, depth, tag, max_depth=parse::DEFAULT_MAX_DEPTH))]
 #[allow(clippy::too_many_arguments)]
-fn parse_items(
-    py: Python<'_>,
-    buf: &Bound<'_, PyAny>,
+fn parse_items<'py>(
+    py: Python<'py>,
+    buf: &Bound<'py, PyAny>,
     start: usize,
     length: usize,
     little_endian: bool,
@@ -623,7 +744,7 @@ fn parse_items(
     depth: usize,
     tag: u32,
     max_depth: usize,
-) -> PyResult<Vec<ItemTuple>> {
+) -> PyResult<Bound<'py, PyList>> {
     let bytes = Bytes::new(buf)?;
     let enc = parse::Encoding {
         little_endian,
@@ -633,25 +754,25 @@ fn parse_items(
         stop_before_pixels: false,
         max_depth,
     };
-    parse::parse_items(bytes.as_slice(), start, length, enc, &opts, depth, tag)
-        .map(items_to_tuples)
-        .map_err(|e| to_pyerr(py, e))
+    let items = parse::parse_items(bytes.as_slice(), start, length, enc, &opts, depth, tag)
+        .map_err(|e| to_pyerr(py, e))?;
+    items_to_py(py, items)
 }
 
-/// List the fragments of encapsulated data: `[(header_offset, value_offset, value_length, False)]`.
+/// List the fragments of encapsulated data as `_records.Item`s (the first is the Basic Offset Table).
 #[pyfunction]
-fn parse_fragments(
-    py: Python<'_>,
-    buf: &Bound<'_, PyAny>,
+fn parse_fragments<'py>(
+    py: Python<'py>,
+    buf: &Bound<'py, PyAny>,
     start: usize,
     length: usize,
     little_endian: bool,
     tag: u32,
-) -> PyResult<Vec<ItemTuple>> {
+) -> PyResult<Bound<'py, PyList>> {
     let bytes = Bytes::new(buf)?;
-    parse::parse_fragments(bytes.as_slice(), start, length, little_endian, tag)
-        .map(items_to_tuples)
-        .map_err(|e| to_pyerr(py, e))
+    let items = parse::parse_fragments(bytes.as_slice(), start, length, little_endian, tag)
+        .map_err(|e| to_pyerr(py, e))?;
+    items_to_py(py, items)
 }
 
 fn table(p: parse::Parsed) -> ElementTable {
@@ -663,31 +784,17 @@ fn table(p: parse::Parsed) -> ElementTable {
     }
 }
 
-type OpenedTuple = (
-    bool,
-    Option<ElementTable>,
-    usize,
-    usize,
-    Option<String>,
-    bool,
-    bool,
-    bool,
-    usize,
-    Option<ElementTable>,
-);
-
 /// Locate a Part 10 file or raw data set and parse its File Meta and top level.
 ///
-/// Returns `(preamble, meta_table, meta_start, meta_end, transfer_syntax,
-/// little_endian, explicit_vr, deflated, body_start, body_table)`;
-/// `body_table` is None for a deflated data set.
+/// Returns a `_records.Opened`; its `body_table` is None for a deflated data set.
 #[pyfunction]
 #[pyo3(signature = (buf, stop_before_pixels=false))]
-fn open_dataset(
-    py: Python<'_>,
-    buf: &Bound<'_, PyAny>,
+fn open_dataset<'py>(
+    py: Python<'py>,
+    buf: &Bound<'py, PyAny>,
     stop_before_pixels: bool,
-) -> PyResult<OpenedTuple> {
+) -> PyResult<Bound<'py, PyAny>> {
+    let types = record_types(py)?;
     let bytes = Bytes::new(buf)?;
     let data = bytes.as_slice();
     let opts = parse::Options {
@@ -703,10 +810,10 @@ fn open_dataset(
     let o = result.map_err(|e| to_pyerr(py, e))?;
     let enc = o.encoding.unwrap_or(parse::Encoding::EXPLICIT_LITTLE);
     let (meta_start, meta_end, meta) = match o.meta {
-        Some((s, e, p)) => (s, e, Some(table(p))),
+        Some(m) => (m.start, m.end, Some(table(m.elements))),
         None => (0, 0, None),
     };
-    Ok((
+    let fields = (
         o.preamble,
         meta,
         meta_start,
@@ -717,7 +824,9 @@ fn open_dataset(
         o.deflated,
         o.body_start,
         o.body.map(table),
-    ))
+    )
+        .into_pyobject(py)?;
+    new_named(py, &types.opened, fields)
 }
 
 /// The first `size` bytes of a file, and whether that is the whole file.
