@@ -39,7 +39,8 @@ $PY -m pip install -q \
   "pytest>=8" "pytest-benchmark>=4" "hypothesis>=6" psutil ruff "mypy==2.4.1" "typing_extensions>=4.6" \
   "pydicom==3.0.2" "pydicom-data==1.0.0" "deid-data==0.0.20" "pynetdicom==3.0.4" "imagecodecs==2026.3.6" \
   "pyjpegls==1.5.1" "python-gdcm==3.2.6" "pillow>=10" "pylibjpeg==2.1.0" "pylibjpeg-openjpeg==2.6.0" \
-  "glymur==0.14.8"
+  "glymur==0.14.8" "rich==15.0.0" "xxhash==4.1.0"
+# rich: the CLI's tables and progress bars (a dependency of the package); xxhash: the twin of the native xxh3 checksum
 # pyjpegls, pylibjpeg-openjpeg, glymur: our further pure-Python twins (JPEG-LS; JPEG 2000 and HTJ2K) and, with
 # python-gdcm and pillow, pydicom's plugins: the tests read our files back with them
 
