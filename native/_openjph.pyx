@@ -717,12 +717,20 @@ cdef int _load(const uint8_t *src, int32_t *dst, Py_ssize_t n, Py_ssize_t stride
     return 1 if vmin < lo or vmax > hi else 0
 
 
+#: The coarsest base quantisation step encode() takes. OpenJPH 0.9 fails an assertion
+#: (``coded_cb->missing_msbs > 0``) and aborts the process at some steps of 0.5 and above
+#: (a fork-per-case grid over sizes, levels 0-5 and 8-16 bits found none below 0.5);
+#: a step of 1/4 of the range already leaves only a handful of grey levels.
+MAX_QSTEP = 0.25
+
+
 def encode(const uint8_t[::1] raw, int rows, int columns, int samples, int itemsize, int bits_stored,
            bint is_signed, double qstep, int levels):
     """One frame (``rows x columns x samples`` interleaved ``itemsize``-byte integers) as an HTJ2K codestream.
 
     ``qstep`` 0: reversible 5/3 wavelet (RCT for three samples); otherwise the
-    irreversible 9/7 wavelet (ICT) with this base quantisation step. Blocks
+    irreversible 9/7 wavelet (ICT) with this base quantisation step, at most
+    ``MAX_QSTEP`` (ValueError above). Blocks
     are 64x64, one tile, ``levels`` decompositions, RPCL progression (what
     PS3.5 asks of HTJ2K Lossless RPCL, and OpenJPH's default). Samples must lie in the range of
     ``bits_stored`` bits (ValueError). Returns the codestream (not padded).
@@ -746,6 +754,9 @@ def encode(const uint8_t[::1] raw, int rows, int columns, int samples, int items
         raise ValueError("levels must lie in 0..32")
     if not (qstep == 0 or step > 0):
         raise ValueError("qstep must be 0 (lossless) or positive")
+    if qstep > MAX_QSTEP:
+        raise ValueError(f"quantisation steps above {MAX_QSTEP} of the sample range are refused:"
+                         " OpenJPH 0.9's block coder aborts on some of them (from 0.5 up)")
     if is_signed:
         lo, hi = -(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1
     else:

@@ -155,11 +155,11 @@ def resolve(capability: str, backend: str | None = None) -> tuple[str, ModuleTyp
         Ask for one implementation by name (``"python"``, ``"rust"``...).
     """
     want = backend or forced()
-    if want is None:
+    if backend is None:  # the default choice (FASTDICOM_BACKEND only changes with refresh(), which clears it)
         hit = _resolved.get(capability)
         if hit is not None:
             return hit
-    elif backend is not None:
+    else:
         hit = _explicit.get((capability, backend))
         if hit is not None:
             return hit
@@ -181,12 +181,12 @@ def resolve(capability: str, backend: str | None = None) -> tuple[str, ModuleTyp
             result = (name, mod)
             if backend is not None:
                 _explicit[(capability, backend)] = result
-            if want is None:
+            else:
                 _resolved[capability] = result
                 _missing[capability] = missing
             return result
         missing[name] = why
-    if want is None:
+    if backend is None:
         _missing[capability] = missing
     raise BackendError(f"no implementation of {capability!r} is available: {missing}")
 

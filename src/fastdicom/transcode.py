@@ -184,7 +184,8 @@ def _htj2k_qstep(encode: Encode, frame: np.ndarray, bits_stored: int, ratio: flo
     """The quantisation step whose HTJ2K encoding of ``frame`` comes closest to ``ratio``: bisection on its log.
 
     The compressed size falls as the step grows; steps span 2**-(Bits Stored
-    + 4) (about lossless) to 1 (the whole range in one step).
+    + 4) (about lossless) to 1/4 of the range (the coarsest OpenJPH 0.9 takes
+    safely: it aborts on some steps from 1/2 up).
     """
     sizes: dict[float, float] = {}
 
@@ -194,7 +195,7 @@ def _htj2k_qstep(encode: Encode, frame: np.ndarray, bits_stored: int, ratio: flo
             sizes[log_step] = frame.nbytes / max(1, len(encode(frame, options)))
         return sizes[log_step]
 
-    lo, hi = -(bits_stored + 4.0), 0.0
+    lo, hi = -(bits_stored + 4.0), -2.0
     if achieved(lo) >= ratio:
         return 2.0**lo
     if achieved(hi) <= ratio:
@@ -291,9 +292,17 @@ ENCODABLE = frozenset(t.uid for t in TARGETS if t.capability)
 
 
 def syntax_uid(name: str) -> _uid.UID:
-    """A transfer syntax UID from a UID, a PS3.6 keyword (``ExplicitVRLittleEndian``) or a short alias."""
+    """A transfer syntax UID from a UID, a PS3.6 keyword (``ExplicitVRLittleEndian``) or a short alias.
+
+    A keyword spelled as PS3.6 spells it wins over an alias (``JPEG2000`` is JPEG 2000, the lossy
+    syntax; the alias ``j2k``/``jpeg2000`` is the lossless one); otherwise aliases and keywords are
+    matched without regard to case.
+    """
     if name in UIDS and UIDS[name][1] == "Transfer Syntax":
         return _uid.UID(name)
+    exact = _uid.TRANSFER_SYNTAXES.get(name.strip())
+    if exact is not None:
+        return exact
     low = name.strip().lower()
     if low in ALIASES:
         return ALIASES[low]

@@ -267,6 +267,37 @@ def test_encoders_refuse_what_they_cannot_keep():
             enc.htj2k_encode(frame.astype(np.uint8), options(12))
 
 
+def test_steps_openjph_would_abort_on_are_refused_by_every_encoder():
+    """OpenJPH 0.9 aborts the process on some quantisation steps from 0.5 up (3x3 at 0.5 with no
+    decomposition, at 1.0 with one): every encoder refuses steps above HTJ2K_MAX_QSTEP instead."""
+    frame = _random_frame((3, 3), 8, False)
+    for name, enc in ENCODERS:
+        with pytest.raises(ValueError, match="refused"):
+            enc.htj2k_encode(frame, options(8, qstep=0.5))
+        assert enc.htj2k_encode(frame, options(8, qstep=fc.HTJ2K_MAX_QSTEP)), name
+    ojph = pytest.importorskip("fastdicom._cy._openjph")
+    assert ojph.MAX_QSTEP == fc.HTJ2K_MAX_QSTEP
+
+
+def test_lossy_htj2k_of_tiny_frames_does_not_abort():
+    """transcode to htj2k-lossy of pydicom's 3x3 RGB file searched its step up to 1.0, where OpenJPH 0.9 aborted
+    the process; run in a child so that an abort fails this test, not the run."""
+    pytest.importorskip("pydicom")
+    code = textwrap.dedent(
+        """
+        import numpy as np, fastdicom
+        from pydicom.data import get_testdata_file
+        ds = fastdicom.read(get_testdata_file("SC_rgb_small_odd.dcm"))
+        for target in ("htj2k-lossy", "htj2k"):
+            out = fastdicom.read(fastdicom.to_bytes(fastdicom.transcode(ds, target)))
+            assert out.pixel_array.shape == ds.pixel_array.shape
+        print("ok")
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]
+
+
 @pytest.mark.parametrize("shape,bits", [((96, 80), 8), ((96, 80), 12), ((96, 80, 3), 8)], ids=str)
 def test_lossy_encode_stays_close(shape, bits):
     frame = _smooth_frame(shape, bits)

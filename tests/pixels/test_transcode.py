@@ -400,21 +400,23 @@ def test_jpeg_lossless_encoders_round_trip_random_frames(dtype, bits, samples):
 
 
 def test_every_target_of_the_table():
-    """Each target answers to its aliases and its UID (and its keyword, unless an alias shadows it); the
-    encapsulated ones have an encoder capability, and a lossy method exactly when their syntax is lossy."""
+    """Each target answers to its aliases, its UID and its PS3.6 keyword (which wins over a same-named alias:
+    "JPEG2000" is the lossy syntax, the alias "jpeg2000" the lossless one); the encapsulated ones have an
+    encoder capability, and a lossy method exactly when their syntax is lossy."""
     from fastdicom.transcode import ALIASES, ENCODABLE, TARGETS
 
     assert len({t.uid for t in TARGETS}) == len(TARGETS) and len(ALIASES) == sum(len(t.aliases) for t in TARGETS)
     for t in TARGETS:
         assert all(syntax_uid(alias) == t.uid for alias in t.aliases), t.uid.keyword
         assert syntax_uid(t.uid) == t.uid
-        if t.uid.keyword.lower() not in ALIASES:  # "JPEG2000" and "HTJ2K" are also aliases of the lossless syntaxes
-            assert syntax_uid(t.uid.keyword) == t.uid, t.uid.keyword
+        assert syntax_uid(t.uid.keyword) == t.uid, t.uid.keyword
         assert (t.capability is not None) == t.uid.is_encapsulated == (t.uid in ENCODABLE), t.uid.keyword
         assert (t.method is not None) == (t.uid in fc.LOSSY), t.uid.keyword
         if t.capability is not None:
             assert t.capability in _backends.REGISTRY and t.capability.endswith("_encode")
     assert {t.method for t in TARGETS if t.method} == {"ISO_10918_1", "ISO_14495_1", "ISO_15444_1", "ISO_15444_15"}
+    assert syntax_uid("JPEG2000") == uid.JPEG2000 and syntax_uid("jpeg2000") == uid.JPEG2000Lossless
+    assert syntax_uid("HTJ2K") == uid.HTJ2K and syntax_uid("htj2k") == uid.HTJ2KLossless
 
 
 def test_threads_one_or_many_give_the_same_bytes():

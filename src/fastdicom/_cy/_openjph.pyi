@@ -7,6 +7,7 @@ from typing_extensions import Buffer
 __version__: str
 __test__: dict[str, str]
 MAX_PRECISION: int
+MAX_QSTEP: float
 
 def read_header(data: Buffer) -> tuple[int, int, int, int, bool, bool, bool]: ...
 def decode_into(data: Buffer, out: Any, rows: int, columns: int, samples: int, itemsize: int) -> tuple[int, bool]: ...

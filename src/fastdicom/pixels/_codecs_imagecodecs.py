@@ -13,7 +13,15 @@ from __future__ import annotations
 import imagecodecs
 import numpy as np
 
-from .codecs import DecodeFrame, EncodeOptions, check_range, jp2_codestream, jpegls_decode_with, unsigned_codes
+from .codecs import (
+    HTJ2K_MAX_QSTEP,
+    DecodeFrame,
+    EncodeOptions,
+    check_range,
+    jp2_codestream,
+    jpegls_decode_with,
+    unsigned_codes,
+)
 
 REQUIRES = "imagecodecs"
 #: None of these decoders writes into ``frame.out``.
@@ -160,6 +168,8 @@ def htj2k_encode(frame: np.ndarray, options: EncodeOptions) -> bytes:
     """
     bits_stored, rpcl = options.bits_stored, options.rpcl
     qstep = 0.0 if options.lossless else options.qstep
+    if qstep > HTJ2K_MAX_QSTEP:  # the native encoder's limit, kept here so that both refuse the same steps
+        raise ValueError(f"quantisation steps above {HTJ2K_MAX_QSTEP} of the sample range are refused")
     frame = np.ascontiguousarray(frame)
     if frame.dtype.kind not in "iu" or frame.ndim not in (2, 3) or frame.dtype.itemsize > 2:
         raise ValueError(f"cannot encode a {frame.ndim}-D {frame.dtype} frame as HTJ2K")

@@ -180,6 +180,11 @@ class DecodeFrame(NamedTuple):
         )
 
 
+#: The coarsest HTJ2K quantisation step (relative to the sample range) any HTJ2K encoder takes: OpenJPH 0.9
+#: aborts the process on some steps from 0.5 up (``fastdicom._cy._openjph.MAX_QSTEP``, which guards it).
+HTJ2K_MAX_QSTEP = 0.25
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
     """How to encode a frame, as every encoder is given it with the frame (an ndarray).
