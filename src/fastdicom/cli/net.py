@@ -62,6 +62,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         allowed_aes=args.allow,
         duplicates=args.duplicates,
         sink=args.sink,
+        index=not args.no_index,
+        checksum=args.checksum,
         tls=tls,
     )
     scp.start()
@@ -180,6 +182,10 @@ def register(sub) -> None:
     p.add_argument("--allow", action="append", help="a calling AE title allowed in (repeat; default: any)")
     p.add_argument("--duplicates", choices=["overwrite", "keep", "reject"], default="overwrite")
     p.add_argument("--sink", action="store_true", help="check and discard objects (measure a sender)")
+    p.add_argument("--no-index", action="store_true", help="store files only, without the archive's SQLite index")
+    p.add_argument(
+        "--checksum", choices=["xxh3", "sha256", "md5"], default="xxh3", help="checksum of stored files (index)"
+    )
     p.add_argument("--tls-cert", help="serve TLS with this certificate")
     p.add_argument("--tls-key")
     p.add_argument("--tls-ca", help="CA that signs client certificates")
