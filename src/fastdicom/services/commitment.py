@@ -142,10 +142,10 @@ def report_data(
 ) -> tuple[int, Dataset]:
     """The N-EVENT-REPORT's event type and data set: the committed ones in Referenced SOP Sequence, the
     others in Failed SOP Sequence with their Failure Reason."""
-    failed = {i for _, i, _ in failures}
+    failed = {(c, i) for c, i, _ in failures}
     ds = Dataset()
     ds.TransactionUID = transaction_uid
-    committed = [(c, i) for c, i in references if i not in failed]
+    committed = [(c, i) for c, i in references if (c, i) not in failed]
     if committed or not failures:
         ds.ReferencedSOPSequence = [_ref(c, i) for c, i in committed]
     if failures:
@@ -604,8 +604,9 @@ class _Report:
     """A report received: its event type and the outcome of each instance."""
 
     event_type: int
-    committed: set[str]
-    failed: dict[str, int]
+    #: By (SOP Class UID, SOP Instance UID): a request may name one instance under two classes.
+    committed: set[tuple[str, str]]
+    failed: dict[tuple[str, str], int]
     same_association: bool
 
 
@@ -613,9 +614,10 @@ def _parse_report(command: dict[str, Any], data: bytes | None, ts: str) -> tuple
     if not data:
         return None, None
     ds = decode_data(data, ts)
-    committed = {i for _, i, _ in _pairs(ds, "ReferencedSOPSequence")}
+    committed = {(c, i) for c, i, _ in _pairs(ds, "ReferencedSOPSequence")}
     failed = {
-        i: (r if r is not None else FailureReason.PROCESSING_FAILURE) for _, i, r in _pairs(ds, "FailedSOPSequence")
+        (c, i): (r if r is not None else FailureReason.PROCESSING_FAILURE)
+        for c, i, r in _pairs(ds, "FailedSOPSequence")
     }
     event = int(command.get("EventTypeID") or (SOME_FAILED if failed else ALL_COMMITTED))
     uid = ds.get("TransactionUID")
@@ -751,9 +753,9 @@ def commit(
             )
         elif report is None:
             r.error = f"no report within {timeout:g} s"
-        elif r.sop_instance_uid in report.failed:
-            r.failure_reason = int(report.failed[r.sop_instance_uid])
-        elif r.sop_instance_uid in report.committed:
+        elif (r.sop_class_uid, r.sop_instance_uid) in report.failed:
+            r.failure_reason = int(report.failed[r.sop_class_uid, r.sop_instance_uid])  # type: ignore[index]
+        elif (r.sop_class_uid, r.sop_instance_uid) in report.committed:
             r.committed = True
         else:
             r.error = "not in the report"
