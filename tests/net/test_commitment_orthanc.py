@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -92,3 +93,35 @@ def test_fastdicom_commit_to_orthanc_reports_on_a_new_association(orthanc, serie
     # Orthanc checks presence and SOP class: the MR class named for a CT instance is a conflict (0x0119)
     assert report.results[5].failure_reason == 0x0119
     assert report.event_type == 2
+
+
+def test_orthanc_commit_to_fastdicom_serve(orthanc, series, tmp_path):
+    from fastdicom.archive import Archive
+    from fastdicom.net import StorageSCP
+    from fastdicom.services.commitment import CommitmentService
+
+    archive = Archive(str(tmp_path / "archive"))
+    service = CommitmentService(archive, peers={"ORTHANC": ("127.0.0.1", orthanc.dicom_port)}, ae_title="FDSCP")
+    with StorageSCP(archive=archive, ae_title="FDSCP", port=0, services=[service]) as scp:
+        sent = store(series[:5], f"FDSCP@127.0.0.1:{scp.port}", associations=1, progress=False)
+        assert not sent.failed
+        orthanc.modality("FDSCP", scp.port)
+        pairs = []
+        for p in series[:5]:
+            ds = fastdicom.read(p, stop_before_pixels=True)
+            pairs.append({"SOPClassUID": ds.SOPClassUID, "SOPInstanceUID": ds.SOPInstanceUID})
+        pairs.append({"SOPClassUID": pairs[0]["SOPClassUID"], "SOPInstanceUID": "1.2.3.4.5.404"})
+        answer = orthanc.rest("POST", "/modalities/FDSCP/storage-commitment", {"DicomInstances": pairs})
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            report = orthanc.rest("GET", answer["Path"])
+            if report.get("Status") != "Pending":
+                break
+            time.sleep(0.1)
+        assert service.wait_idle(30)
+    archive.close()
+    # Orthanc released after the N-ACTION-RSP: the report went on a new association to Orthanc's port
+    assert service.stats["reported_new"] == 1
+    assert report["Status"] == "Failure", report
+    assert {s["SOPInstanceUID"] for s in report["Success"]} == {p["SOPInstanceUID"] for p in pairs[:5]}
+    assert [(f["SOPInstanceUID"], f["FailureReason"]) for f in report["Failures"]] == [("1.2.3.4.5.404", 0x0112)]
