@@ -389,12 +389,21 @@ class CommitmentService:
                 reasons[k] = FailureReason.CLASS_INSTANCE_CONFLICT
             else:
                 to_read.append((k, inst))
-        if to_read:
-            with ThreadPoolExecutor(min(self.verify_threads, len(to_read)), "fastdicom-verify") as pool:
-                for k, ok in zip((k for k, _ in to_read), pool.map(self._intact, (i for _, i in to_read))):
-                    if not ok:
-                        reasons[k] = FailureReason.PROCESSING_FAILURE
+        # One contiguous share per thread (a task per file costs more than hashing a small file).
+        threads = max(1, min(self.verify_threads, len(to_read) // 64))
+        shares = [to_read[n::threads] for n in range(threads)]
+        if threads == 1:
+            bad = [self._damaged(to_read)]
+        else:
+            with ThreadPoolExecutor(threads, "fastdicom-verify") as pool:
+                bad = list(pool.map(self._damaged, shares))
+        for share in bad:
+            for k in share:
+                reasons[k] = FailureReason.PROCESSING_FAILURE
         return [(references[k][0], references[k][1], int(reasons[k])) for k in sorted(reasons)]
+
+    def _damaged(self, share: list[tuple[int, Any]]) -> list[int]:
+        return [k for k, inst in share if not self._intact(inst)]
 
     def _intact(self, inst: Any) -> bool:
         """Whether the file is there, of the indexed size, and its bytes have the indexed checksum."""
