@@ -329,3 +329,60 @@ def test_fastdicom_scu_to_fastdicom_scp(stored, series, listen):
     assert [r.committed for r in report.results] == [True] * 6 + [False]
     assert report.results[-1].failure_reason == 0x0112
     assert service.stats["reported_new" if listen else "reported_same"] == 1
+
+
+def _n_action(port, ae_title, pairs):
+    from pydicom.uid import generate_uid
+    from pynetdicom import AE
+
+    ae = AE(ae_title=ae_title)
+    ae.add_requested_context(STORAGE_COMMITMENT)
+    assoc = ae.associate("127.0.0.1", port, ae_title="FASTDICOM")
+    assert assoc.is_established
+    uid = generate_uid()
+    status, _ = assoc.send_n_action(_dataset(uid, pairs), 1, STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE)
+    assoc.release()
+    return uid, status.Status
+
+
+def test_a_requestor_not_allowed_to_commit_gets_0x0124(stored):
+    root, pairs = stored
+    archive = Archive(str(root))
+    scp, service = _server(archive, may=lambda ae, right: ae == "TRUSTED" and right == "commit")
+    try:
+        _, refused = _n_action(scp.port, "STRANGER", pairs[:1])
+        _, accepted = _n_action(scp.port, "TRUSTED", pairs[:1])
+    finally:
+        scp.stop()
+        archive.close()
+    assert (refused, accepted) == (0x0124, 0x0000)
+    assert service.stats["requests"] == 1
+
+
+def test_an_unreachable_requestor_holds_up_no_other_report(stored):
+    import socket
+
+    root, pairs = stored
+    silent = socket.create_server(("127.0.0.1", 0), backlog=4)  # accepts connections, never answers
+    listener = Listener(ae_title="PYSCU")
+    peers = {"SILENT": silent.getsockname(), "PYSCU": ("127.0.0.1", listener.port)}
+    archive = Archive(str(root))
+    scp, service = _server(archive, peers=peers, network_timeout=120)
+    db = CommitmentStore(archive.database_path)
+    try:
+        stuck, _ = _n_action(scp.port, "SILENT", pairs[:2])
+        deadline = time.time() + 60
+        while time.time() < deadline and (db.get(stuck) is None or db.get(stuck).state != VERIFIED):
+            time.sleep(0.05)
+        time.sleep(0.5)  # its report is on its way to a peer that never answers
+        uid, _ = _n_action(scp.port, "PYSCU", pairs[2:4])
+        assert listener.got.wait(60)  # while the other waits up to 120 s for an A-ASSOCIATE-AC
+        assert listener.reports[0][1].TransactionUID == uid
+        t = db.get(stuck)
+        assert t.state == VERIFIED and t.attempts == 0  # still in its first attempt
+    finally:
+        silent.close()
+        scp.stop()
+        listener.close()
+        archive.close()
+        db.close()

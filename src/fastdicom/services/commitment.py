@@ -209,6 +209,11 @@ class CommitmentService:
         How long the requestor may take to answer an N-EVENT-REPORT.
     verify_threads : int
         Files read at once to verify their checksums.
+    workers : int
+        Transactions handled at once (a requestor that cannot be reached holds up only one).
+    may : callable, optional
+        ``may(calling_ae, "commit")``: whether a requestor may ask (the server configuration's
+        :meth:`~fastdicom.config.ServerConfig.may`); others are answered 0x0124 (not authorized).
     database : str, optional
         Another database file than the archive's (``":memory:"``: transactions are not kept).
     """
@@ -226,6 +231,8 @@ class CommitmentService:
         report_timeout: float = 30.0,
         network_timeout: float = 30.0,
         verify_threads: int = 4,
+        workers: int = 2,
+        may: Callable[[str, str], bool] | None = None,
         tls: ssl.SSLContext | None = None,
         database: str | None = None,
         logger: logging.Logger | None = None,
@@ -238,6 +245,7 @@ class CommitmentService:
         self.report_timeout = report_timeout
         self.network_timeout = network_timeout
         self.verify_threads = max(1, verify_threads)
+        self.may = may
         self.tls = tls
         self.log = logger or log
         self.store = CommitmentStore(database or getattr(archive, "database_path", None) or ":memory:")
@@ -249,13 +257,18 @@ class CommitmentService:
         self._cond = threading.Condition()
         self._stopping = False
         self._idle = threading.Event()
+        self._busy: set[str] = set()  # transactions a worker holds now
         now = time.time()
         for t in self.store.pending():  # what a previous run left: reported on a new association
             self._schedule(t.transaction_uid, max(t.next_attempt, now))
         if self._due:
             self.log.warning("%d storage commitment transactions pending from before: reporting them", len(self._due))
-        self._thread = threading.Thread(target=self._run, name="fastdicom-commitment", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"fastdicom-commitment-{n}", daemon=True)
+            for n in range(max(1, workers))
+        ]
+        for t in self._threads:
+            t.start()
 
     # -- the Service interface -------------------------------------------------------------------
     def transfer_syntaxes(self, abstract_syntax: str) -> Collection[str]:
@@ -284,13 +297,17 @@ class CommitmentService:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(30.0)
+        for t in self._threads:
+            t.join(30.0)
         self.store.close()
 
     # -- requests --------------------------------------------------------------------------------
     def _accept(self, r: Request) -> tuple[int, str | None, str | None]:
         """Check an N-ACTION and record it: (status, error comment, transaction UID when accepted)."""
         cmd = r.command
+        if self.may is not None and not self.may(r.peer.calling_ae, "commit"):
+            self.log.warning("storage commitment refused to %s: not allowed to commit", r.peer.calling_ae)
+            return Status.NOT_AUTHORIZED, "not allowed to request storage commitment", None
         if cmd.get("RequestedSOPClassUID") != STORAGE_COMMITMENT or r.abstract_syntax != STORAGE_COMMITMENT:
             return ActionStatus.NO_SUCH_SOP_CLASS, "not the Storage Commitment Push Model SOP Class", None
         if cmd.get("RequestedSOPInstanceUID") != STORAGE_COMMITMENT_INSTANCE:
@@ -330,29 +347,44 @@ class CommitmentService:
             self._cond.notify_all()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait until nothing is due (tests, benchmarks); False on timeout."""
+        """Wait until nothing is due or in hand (tests, benchmarks); False on timeout."""
         return self._idle.wait(timeout)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopping:
-                    if not self._due:
+    def _take(self) -> str | None:
+        """The next transaction due that no other worker holds (None: stopping)."""
+        with self._cond:
+            while not self._stopping:
+                if not self._due:
+                    if not self._busy:
                         self._idle.set()
-                        self._cond.wait()
-                        continue
-                    wait = self._due[0][0] - time.time()
-                    if wait <= 0:
-                        break
+                    self._cond.wait()
+                    continue
+                when, _, uid = self._due[0]
+                wait = when - time.time()
+                if wait > 0:
                     self._cond.wait(wait)
-                if self._stopping:
-                    return
-                _, _, uid = heapq.heappop(self._due)
+                    continue
+                heapq.heappop(self._due)
+                if uid in self._busy:  # (the same Transaction UID asked again meanwhile): after this one
+                    heapq.heappush(self._due, (time.time() + 0.5, next(self._seq), uid))
+                    continue
+                self._busy.add(uid)
+                return uid
+            return None
+
+    def _run(self) -> None:
+        while (uid := self._take()) is not None:
             try:
                 self._process(uid)
             except Exception:  # noqa: BLE001 - the worker must survive anything one transaction does
                 self.log.exception("storage commitment %s failed", uid)
                 self._retry(uid, "internal error")
+            finally:
+                with self._cond:
+                    self._busy.discard(uid)
+                    if not self._due and not self._busy:
+                        self._idle.set()
+                    self._cond.notify_all()
 
     def _process(self, uid: str) -> None:
         t = self.store.get(uid)
