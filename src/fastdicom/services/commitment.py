@@ -267,8 +267,8 @@ class CommitmentService:
             threading.Thread(target=self._run, name=f"fastdicom-commitment-{n}", daemon=True)
             for n in range(max(1, workers))
         ]
-        for t in self._threads:
-            t.start()
+        for thread in self._threads:
+            thread.start()
 
     # -- the Service interface -------------------------------------------------------------------
     def transfer_syntaxes(self, abstract_syntax: str) -> Collection[str]:
@@ -297,8 +297,8 @@ class CommitmentService:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        for t in self._threads:
-            t.join(30.0)
+        for thread in self._threads:
+            thread.join(30.0)
         self.store.close()
 
     # -- requests --------------------------------------------------------------------------------
