@@ -386,3 +386,26 @@ def test_an_unreachable_requestor_holds_up_no_other_report(stored):
         listener.close()
         archive.close()
         db.close()
+
+
+def test_a_transaction_recorded_but_never_verified_is_verified_and_reported_at_start(stored):
+    root, pairs = stored
+    listener = Listener(ae_title="PYSCU")
+    archive = Archive(str(root))
+    db = CommitmentStore(archive.database_path)
+    # What a server killed right after answering the N-ACTION leaves: the row, nothing checked yet.
+    db.add("1.2.3.777", "PYSCU", "FASTDICOM", [*pairs[:2], (MR, pairs[2][1])], "1.2.840.10008.1.2")
+    scp, service = _server(archive, peers={"PYSCU": ("127.0.0.1", listener.port)})
+    try:
+        assert listener.got.wait(60)
+        assert service.wait_idle(30)
+    finally:
+        scp.stop()
+        listener.close()
+        archive.close()
+    event_type, ds = listener.reports[0]
+    ok, failed = _report_sets(ds)
+    assert event_type == 2 and ds.TransactionUID == "1.2.3.777"
+    assert ok == set(pairs[:2]) and failed == {(MR, pairs[2][1]): FailureReason.CLASS_INSTANCE_CONFLICT}
+    assert db.get("1.2.3.777").state == REPORTED
+    db.close()
