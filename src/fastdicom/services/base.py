@@ -14,13 +14,16 @@ answers any.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..dictionary._uids import UIDS
 from ..dictionary.uid import TRANSFER_SYNTAXES, UID
+from ..net.association import Association, Negotiated, NetworkError
 from ..net.dataplane import DataSink
+from ..net.dimse import DimseChannel, Message
 from ..net.server import AssociationInfo
 
 #: Every transfer syntax of the registry: what a service that never decodes a data set can take.
@@ -84,10 +87,84 @@ class Request:
     data: bytes | None = None
     #: Set when the peer sends C-CANCEL for it (a service that runs long checks it).
     cancelled: bool = False
+    #: Requests to the peer on this same association (N-EVENT-REPORT...), while it lasts.
+    outbound: Outbound | None = None
+    #: What negotiation agreed on its association (roles, SOP Class Extended Negotiation, contexts).
+    agreement: Negotiated | None = None
 
     @property
     def message_id(self) -> int:
         return int(self.command.get("MessageID", 0))
+
+
+class Outbound:
+    """Requests an SCP sends to its peer on the peer's own association, from any thread, while it lasts.
+
+    The association's receiving loop (the dispatcher) hands every response
+    it reads to :meth:`deliver`; :meth:`request` sends a request with a
+    message ID of ours and waits for its answer. Once the association ends,
+    :meth:`close` fails whatever waits, and requests raise NetworkError (the
+    caller then uses another association). Not on TLS (one thread per SSL
+    object): :attr:`open` is False there.
+    """
+
+    def __init__(self, channel: DimseChannel, association: Association) -> None:
+        self._channel, self._assoc = channel, association
+        self._cond = threading.Condition()
+        self._answers: dict[int, Message | None] = {}  # message ID -> its response, once here
+        self._sending = 0
+        self._closed = False
+        #: Whether a request was ever sent (the owner then closes the socket itself, see close).
+        self.used = False
+
+    @property
+    def open(self) -> bool:
+        return not self._closed and self._assoc.duplex and self._assoc.is_established
+
+    def request(self, context_id: int, command: dict[str, Any], data: Any = None, *, timeout: float = 60.0) -> Message:
+        """Send ``command`` (its MessageID is set here) and return the response; NetworkError if the
+        association ends first or no answer comes within ``timeout``."""
+        with self._cond:
+            if not self.open:
+                raise NetworkError("the association is closed")
+            self._sending += 1
+            self.used = True
+            self._assoc.shared = True  # the receiving thread's close only shuts the socket down
+            mid = self._channel.next_message_id()
+            self._answers[mid] = None
+        try:
+            self._channel.send_message(context_id, {**command, "MessageID": mid}, data)
+        except BaseException:
+            with self._cond:
+                self._answers.pop(mid, None)
+            raise
+        finally:
+            with self._cond:
+                self._sending -= 1
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.wait_for(lambda: self._answers.get(mid) is not None or self._closed, timeout)
+            answer = self._answers.pop(mid, None)
+        if answer is None:
+            raise NetworkError("the association ended before the answer" if self._closed else "no answer in time")
+        return answer
+
+    def deliver(self, message: Message) -> bool:
+        """A response read on the association: True if it answers one of our requests."""
+        mid = message.command.get("MessageIDBeingRespondedTo")
+        with self._cond:
+            if mid not in self._answers:
+                return False
+            self._answers[mid] = message
+            self._cond.notify_all()
+        return True
+
+    def close(self) -> None:
+        """The association ended: fail the waiting requests; return once no thread is sending any more."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._sending == 0, 30.0)
 
 
 #: ``respond(request, command, data=None)``: send one response (a service may send several: pending ones).

@@ -30,7 +30,7 @@ from ..net import dimse, pdu
 from ..net.association import Association, AssociationAborted, NetworkError, ReleaseRequested
 from ..net.dimse import DimseChannel, Status
 from ..net.server import AssociationInfo
-from .base import Drain, Request, RequestSink, Respond, Service, response
+from .base import Drain, Outbound, Request, RequestSink, Respond, Service, response
 
 
 class _Unrecognized:
@@ -79,11 +79,18 @@ CANCELLABLE = frozenset({dimse.C_FIND_RQ, dimse.C_GET_RQ, dimse.C_MOVE_RQ})
 
 
 class Dispatcher:
-    """Routes the requests of each association to ``services`` (the first that serves a context wins)."""
+    """Routes the requests of each association to ``services`` (the first that serves a context wins).
 
-    def __init__(self, services: Sequence[Service], *, max_data: int = 64 << 20) -> None:
+    ``requestor_scp``: SOP classes for which a requestor may take the SCP role (role selection; e.g. a
+    Storage Commitment SCP reporting on a new association to the SCU that listens).
+    """
+
+    def __init__(
+        self, services: Sequence[Service], *, max_data: int = 64 << 20, requestor_scp: Collection[str] = ()
+    ) -> None:
         self.services = list(services)
         self.max_data = max_data
+        self.requestor_scp = frozenset(requestor_scp)
         self._routes: dict[tuple[int, str], Service] = {}
 
     # -- negotiation (net.negotiation.Supported) ---------------------------------------------------
@@ -95,8 +102,17 @@ class Dispatcher:
         return ()
 
     def requestor_roles(self, proposed: pdu.RoleSelection) -> pdu.RoleSelection:
-        # Both bits describe the requestor: it may be SCU as proposed, never SCP (we invoke nothing on it).
-        return pdu.RoleSelection(proposed.sop_class_uid, proposed.scu, False)
+        # Both bits describe the requestor: it may be SCU as proposed, SCP only where we said so.
+        scp = proposed.scp and proposed.sop_class_uid in self.requestor_scp
+        return pdu.RoleSelection(proposed.sop_class_uid, proposed.scu, scp)
+
+    def extended_negotiation(self, sop_class_uid: str, info: bytes) -> bytes | None:
+        """The answer to a SOP Class Extended Negotiation item: the service serving the class gives it."""
+        for service in self.services:
+            answer = getattr(service, "extended_negotiation", None)
+            if answer is not None and service.transfer_syntaxes(sop_class_uid):
+                return answer(sop_class_uid, info)  # type: ignore[no-any-return]
+        return None
 
     def close(self) -> None:
         for service in self.services:
@@ -127,11 +143,20 @@ class Dispatcher:
     def serve(self, assoc: Association, info: AssociationInfo) -> None:
         """Receive and answer requests until the association ends (AssociationHandler.serve)."""
         channel = DimseChannel(assoc)
+        outbound = Outbound(channel, assoc)
         announced: list[tuple[Request, Service] | None] = [None]  # the request whose data set is arriving
 
         def request_for(ctx: int, command: dict[str, Any]) -> Request:
             pc = assoc.agreement.contexts[ctx]
-            return Request(ctx, command, pc.abstract_syntax or "", pc.transfer_syntax or "", info)
+            return Request(
+                ctx,
+                command,
+                pc.abstract_syntax or "",
+                pc.transfer_syntax or "",
+                info,
+                outbound=outbound,
+                agreement=assoc.agreement,
+            )
 
         def sink_factory(ctx: int, command: dict[str, Any]) -> RequestSink | None:
             request = request_for(ctx, command)
@@ -165,7 +190,8 @@ class Dispatcher:
                 if not isinstance(field_, int) or field_ & 0x8000:
                     if held is not None and held[0].sink is not None:
                         held[0].sink.discard()
-                    continue  # a response to nothing we asked: ignored
+                    outbound.deliver(msg)  # an answer to a request of ours, or to nothing we asked: ignored
+                    continue
                 if field_ == dimse.C_CANCEL_RQ:
                     if responder is not None:  # (without one, nothing is in flight while we read)
                         responder.cancel(int(msg.command.get("MessageIDBeingRespondedTo", -1)))
@@ -178,6 +204,11 @@ class Dispatcher:
                     request = request_for(msg.context_id, msg.command)
                     service = self.route(field_, request.abstract_syntax)
                 job = Job(service, request)
+                if responder is None and field_ in CANCELLABLE and assoc.duplex:
+                    # A query or retrieval runs on a responder, so that this thread hears its C-CANCEL
+                    # (and a C-GET's C-STORE responses, for Outbound) while it is answered.
+                    responder = _Responder(self, assoc, respond, window)
+                    assoc.shared = True
                 if responder is None:
                     self.run([job], respond)
                 else:
@@ -185,8 +216,12 @@ class Dispatcher:
         except (AssociationAborted, NetworkError):
             pass
         finally:
+            # Nothing more is received: a request of ours waiting for its answer (a C-GET's C-STORE) fails
+            # now, before the responder that runs it is joined.
+            outbound.close()
             if responder is not None:
                 responder.close()  # what was fully received is still answered (or discarded)
+            if responder is not None or outbound.used:
                 assoc.shared = False
                 assoc.release_socket()
             held = announced[0]
