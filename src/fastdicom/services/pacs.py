@@ -60,7 +60,7 @@ class PacsServer(AssociationServer):
     ) -> None:
         self.config = config = config or ServerConfig()
         if archive is None:
-            from ..archive import Archive
+            from ..archive import Archive  # type: ignore[attr-defined,unused-ignore]
 
             directory = directory or config.archive
             if not directory:
@@ -73,7 +73,13 @@ class PacsServer(AssociationServer):
         self.query_retrieve = QueryRetrieveService(self.archive, config)
         limits = Limits(max_associations=config.limits.max_associations, network_timeout=config.limits.network_timeout)
         policy = AcceptPolicy(ae_title=config.ae_title, allowed_aes=config.allowed_aes, limits=limits)
-        every = [VerificationService(), self.storage, self.query_retrieve, *self._extra_services(), *services]
+        every: list[Service] = [
+            VerificationService(),
+            self.storage,
+            self.query_retrieve,
+            *self._extra_services(),
+            *services,
+        ]
         super().__init__(
             Dispatcher(every, max_data=limits.max_data, requestor_scp=requestor_scp_classes()),
             policy,

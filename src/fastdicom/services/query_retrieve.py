@@ -47,7 +47,7 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,15 +69,15 @@ from .store import Instance, InstanceResult, StoreOptions, payload, store
 log = logging.getLogger("fastdicom.server")
 
 #: FIND, MOVE and GET SOP classes -> their information model.
-FIND = {
+FIND: dict[str, str] = {
     sop_class("PatientRootQueryRetrieveInformationModelFind"): "patient",
     sop_class("StudyRootQueryRetrieveInformationModelFind"): "study",
 }
-MOVE = {
+MOVE: dict[str, str] = {
     sop_class("PatientRootQueryRetrieveInformationModelMove"): "patient",
     sop_class("StudyRootQueryRetrieveInformationModelMove"): "study",
 }
-GET = {
+GET: dict[str, str] = {
     sop_class("PatientRootQueryRetrieveInformationModelGet"): "patient",
     sop_class("StudyRootQueryRetrieveInformationModelGet"): "study",
 }
@@ -159,9 +159,7 @@ def _check(ds: Dataset, max_uids: int, depth: int) -> None:
             continue
         n = bytes(raw).count(b"\\") + 1 if len(raw) else 0
         if n > max_uids:
-            raise Refused(
-                QRStatus.OUT_OF_RESOURCES, f"{n} values in one key: at most {max_uids} are served", elem.tag
-            )
+            raise Refused(QRStatus.OUT_OF_RESOURCES, f"{n} values in one key: at most {max_uids} are served", elem.tag)
         value = elem.value  # decoded once here, with the identifier's character set
         for v in value if isinstance(value, list) else (value,):
             if isinstance(v, str) and len(v) > MAX_VALUE_CHARS:
@@ -314,7 +312,7 @@ class QueryRetrieveService:
         info = agreement.sop_class_extended.get(r.abstract_syntax, b"") if agreement is not None else b""
         return Negotiated(info[:1] == b"\x01", info[1:2] == b"\x01", info[2:3] == b"\x01")
 
-    def _identifier(self, r: Request, right: str, models: dict[str, str]) -> tuple[Dataset, str, str]:
+    def _identifier(self, r: Request, right: str, models: Mapping[str, str]) -> tuple[Dataset, str, str]:
         """The checked identifier of ``r``, its information model and level (or :class:`Refused`)."""
         if not self.config.may(r.peer.calling_ae, right):
             raise Refused(Status.NOT_AUTHORIZED, f"{r.peer.calling_ae} may not {right} here")
@@ -474,7 +472,7 @@ class QueryRetrieveService:
         outbound, agreement = r.outbound, r.agreement
         scp_roles = {role.sop_class_uid for role in (agreement.roles if agreement else []) if role.scp}
         contexts: dict[str, list[tuple[int, str]]] = {}
-        for pc in (agreement.contexts.values() if agreement else []):
+        for pc in agreement.contexts.values() if agreement else []:
             if pc.abstract_syntax in scp_roles and pc.transfer_syntax:
                 contexts.setdefault(pc.abstract_syntax, []).append((pc.id, pc.transfer_syntax))
         interval = self.config.limits.pending_interval
@@ -582,6 +580,7 @@ class _Progress:
     def final(self, r: Request, cancelled: bool) -> tuple[dict[str, Any], bytes | None]:
         """The final response, and its identifier (the Failed SOP Instance UID List) when any failed."""
         with self._lock:
+            status: int
             if cancelled and self.remaining:
                 status = Status.CANCEL
             elif self.failed == 0 and self.warning == 0:

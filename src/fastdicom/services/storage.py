@@ -22,8 +22,8 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from ..archive import DiscardArchive, FolderArchive, Reason, safe_uid
-from ..config import ServerConfig
 from ..archive.folder import DUPLICATE_POLICIES
+from ..config import ServerConfig
 from ..dataset.write import part10_header
 from ..dictionary._uids import UIDS
 from ..net import dimse, pdu
