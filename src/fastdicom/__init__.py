@@ -9,6 +9,7 @@ Examples
 
 from ._backends import backend_info
 from ._version import __version__
+from .archive import Archive
 from .dataset import Dataset, Element, read, to_bytes, write
 from .errors import FastDicomError, InvalidDicomError
 from .interop import from_pydicom
@@ -18,6 +19,7 @@ from .transcode import transcode
 
 __all__ = [
     "__version__",
+    "Archive",
     "Dataset",
     "Element",
     "FastDicomError",

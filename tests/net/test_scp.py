@@ -40,8 +40,10 @@ def _assoc(port, calling="SCU", contexts=None, **options):
 
 
 def _files(archive):
+    """Every file of the archive but its index (``.fastdicom``)."""
     out = []
-    for root, _dirs, files in os.walk(archive):
+    for root, dirs, files in os.walk(archive):
+        dirs[:] = [d for d in dirs if d != ".fastdicom"]
         out += [os.path.join(root, f) for f in files]
     return out
 
@@ -755,7 +757,7 @@ def test_async_window_a_surprise_in_the_committer_never_hangs_or_leaks(tmp_path,
     from fastdicom.archive import FolderArchive
 
     calls = []
-    real = FolderArchive._commit_one
+    real = FolderArchive._check
 
     def flaky(self, *args, **kwargs):
         calls.append(1)
@@ -763,7 +765,7 @@ def test_async_window_a_surprise_in_the_committer_never_hangs_or_leaks(tmp_path,
             raise ValueError("surprise")
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(FolderArchive, "_commit_one", flaky)
+    monkeypatch.setattr(FolderArchive, "_check", flaky)
     bodies = [(f"1.2.3.4.{k + 1}", _ct_bytes(SOPInstanceUID=f"1.2.3.4.{k + 1}")[1]) for k in range(3)]
     with StorageSCP(str(tmp_path), port=0) as scp:
         a = _assoc(scp.port, async_ops=(4, 1))

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 import os
 import re
 import threading
@@ -42,11 +43,17 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..dataset.read import read
 from ..errors import FastDicomError
+from .checksum import Hasher, checksum_file, hasher
 from .durable import fsync_dir, make_dirs
+
+if TYPE_CHECKING:
+    from .index import Entry, Index
+
+log = logging.getLogger("fastdicom.archive")
 
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 DUPLICATE_POLICIES = ("overwrite", "keep", "reject")
@@ -98,15 +105,20 @@ class Staged:
     drained, and the commit answers :attr:`Reason.OUT_OF_RESOURCES`.
     """
 
-    def __init__(self, incoming: str, header: bytes = b"") -> None:
+    def __init__(self, incoming: str, header: bytes = b"", checksum: Hasher | None = None) -> None:
         self.path = os.path.join(incoming, f"{uuid.uuid4().hex}.part")
         #: Bytes received after the header.
         self.bytes = 0
+        self.header_bytes = len(header)
         self.error: OSError | None = None
         self.file: Any = None
+        #: The checksum of what was written, fed as it is written (None: computed at the commit by reading).
+        self.hasher = checksum
         try:
             self.file = open(self.path, "xb", buffering=1 << 20)  # noqa: SIM115 - closed in finish/discard
             self.file.write(header)
+            if checksum is not None:
+                checksum.update(header)
         except OSError as exc:
             self._fail(exc)
 
@@ -119,6 +131,8 @@ class Staged:
         if self.error is None and self.file is not None:
             try:
                 self.file.write(view)
+                if self.hasher is not None:
+                    self.hasher.update(view)
             except OSError as exc:
                 self._fail(exc)
 
@@ -126,6 +140,7 @@ class Staged:
         """The descriptor the data plane appends to (-1 after an error: drain)."""
         if self.error is not None or self.file is None:
             return -1
+        self.hasher = None  # the data plane writes past us: the commit reads the file for its checksum
         try:
             self.file.flush()
         except OSError as exc:
@@ -186,12 +201,20 @@ class FolderArchive:
     #: What it stages is a file: a received data set needs its File Meta written first.
     needs_header = True
 
-    def __init__(self, root: str, *, duplicates: str = "overwrite") -> None:
+    def __init__(
+        self, root: str, *, duplicates: str = "overwrite", index: Index | None = None, checksum: str | None = None
+    ) -> None:
         if duplicates not in DUPLICATE_POLICIES:
             raise ValueError("duplicates must be 'overwrite', 'keep' or 'reject'")
+        if checksum is not None:
+            hasher(checksum)  # a known algorithm
         self.root = os.path.abspath(root)
         self.incoming = os.path.join(self.root, ".incoming")
         self.duplicates = duplicates
+        #: The archive index written with each commit (:class:`~fastdicom.archive.index.Index`), or None.
+        self.index = index
+        #: The checksum algorithm of stored files (None: none computed).
+        self.checksum = checksum
         os.makedirs(self.incoming, exist_ok=True)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -206,14 +229,12 @@ class FolderArchive:
 
     def stage(self, header: bytes = b"") -> Staged:
         """A new staged object; ``header`` goes first (a received data set's File Meta)."""
-        return Staged(self.incoming, header)
+        return Staged(self.incoming, header, hasher(self.checksum) if self.checksum else None)
 
     def commit(self, staged: Staged, sop_class: str | None = None, sop_instance: str | None = None) -> Outcome:
         """Make one object durable (see the module docstring). ``sop_class``, ``sop_instance``: what it was
         announced as (checked against the data set); None takes what the data set says."""
-        folders: set[str] = set()
-        outcome = self._commit_one(staged, sop_class, sop_instance, False, folders)
-        return self._settle([outcome], folders)[0]
+        return self.commit_batch([(staged, sop_class, sop_instance)])[0]
 
     def commit_batch(self, batch: Sequence[tuple[Any, str | None, str | None]]) -> list[Outcome]:
         """:meth:`commit` for many objects with a few flushes: fsyncs in parallel, checks and renames in order,
@@ -224,11 +245,53 @@ class FolderArchive:
             with contextlib.suppress(RuntimeError):  # the pool was shut down under us (close()): flush inline
                 flushed = list(pool.map(_flush, [staged for staged, _, _ in batch]))
         folders: set[str] = set()
-        outcomes = [
-            self._commit_one(staged, sop_class, sop_instance, flushed[k], folders)
+        checked = [
+            self._check(staged, sop_class, sop_instance, flushed[k])
             for k, (staged, sop_class, sop_instance) in enumerate(batch)
         ]
-        return self._settle(outcomes, folders)
+        index = self.index
+        ready = [c for c in checked if isinstance(c, _Ready)]
+        if index is None or not ready:
+            return self._settle([c if isinstance(c, Outcome) else self._rename(c, folders) for c in checked], folders)
+        # The index: pending rows before the renames (an intent log), the entity rows after the folder fsyncs.
+        entries = {id(r): self._entry(r) for r in ready}
+        try:
+            pending = index.intend(list(entries.values()))
+        except Exception as exc:  # noqa: BLE001 - the index cannot be written: nothing is renamed
+            log.error("archive index %s cannot be written: %s", index.path, exc)
+            for r in ready:
+                r.staged.discard()
+            return [Outcome(Reason.OUT_OF_RESOURCES, f"index: {exc}") if isinstance(c, _Ready) else c for c in checked]
+        outcomes = self._settle([c if isinstance(c, Outcome) else self._rename(c, folders) for c in checked], folders)
+        stored = [
+            entries[id(c)] for c, o in zip(checked, outcomes) if isinstance(c, _Ready) and o.reason is Reason.STORED
+        ]
+        try:
+            index.record(stored, pending)
+        except Exception as exc:  # noqa: BLE001 - durable but not indexed: its pending row is reconciled at start-up
+            log.error(
+                "archive index %s: %d stored objects not indexed (reconciled at the next start): %s",
+                index.path,
+                len(stored),
+                exc,
+            )
+            return [
+                Outcome(Reason.OUT_OF_RESOURCES, f"index: {exc}") if o.reason is Reason.STORED else o for o in outcomes
+            ]
+        return outcomes
+
+    def _entry(self, r: _Ready) -> Entry:
+        from .index import Entry
+
+        return Entry(
+            r.dataset,
+            r.staged.path,
+            r.final,
+            r.staged.header_bytes + r.staged.bytes,
+            r.checksum,
+            self.checksum or "",
+            str(r.dataset.transfer_syntax or ""),
+        )
 
     def _settle(self, outcomes: list[Outcome], folders: set[str]) -> list[Outcome]:
         """fsync each folder that got a new entry; an object in a folder that fails is not durable: it fails."""
@@ -245,15 +308,14 @@ class FolderArchive:
             for o in outcomes
         ]
 
-    def _commit_one(
+    def _check(
         self,
         staged: Staged,
         sop_class: str | None,
         sop_instance: str | None,
         flushed: bool | BaseException,
-        folders: set[str],
-    ) -> Outcome:
-        """Check and rename one object; its folder goes into ``folders`` to be fsynced. ``flushed``: True when
+    ) -> Outcome | _Ready:
+        """Check one object (its outcome when it goes no further) and find where it goes. ``flushed``: True when
         its file was fsynced already (in parallel), the error that gave, or False to fsync it here."""
         if sop_class is not None and sop_instance is not None and not (safe_uid(sop_instance) and safe_uid(sop_class)):
             staged.discard()
@@ -289,15 +351,30 @@ class FolderArchive:
                 if self.duplicates == "reject":
                     staged.discard()
                     return Outcome(Reason.DUPLICATE_REFUSED, "SOP Instance already stored")
-            os.replace(staged.path, final)
-            folders.add(folder)
-            return Outcome(Reason.STORED, "", final, staged.bytes)
+            digest = None
+            if self.checksum:
+                digest = (
+                    staged.hasher.hexdigest()
+                    if staged.hasher is not None
+                    else checksum_file(staged.path, self.checksum)
+                )
+            return _Ready(staged, ds, folder, final, digest)
         except FastDicomError as exc:
             staged.discard()
             return Outcome(Reason.UNREADABLE, f"cannot read the data set: {exc}")
         except OSError as exc:
             staged.discard()
             return _oserror(exc)
+
+    def _rename(self, ready: _Ready, folders: set[str]) -> Outcome:
+        """Rename a checked object into place; its folder goes into ``folders`` to be fsynced."""
+        try:
+            os.replace(ready.staged.path, ready.final)
+        except OSError as exc:
+            ready.staged.discard()
+            return _oserror(exc)
+        folders.add(ready.folder)
+        return Outcome(Reason.STORED, "", ready.final, ready.staged.bytes)
 
     def _fsync_pool(self) -> ThreadPoolExecutor | None:
         """Threads that fsync a batch's files in parallel (shared by every caller)."""
@@ -312,6 +389,16 @@ class FolderArchive:
             pool, self._pool, self._closed = self._pool, None, True
         if pool is not None:
             pool.shutdown(wait=False)
+
+
+class _Ready(NamedTuple):
+    """A checked object about to be renamed: its header, folder, final path and checksum."""
+
+    staged: Staged
+    dataset: Any
+    folder: str
+    final: str
+    checksum: str | None
 
 
 def _flush(staged: Staged) -> bool | BaseException:

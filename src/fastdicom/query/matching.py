@@ -40,8 +40,9 @@ Specific Character Set (0008,0005) and Query/Retrieve Level (0008,0052) are neve
 matched. Binary VRs (OB, OW, ...) cannot be matched: a non-empty key of one raises
 :class:`QueryError`, which a service answers with a failure status.
 
-:meth:`Query.sql` is the same matching for the archive index, and
-:meth:`Query.answer` builds a response identifier from a matching data set.
+:meth:`Query.answer` builds a response identifier from a matching data set. The archive index narrows
+its candidates in SQL (:func:`fastdicom.archive.index.prefilter`, from each compiled :class:`Key`) and
+leaves the decision to :meth:`Query.matches`.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ class MatchOptions:
     fuzzy_pn: bool = False
     #: Combined date-time range matching (negotiated): a DA and its TM key as one range.
     combined_datetime: bool = False
+    #: Relational queries (negotiated): keys of levels below the query level match through the entities below.
+    relational: bool = False
 
 
 # -- normalising values -------------------------------------------------------------------------

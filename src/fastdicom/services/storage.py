@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from ..archive import DiscardArchive, FolderArchive, Reason, safe_uid
+from ..archive import Archive, DiscardArchive, FolderArchive, Reason, safe_uid
 from ..archive.folder import DUPLICATE_POLICIES
 from ..config import ServerConfig
 from ..dataset.write import part10_header
@@ -190,6 +190,13 @@ class StorageSCP(AssociationServer):
         What to do with an SOP Instance UID already stored (see :mod:`fastdicom.archive.folder`).
     sink : bool
         Check and discard objects instead of storing them (measuring a sender).
+    index : bool
+        Keep the archive's SQLite index (:class:`~fastdicom.archive.Archive`), written with each commit
+        (the default); False stores files only.
+    checksum : {"xxh3", "sha256", "md5"}
+        The checksum of each stored file kept in the index.
+    archive : Archive, optional
+        Store into this :class:`~fastdicom.archive.Archive` (``directory`` is then ignored).
     tls : ssl.SSLContext, optional
         A server context (TLS 1.2 or later; set ``verify_mode`` for mutual authentication).
     on_association, on_store : callable, optional
@@ -212,6 +219,9 @@ class StorageSCP(AssociationServer):
         strict_called_ae: bool = False,
         duplicates: str = "overwrite",
         sink: bool = False,
+        index: bool = True,
+        checksum: str = "xxh3",
+        archive: Archive | None = None,
         tls: ssl.SSLContext | None = None,
         max_pdu: int = DEFAULT_MAX_PDU,
         network_timeout: float = 60.0,
@@ -224,15 +234,25 @@ class StorageSCP(AssociationServer):
     ) -> None:
         if duplicates not in DUPLICATE_POLICIES:
             raise ValueError("duplicates must be 'overwrite', 'keep' or 'reject'")
-        if not sink and not directory:
+        if not sink and not directory and archive is None:
             raise ValueError("a Storage SCP needs a directory (or sink=True)")
-        archive: FolderArchive | DiscardArchive
-        archive = DiscardArchive() if sink else FolderArchive(str(directory), duplicates=duplicates)
-        self.directory = archive.root if isinstance(archive, FolderArchive) else None
+        self._owns_archive = archive is None and index and not sink
+        if self._owns_archive:
+            archive = Archive(str(directory), checksum=checksum, duplicates=duplicates)
+        #: The indexed archive stored into (None: files only, or a sink).
+        self.archive = None if sink else archive
+        store: FolderArchive | DiscardArchive
+        if sink:
+            store = DiscardArchive()
+        elif archive is not None:
+            store = archive.folder
+        else:
+            store = FolderArchive(str(directory), duplicates=duplicates)
+        self.directory = store.root if isinstance(store, FolderArchive) else None
         self.sink = sink
         notifier = Notifier()
         self.storage = StorageService(
-            archive, accept_private=accept_private_sop_classes, on_store=on_store, notify=notifier.post
+            store, accept_private=accept_private_sop_classes, on_store=on_store, notify=notifier.post
         )
         limits = Limits(
             max_associations=max_associations,
@@ -271,3 +291,9 @@ class StorageSCP(AssociationServer):
 
     def __enter__(self) -> StorageSCP:
         return self.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving (see :meth:`AssociationServer.stop`), then close the archive this server opened."""
+        super().stop(timeout)
+        if self._owns_archive and self.archive is not None:
+            self.archive.close()
