@@ -60,7 +60,7 @@ class PacsServer(AssociationServer):
     ) -> None:
         self.config = config = config or ServerConfig()
         if archive is None:
-            from ..archive import Archive  # type: ignore[attr-defined,unused-ignore]
+            from ..archive import Archive
 
             directory = directory or config.archive
             if not directory:

@@ -42,6 +42,7 @@ statuses:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import threading
@@ -52,6 +53,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _backends
+from ..archive import MatchLimitExceeded
 from ..config import ServerConfig
 from ..dataset.charset import decode_text, encode_text, python_codecs
 from ..dataset.dataset import Dataset, Element
@@ -386,7 +388,7 @@ class QueryRetrieveService:
         except QueryError as exc:
             raise Refused(QRStatus.UNABLE_TO_PROCESS, str(exc), exc.tag) from None
         except Exception as exc:  # noqa: BLE001 - the archive failed: said loudly, answered, server goes on
-            if _is_limit(exc):
+            if isinstance(exc, MatchLimitExceeded):
                 raise Refused(
                     QRStatus.OUT_OF_RESOURCES, f"more than {limit} matches (the match limit): refine the query"
                 ) from None
@@ -402,12 +404,9 @@ class QueryRetrieveService:
             return
         respond(r, self._final(r, Status.SUCCESS))
 
-    def _find_options(self, options: MatchOptions, negotiated: Negotiated) -> Any:
-        """What :meth:`Archive.find` takes as ``options`` (the matcher's, and relational when agreed)."""
-        relational = getattr(self.archive, "relational_options", None)
-        if negotiated.relational and relational is not None:
-            return relational(options)
-        return options
+    def _find_options(self, options: MatchOptions, negotiated: Negotiated) -> MatchOptions:
+        """What :meth:`Archive.find` takes as ``options``: the matcher's, relational when agreed."""
+        return dataclasses.replace(options, relational=negotiated.relational)
 
     # -- C-MOVE and C-GET ----------------------------------------------------------------------------------
     def _retrieve(self, r: Request, respond: Respond, *, move: bool) -> None:
@@ -419,8 +418,11 @@ class QueryRetrieveService:
             if destination is None:
                 raise Refused(QRStatus.MOVE_DESTINATION_UNKNOWN, f"move destination {dest_ae!r} is not configured")
         query, _ = self._query(ds, False)
+        options = MatchOptions(
+            pn_case_insensitive=self.config.pn_case_insensitive, relational=self._options(r).relational
+        )
         try:
-            found = list(self.archive.instances(level, query, model=model))
+            found = list(self.archive.instances(level, query, model=model, options=options))
         except QueryError as exc:
             raise Refused(QRStatus.UNABLE_TO_PROCESS, str(exc), exc.tag) from None
         except Exception as exc:  # noqa: BLE001
@@ -518,10 +520,6 @@ class QueryRetrieveService:
             if now - last >= interval and progress.remaining:
                 respond(r, progress.pending(r))
                 last = now
-
-
-def _is_limit(exc: BaseException) -> bool:
-    return type(exc).__name__ == "MatchLimitExceeded"
 
 
 def _name(field_: Any) -> str:
