@@ -586,3 +586,68 @@ def test_identifier_elements_round_trip():
     q[0x00100020] = Element(0x00100020, "LO", "")
     ds = decode_identifier(encode_answer(q, None, EXPLICIT), EXPLICIT, 10)
     assert ds.PatientName == "Doe^J*" and ds.QueryRetrieveLevel == "STUDY" and "PatientID" in ds
+
+
+def test_relational_query_only_when_negotiated(server, data):
+    """A STUDY-level query with an IMAGE-level key: refused (0xC000) in a hierarchical query (PS3.4
+    C.4.1.2.2.1); answered when SOP Class Extended Negotiation agreed relational queries (C.4.1.2.2.2)."""
+    sop = read(data["ct"][3]).SOPInstanceUID
+    q = _ident("STUDY", StudyInstanceUID="", SOPInstanceUID=sop)
+    raw = Raw(server.port)
+    try:
+        assert raw.find(q)[-1].command["Status"] == 0xC000
+        assert raw.echo() == 0
+    finally:
+        raw.close()
+    raw = Raw(server.port, extended={STUDY_FIND: b"\x01"})
+    try:
+        assert raw.assoc.agreement.sop_class_extended.get(STUDY_FIND, b"")[:1] == b"\x01"  # we accepted
+        (ans,) = _answers(raw.find(q))
+        assert ans.StudyInstanceUID == data["study"]
+    finally:
+        raw.close()
+
+
+def test_private_keys_are_returned_empty_with_ff01(server, data):
+    """A private key cannot be matched (its VR is not ours to know): pending 0xFF01, the key returned empty."""
+    raw = Raw(server.port)
+    try:
+        q = _ident("STUDY", StudyInstanceUID=data["study"])
+        q[0x00090010] = Element(0x00090010, "LO", "ACME")
+        q[0x00091001] = Element(0x00091001, "LO", "x")
+        msgs = raw.find(q)
+        assert [m.command["Status"] for m in msgs] == [0xFF01, 0x0000]
+        (ans,) = _answers(msgs)
+        assert 0x00091001 in ans and not ans[0x00091001].value
+    finally:
+        raw.close()
+
+
+def test_fastdicom_serve_cli_with_a_config(tmp_path, data):
+    """``fastdicom serve DIR --config F.toml``: the named peer stores and queries; a stranger is rejected."""
+    import sys
+
+    from .conftest import wait_port
+
+    port = free_port()
+    cfg = tmp_path / "pacs.toml"
+    cfg.write_text(f'[local]\nae_title = "MYPACS"\nport = {port}\nhost = "127.0.0.1"\n\n[peers.FRIEND]\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastdicom", "serve", str(tmp_path / "arch"), "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_port(port, 60)
+        report = store(data["ct"][:2], f"MYPACS@127.0.0.1:{port}", calling_ae="FRIEND")
+        assert not report.failed, report.summary()
+        assert store(data["ct"][:1], f"MYPACS@127.0.0.1:{port}", calling_ae="STRANGER", retries=0).failed
+        raw = Raw(port, calling_ae="FRIEND")
+        got = _answers(raw.find(_ident("IMAGE", StudyInstanceUID=data["study"], SOPInstanceUID="")))
+        assert len(got) == 2
+        raw.close()
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+    assert "MYPACS listening" in out and "2 stored" in out, (out, err)

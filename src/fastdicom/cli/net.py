@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -93,6 +94,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         where = f"storing into {scp.directory}; C-FIND, C-MOVE, C-GET over its index"
     scp.start()
     print(f"fastdicom serve: {config.ae_title} listening on port {scp.port}, {where}", flush=True)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM (systemd, kill) stops as Ctrl-C does: associations closed, counts printed
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         while True:
             time.sleep(1.0)
