@@ -217,8 +217,13 @@ def _rebuilt(ds: Any) -> Dataset:
 
 
 def encode_answer(answer: Any, charset: list[str] | None, transfer_syntax: str) -> bytes:
-    """An answer's bytes: in the query's character set when it holds every value, else in UTF-8 (ISO_IR 192)."""
-    ds = _rebuilt(answer)
+    """An answer's bytes: in the query's character set when it holds every value, else in UTF-8 (ISO_IR 192).
+
+    ``answer`` may be changed (its Specific Character Set): the archive builds a new data set per answer.
+    One that still lies over a file's bytes, or holds sequences (whose items may), is copied first.
+    """
+    fresh = isinstance(answer, Dataset) and answer._buf is None and all(e.vr != "SQ" for e in answer)
+    ds = answer if fresh else _rebuilt(answer)
     if _CHARSET in ds:
         del ds[_CHARSET]
     codecs = python_codecs(charset) if charset else None
