@@ -47,6 +47,10 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
         ("rust", "fastdicom._rust", "pdata_sendfile"),
         ("python", "fastdicom.net._send_py", "pdata_sendfile"),
     ],
+    "xxh3": [
+        ("rust", "fastdicom._rust", "Xxh3"),
+        ("python", "xxhash", "xxh3_128"),
+    ],
     "pdata_recv": [
         ("rust", "fastdicom._rust", "pdata_recv"),
         ("python", "fastdicom.net._recv_py", "pdata_recv"),

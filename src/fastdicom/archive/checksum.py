@@ -32,9 +32,13 @@ def hasher(algorithm: str) -> Hasher:
 
 
 def _xxh3() -> Hasher:
-    import xxhash
+    """xxh3-128 from the registry: ``fastdicom._rust.Xxh3`` (which the native data plane can feed while it
+    receives) or its twin, the ``xxhash`` package's ``xxh3_128``."""
+    from .. import _backends
 
-    return xxhash.xxh3_128()
+    name, module = _backends.resolve("xxh3")
+    attr = next(a for n, _m, a in _backends.REGISTRY["xxh3"] if n == name)
+    return getattr(module, attr)()
 
 
 def checksum_file(path: str | os.PathLike, algorithm: str = "xxh3") -> str:

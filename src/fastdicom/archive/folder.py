@@ -140,13 +140,19 @@ class Staged:
         """The descriptor the data plane appends to (-1 after an error: drain)."""
         if self.error is not None or self.file is None:
             return -1
-        self.hasher = None  # the data plane writes past us: the commit reads the file for its checksum
         try:
             self.file.flush()
         except OSError as exc:
             self._fail(exc)
             return -1
         return int(self.file.fileno())
+
+    def data_plane_hasher(self, plane: Any) -> Any:
+        """The hasher the data plane feeds what it writes (None: none, or one ``plane`` cannot feed, in which
+        case the commit reads the file for its checksum)."""
+        if self.hasher is not None and not plane.takes(self.hasher):
+            self.hasher = None
+        return self.hasher
 
     def data_plane_done(self, received: int, errno: int) -> None:
         """The data plane received ``received`` bytes; ``errno`` is its first write error (0: none)."""

@@ -38,7 +38,7 @@ def _read_exact(sock, view: memoryview, deadline: float | None) -> None:
         got += k
 
 
-def pdata_recv(sock: socket.socket, context_id: int, max_pdu: int, fd: int, timeout: float | None):
+def pdata_recv(sock: socket.socket, context_id: int, max_pdu: int, fd: int, timeout: float | None, hasher=None):
     received = 0
     error = 0
     header = bytearray(6)
@@ -71,7 +71,10 @@ def pdata_recv(sock: socket.socket, context_id: int, max_pdu: int, fd: int, time
                 if fd >= 0 and not error:
                     try:
                         while len(value):
-                            value = value[os.write(fd, value) :]
+                            n = os.write(fd, value)
+                            if hasher is not None:
+                                hasher.update(value[:n])
+                            value = value[n:]
                     except OSError as exc:
                         error = exc.errno or _errno.EIO
                 if pdv.is_last:

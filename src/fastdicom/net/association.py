@@ -675,10 +675,11 @@ class Association:
         is, so skipping them changes nothing."""
         return self._state in P_DATA_KEEPS_STATE
 
-    def receive_data(self, context_id: int, fd: int) -> tuple[int, int, Stop, Any]:
-        """One data set's fragments from the socket to ``fd`` by the data plane (see :class:`DataPlane`)."""
+    def receive_data(self, context_id: int, fd: int, hasher: Any = None) -> tuple[int, int, Stop, Any]:
+        """One data set's fragments from the socket to ``fd`` by the data plane (see :class:`DataPlane`);
+        ``hasher`` is fed the bytes written."""
         try:
-            return self.dataplane.receive(self.sock, context_id, self.max_pdu, fd, self.network_timeout)
+            return self.dataplane.receive(self.sock, context_id, self.max_pdu, fd, self.network_timeout, hasher)
         except TimeoutError:
             self._user_abort("timed out waiting for the peer")
             raise AssociationAborted("timed out waiting for the peer") from None

@@ -75,19 +75,30 @@ class FileRegion:
 class DataPlane:
     """The three data plane functions chosen for one socket (by the registry, once)."""
 
-    __slots__ = ("send", "sendfile", "_recv")
+    __slots__ = ("send", "sendfile", "_recv", "_hasher_type")
 
     def __init__(self, sock: Any) -> None:
         traits = ("tls",) if isinstance(sock, ssl.SSLSocket) else ()
         self.send: Callable[..., None] = _backends.resolve_for("pdata_send", traits)[1].pdata_send
         self.sendfile: Callable[..., None] = _backends.resolve_for("pdata_sendfile", traits)[1].pdata_sendfile
-        self._recv: Callable[..., tuple[int, int, str, Any]] = _backends.resolve_for("pdata_recv", traits)[1].pdata_recv
+        recv = _backends.resolve_for("pdata_recv", traits)[1]
+        self._recv: Callable[..., tuple[int, int, str, Any]] = recv.pdata_recv
+        #: The hasher class the native receiver feeds (None: the twin feeds any object with ``update``).
+        self._hasher_type: type | None = getattr(recv, "Xxh3", None)
+
+    def takes(self, hasher: Any) -> bool:
+        """Whether :meth:`receive` can feed ``hasher`` the bytes it writes."""
+        return self._hasher_type is None or isinstance(hasher, self._hasher_type)
 
     def receive(
-        self, sock: Any, context_id: int, max_pdu: int, fd: int, timeout: float | None
+        self, sock: Any, context_id: int, max_pdu: int, fd: int, timeout: float | None, hasher: Any = None
     ) -> tuple[int, int, Stop, Any]:
-        """``pdata_recv``, its stop reason as a :class:`Stop` and PDVs as :class:`~fastdicom.net.pdu.Pdv`."""
-        n, err, stop, extra = self._recv(sock, context_id, max_pdu, fd, timeout)
+        """``pdata_recv``, its stop reason as a :class:`Stop` and PDVs as :class:`~fastdicom.net.pdu.Pdv`.
+        ``hasher`` (one :meth:`takes`) is fed exactly the bytes written to ``fd``."""
+        if hasher is None:
+            n, err, stop, extra = self._recv(sock, context_id, max_pdu, fd, timeout)
+        else:
+            n, err, stop, extra = self._recv(sock, context_id, max_pdu, fd, timeout, hasher)
         why = _STOPS[stop]
         if why is Stop.DONE or why is Stop.PDVS:
             extra = [Pdv(*p) for p in extra]

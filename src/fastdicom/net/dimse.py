@@ -285,7 +285,9 @@ class DimseChannel:
             elif sink is not None and context is not None and assoc.data_plane_may_receive():
                 # The data set's fragments go from the socket to the sink in the data plane
                 # (Rust, GIL released); it stops at the last one or at what needs us here.
-                n, err, stop, extra = assoc.receive_data(context, sink.data_plane_fd())
+                fd = sink.data_plane_fd()
+                hasher = sink.data_plane_hasher(assoc.dataplane) if hasattr(sink, "data_plane_hasher") else None
+                n, err, stop, extra = assoc.receive_data(context, fd, hasher)
                 sink.data_plane_done(n, err)
                 first = False
                 if stop is Stop.DONE:

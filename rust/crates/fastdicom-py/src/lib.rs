@@ -1501,9 +1501,24 @@ impl fastdicom_net::PduRead for SocketReader {
 /// (Linux `sync_file_range`), so the fsync that makes the object durable has
 /// little left to do and disk writes overlap the network.
 #[cfg(unix)]
-struct FdWriter {
+struct FdWriter<'h> {
     fd: libc::c_int,
     unsynced: usize,
+    /// Fed exactly the bytes written (the stored file's checksum, without reading it again).
+    hasher: Option<&'h mut xxhash_rust::xxh3::Xxh3>,
+}
+
+/// Feed `hasher` the first `n` bytes described by `bufs`.
+#[cfg(unix)]
+fn hash_written(hasher: &mut xxhash_rust::xxh3::Xxh3, bufs: &[std::io::IoSlice<'_>], mut n: usize) {
+    for b in bufs {
+        if n == 0 {
+            break;
+        }
+        let take = n.min(b.len());
+        hasher.update(&b[..take]);
+        n -= take;
+    }
 }
 
 /// Written bytes after which writeback is started.
@@ -1511,7 +1526,7 @@ struct FdWriter {
 const WRITEBACK_EVERY: usize = 8 << 20;
 
 #[cfg(unix)]
-impl std::io::Write for FdWriter {
+impl std::io::Write for FdWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.write_vectored(&[std::io::IoSlice::new(buf)])
     }
@@ -1527,6 +1542,9 @@ impl std::io::Write for FdWriter {
                 unsafe { libc::writev(self.fd, bufs.as_ptr() as *const libc::iovec, count as _) };
             if n >= 0 {
                 self.unsynced += n as usize;
+                if let Some(h) = self.hasher.as_deref_mut() {
+                    hash_written(h, &bufs[..count], n as usize);
+                }
                 return Ok(n as usize);
             }
             let e = std::io::Error::last_os_error();
@@ -1558,6 +1576,52 @@ thread_local! {
     static RECV_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// An incremental xxh3-128 hasher (the archive's checksum of stored files).
+///
+/// ``update(buffer)`` (GIL released for large buffers), ``hexdigest()`` (32
+/// lower-case hex digits of the 128-bit value, as the ``xxhash`` package
+/// writes them), ``digest()`` (16 bytes, big-endian), ``copy()``.
+#[pyclass(module = "fastdicom._rust")]
+struct Xxh3 {
+    inner: xxhash_rust::xxh3::Xxh3,
+}
+
+#[pymethods]
+impl Xxh3 {
+    #[new]
+    fn new() -> Self {
+        Xxh3 {
+            inner: xxhash_rust::xxh3::Xxh3::new(),
+        }
+    }
+
+    fn update(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = Bytes::new(data)?;
+        let slice = bytes.as_slice();
+        if slice.len() >= 1 << 16 {
+            let inner = &mut self.inner;
+            py.allow_threads(|| inner.update(slice));
+        } else {
+            self.inner.update(slice);
+        }
+        Ok(())
+    }
+
+    fn hexdigest(&self) -> String {
+        format!("{:032x}", self.inner.digest128())
+    }
+
+    fn digest<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.digest128().to_be_bytes())
+    }
+
+    fn copy(&self) -> Self {
+        Xxh3 {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
 /// Receive one data set's fragments from a socket into a file (GIL released).
 ///
 /// Returns ``(bytes, errno, stop, extra)``: the data-set bytes received, the
@@ -1569,10 +1633,11 @@ thread_local! {
 /// its body is unread) or ``"malformed"`` (extra: why). ``fd`` -1 drains.
 /// ``timeout`` (seconds, None: none) bounds each PDU; closing raises
 /// ConnectionError, a timeout TimeoutError. Neither descriptor may be closed
-/// by another thread meanwhile (both are borrowed).
+/// by another thread meanwhile (both are borrowed). ``hasher`` (an
+/// :class:`Xxh3`) is fed exactly the bytes written to ``fd``.
 #[cfg(unix)]
 #[pyfunction]
-#[pyo3(signature = (sock, context_id, max_pdu, fd, timeout))]
+#[pyo3(signature = (sock, context_id, max_pdu, fd, timeout, hasher=None))]
 fn pdata_recv<'py>(
     py: Python<'py>,
     sock: &Bound<'py, PyAny>,
@@ -1580,6 +1645,7 @@ fn pdata_recv<'py>(
     max_pdu: u32,
     fd: libc::c_int,
     timeout: Option<f64>,
+    hasher: Option<&Bound<'py, Xxh3>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let sfd: libc::c_int = sock.call_method0("fileno")?.extract()?;
     if sfd < 0 {
@@ -1590,7 +1656,15 @@ fn pdata_recv<'py>(
         timeout: timeout.map(timeout_duration),
         deadline: None,
     };
-    let mut writer = FdWriter { fd, unsynced: 0 };
+    let mut guard = match hasher {
+        Some(h) => Some(h.try_borrow_mut()?),
+        None => None,
+    };
+    let mut writer = FdWriter {
+        fd,
+        unsynced: 0,
+        hasher: guard.as_deref_mut().map(|g| &mut g.inner),
+    };
     let got = py.allow_threads(|| {
         RECV_BUF.with_borrow_mut(|buf| {
             let sink = if fd >= 0 { Some(&mut writer) } else { None };
@@ -1669,6 +1743,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pdata_send, m)?)?;
     #[cfg(unix)]
     m.add_function(wrap_pyfunction!(pdata_recv, m)?)?;
+    m.add_class::<Xxh3>()?;
     #[cfg(target_os = "linux")]
     m.add_function(wrap_pyfunction!(pdata_sendfile, m)?)?;
     Ok(())
