@@ -77,7 +77,7 @@ class PacsServer(AssociationServer):
             VerificationService(),
             self.storage,
             self.query_retrieve,
-            *self._extra_services(),
+            *self._extra_services(tls),
             *services,
         ]
         super().__init__(
@@ -90,13 +90,22 @@ class PacsServer(AssociationServer):
             notifier=notifier,
         )
 
-    def _extra_services(self) -> list[Service]:
+    def _extra_services(self, tls: ssl.SSLContext | None) -> list[Service]:
         """Services that live in their own modules, registered here: Storage Commitment when it is present."""
         try:
             from .commitment import CommitmentService  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
             return []
-        return [CommitmentService(self.archive, peers=self.config.address_of)]
+        c = self.config
+        service = CommitmentService(
+            self.archive,
+            peers=c.address_of,
+            ae_title=c.ae_title,
+            may=c.may,
+            tls=tls,
+            network_timeout=c.limits.network_timeout,
+        )
+        return [service]
 
     @property
     def stats(self) -> dict[str, int]:
