@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
+from typing import Any
 
 from ..errors import FastDicomError
 
@@ -44,7 +46,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..services import StorageSCP
+    from ..config import ConfigError, load, parse_peer
 
     tls = None
     if args.tls_cert:
@@ -53,22 +55,54 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tls = server_context(
             args.tls_cert, args.tls_key, ca=args.tls_ca, require_client_cert=args.tls_require_client_cert
         )
-    scp = StorageSCP(
-        None if args.sink else args.dir,
-        ae_title=args.ae,
-        port=args.port,
-        host=args.host,
-        max_associations=args.max_associations,
-        allowed_aes=args.allow,
-        duplicates=args.duplicates,
-        sink=args.sink,
-        index=not args.no_index,
-        checksum=args.checksum,
-        tls=tls,
-    )
+    try:
+        config = load(args.config).override(
+            ae_title=args.ae,
+            port=args.port,
+            host=args.host,
+            archive=args.directory or args.dir,
+            peers=[parse_peer(p) for p in args.peer or ()],
+            allow=args.allow or (),
+            limits={
+                "max_associations": args.max_associations,
+                "match_limit": args.match_limit,
+                "pending_interval": args.pending_interval,
+            },
+        )
+    except (ConfigError, ValueError) as exc:
+        print(f"fastdicom serve: {exc}", file=sys.stderr)
+        return 2
+    scp: Any
+    if args.sink or args.no_index:
+        from ..services import StorageSCP
+
+        scp = StorageSCP(
+            None if args.sink else (config.archive or "archive"),
+            ae_title=config.ae_title,
+            port=config.port,
+            host=config.host,
+            max_associations=config.limits.max_associations,
+            allowed_aes=config.allowed_aes,
+            duplicates=args.duplicates,
+            sink=args.sink,
+            index=False,
+            tls=tls,
+        )
+        where = "checking and discarding (--sink)" if args.sink else f"storing into {scp.directory}, no index"
+    else:
+        from ..services.pacs import PacsServer
+
+        scp = PacsServer(
+            config.archive or "archive", config=config, tls=tls, duplicates=args.duplicates, checksum=args.checksum
+        )
+        where = f"storing into {scp.directory}; C-FIND, C-MOVE, C-GET over its index"
     scp.start()
-    where = "checking and discarding (--sink)" if args.sink else f"storing into {scp.directory}"
-    print(f"fastdicom serve: {args.ae} listening on port {scp.port}, {where}", flush=True)
+    print(f"fastdicom serve: {config.ae_title} listening on port {scp.port}, {where}", flush=True)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM (systemd, kill) stops as Ctrl-C does: associations closed, counts printed
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         while True:
             time.sleep(1.0)
@@ -173,13 +207,22 @@ def register(sub) -> None:
     add_tls_client(p)
     p.set_defaults(func=cmd_echo)
 
-    p = sub.add_parser("serve", help="run a Storage SCP")
-    p.add_argument("--port", type=int, default=11112)
-    p.add_argument("--host", default="")
-    p.add_argument("--dir", default="archive", help="archive folder")
-    p.add_argument("--ae", default="FASTDICOM", help="our AE title")
-    p.add_argument("--max-associations", type=int, default=32)
+    p = sub.add_parser(
+        "serve", help="run a small PACS: Verification, Storage, Query/Retrieve on one port over an indexed archive"
+    )
+    p.add_argument("directory", nargs="?", help="archive folder (default: the config's, else ./archive)")
+    p.add_argument(
+        "--config", help="TOML configuration: local AE, peers and their rights, limits (see fastdicom.config)"
+    )
+    p.add_argument("--port", type=int, default=None, help="port (default 11112; overrides the config)")
+    p.add_argument("--host", default=None)
+    p.add_argument("--dir", default=None, help=argparse.SUPPRESS)  # the folder, as before it was positional
+    p.add_argument("--ae", default=None, help="our AE title (default FASTDICOM)")
+    p.add_argument("--max-associations", type=int, default=None)
     p.add_argument("--allow", action="append", help="a calling AE title allowed in (repeat; default: any)")
+    p.add_argument("--peer", action="append", help="a known peer AET@host:port, e.g. a C-MOVE destination (repeat)")
+    p.add_argument("--match-limit", type=int, default=None, help="C-FIND matches past which a query is refused")
+    p.add_argument("--pending-interval", type=float, default=None, help="seconds between C-MOVE/C-GET pendings")
     p.add_argument("--duplicates", choices=["overwrite", "keep", "reject"], default="overwrite")
     p.add_argument("--sink", action="store_true", help="check and discard objects (measure a sender)")
     p.add_argument("--no-index", action="store_true", help="store files only, without the archive's SQLite index")

@@ -739,6 +739,7 @@ def _accepted(rq: pdu.AssociateRQ, ac: pdu.AssociateAC) -> Negotiated:
     neg.peer_implementation_class_uid = rq.user_info.implementation_class_uid
     neg.peer_implementation_version_name = rq.user_info.implementation_version_name
     neg.roles = ac.user_info.roles
+    neg.sop_class_extended = ac.user_info.sop_class_extended
     if ac.user_info.async_ops is not None:
         neg.async_ops = (ac.user_info.async_ops[1], ac.user_info.async_ops[0])
     return neg

@@ -77,6 +77,9 @@ class Supported(Protocol):
         """The answer to a role selection item (both bits describe the requestor)."""
         ...
 
+    # Optional: ``extended_negotiation(sop_class_uid, info) -> bytes | None``, the answer to a SOP Class
+    # Extended Negotiation sub-item (None: not answered, so nothing extended is agreed).
+
 
 def over_limit() -> pdu.AssociateRJ:
     """The answer when the server holds all the associations it may: transient, local limit exceeded."""
@@ -139,4 +142,11 @@ def negotiate(rq: pdu.AssociateRQ, policy: AcceptPolicy, supported: Supported) -
         ui.async_ops = (min(invoked, most) if invoked else most, 1)
     ui.user_identity_response = identity_response
     ui.roles = [supported.requestor_roles(r) for r in rq.user_info.roles]
+    # SOP Class Extended Negotiation (PS3.7 D.3.3.5): answered by services that know the class, else left out.
+    extended = getattr(supported, "extended_negotiation", None)
+    if extended is not None:
+        for uid, info in rq.user_info.sop_class_extended.items():
+            answer = extended(uid, info)
+            if answer is not None:
+                ui.sop_class_extended[uid] = answer
     return pdu.AssociateAC(rq.called_ae, rq.calling_ae, answers, ui)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from ..dictionary._uids import UIDS
 from ..dictionary.uid import TRANSFER_SYNTAXES, UID
-from ..net.association import Association, NetworkError
+from ..net.association import Association, Negotiated, NetworkError
 from ..net.dataplane import DataSink
 from ..net.dimse import DimseChannel, Message
 from ..net.server import AssociationInfo
@@ -89,6 +89,8 @@ class Request:
     cancelled: bool = False
     #: Requests to the peer on this same association (N-EVENT-REPORT...), while it lasts.
     outbound: Outbound | None = None
+    #: What negotiation agreed on its association (roles, SOP Class Extended Negotiation, contexts).
+    agreement: Negotiated | None = None
 
     @property
     def message_id(self) -> int:

@@ -106,6 +106,14 @@ class Dispatcher:
         scp = proposed.scp and proposed.sop_class_uid in self.requestor_scp
         return pdu.RoleSelection(proposed.sop_class_uid, proposed.scu, scp)
 
+    def extended_negotiation(self, sop_class_uid: str, info: bytes) -> bytes | None:
+        """The answer to a SOP Class Extended Negotiation item: the service serving the class gives it."""
+        for service in self.services:
+            answer = getattr(service, "extended_negotiation", None)
+            if answer is not None and service.transfer_syntaxes(sop_class_uid):
+                return answer(sop_class_uid, info)  # type: ignore[no-any-return]
+        return None
+
     def close(self) -> None:
         for service in self.services:
             service.close()
@@ -140,7 +148,15 @@ class Dispatcher:
 
         def request_for(ctx: int, command: dict[str, Any]) -> Request:
             pc = assoc.agreement.contexts[ctx]
-            return Request(ctx, command, pc.abstract_syntax or "", pc.transfer_syntax or "", info, outbound=outbound)
+            return Request(
+                ctx,
+                command,
+                pc.abstract_syntax or "",
+                pc.transfer_syntax or "",
+                info,
+                outbound=outbound,
+                agreement=assoc.agreement,
+            )
 
         def sink_factory(ctx: int, command: dict[str, Any]) -> RequestSink | None:
             request = request_for(ctx, command)
@@ -188,6 +204,11 @@ class Dispatcher:
                     request = request_for(msg.context_id, msg.command)
                     service = self.route(field_, request.abstract_syntax)
                 job = Job(service, request)
+                if responder is None and field_ in CANCELLABLE and assoc.duplex:
+                    # A query or retrieval runs on a responder, so that this thread hears its C-CANCEL
+                    # (and a C-GET's C-STORE responses, for Outbound) while it is answered.
+                    responder = _Responder(self, assoc, respond, window)
+                    assoc.shared = True
                 if responder is None:
                     self.run([job], respond)
                 else:
@@ -195,9 +216,11 @@ class Dispatcher:
         except (AssociationAborted, NetworkError):
             pass
         finally:
+            # Nothing more is received: a request of ours waiting for its answer (a C-GET's C-STORE) fails
+            # now, before the responder that runs it is joined.
+            outbound.close()
             if responder is not None:
                 responder.close()  # what was fully received is still answered (or discarded)
-            outbound.close()
             if responder is not None or outbound.used:
                 assoc.shared = False
                 assoc.release_socket()

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..archive import Archive, DiscardArchive, FolderArchive, Reason, safe_uid
 from ..archive.folder import DUPLICATE_POLICIES
+from ..config import ServerConfig
 from ..dataset.write import part10_header
 from ..dictionary._uids import UIDS
 from ..net import dimse, pdu
@@ -77,7 +78,7 @@ class StorageService:
     """The Storage SCP: C-STORE requests committed to ``archive``, then answered.
 
     ``accept_private``: take SOP classes the dictionary does not know (a valid
-    UID), as storage. ``on_store(path, command, info)`` runs through
+    UID), as storage. ``config``: who may store (others: 0x0124, not authorized). ``on_store(path, command, info)`` runs through
     ``notify`` (off the data path) after each success.
     """
 
@@ -90,8 +91,11 @@ class StorageService:
         accept_private: bool = True,
         on_store: Callable[[str | None, dict, AssociationInfo], Any] | None = None,
         notify: Callable[..., None] | None = None,
+        config: ServerConfig | None = None,
     ) -> None:
         self.archive = archive
+        #: Who may store (None: anyone who associated).
+        self.config = config
         self.accept_private = accept_private
         self.on_store = on_store
         self.notify = notify
@@ -125,6 +129,9 @@ class StorageService:
             sop_class = r.command.get("AffectedSOPClassUID")
             if r.sink is None:
                 answers[k] = (StoreStatus.CANNOT_UNDERSTAND, "no data set received", None)
+            elif self.config is not None and not self.config.may(r.peer.calling_ae, "store"):
+                r.sink.discard()
+                answers[k] = (Status.NOT_AUTHORIZED, f"{r.peer.calling_ae} may not store here", None)
             elif r.abstract_syntax != sop_class:
                 r.sink.discard()
                 answers[k] = (Status.SOP_CLASS_NOT_SUPPORTED, "SOP Class differs from the presentation context's", None)

@@ -90,6 +90,11 @@ class StoreOptions:
     timeout: float = 60.0
     tls: ssl.SSLContext | None = None
     user_identity: pdu.UserIdentity | None = None
+    #: C-MOVE sub-operations: (Move Originator AE Title, Move Originator Message ID) on every C-STORE-RQ.
+    move_originator: tuple[str, int] | None = None
+    #: Asked before each object is taken: True stops sending (C-CANCEL of a C-MOVE); what is left is reported
+    #: with the error "cancelled".
+    cancelled: Callable[[], bool] | None = None
 
     def delay(self, attempt: int) -> float:
         """The one backoff: the wait before trying again after ``attempt`` attempts (1, 2...)."""
@@ -289,7 +294,7 @@ def _contexts(items: list[_Item]) -> list[list[pdu.PresentationContext]]:
     return groups
 
 
-def _payload(inst: Instance, ts: str) -> tuple[FileRegion | memoryview, Any]:
+def payload(inst: Instance, ts: str) -> tuple[FileRegion | memoryview, Any]:
     """The data set to send in ``ts``, and what to close once it is answered (an open file, or None)."""
     src = inst.source
     if ts == inst.transfer_syntax and isinstance(src, str):
@@ -357,7 +362,8 @@ class _Pipeline:
         with self._cond:  # anything left (a fatal error stopped the workers) is reported, not dropped
             while self.queue:
                 it = self.queue.popleft()
-                it.result.error = it.result.error or f"network: {self.fatal or 'not sent'}"
+                why = "cancelled" if self.fatal == "cancelled" else f"network: {self.fatal or 'not sent'}"
+                it.result.error = it.result.error or why
                 self._report(it.result)
 
     # -- queue ---------------------------------------------------------------------------------
@@ -369,6 +375,10 @@ class _Pipeline:
         """
         with self._cond:
             while True:
+                if self.options.cancelled is not None and self.fatal is None and self.options.cancelled():
+                    self.fatal = "cancelled"
+                if self.fatal == "cancelled":
+                    return None
                 now = time.monotonic()
                 for _ in range(len(self.queue)):
                     it = self.queue.popleft()
@@ -475,7 +485,7 @@ class _Pipeline:
             return
         ctx, ts = found
         try:
-            data, held = _payload(inst, ts)
+            data, held = payload(inst, ts)
         except (FastDicomError, OSError) as exc:
             r.error = f"not sent: {exc}"
             self._done(it)
@@ -492,6 +502,10 @@ class _Pipeline:
             "AffectedSOPClassUID": inst.sop_class_uid,
             "AffectedSOPInstanceUID": inst.sop_instance_uid,
         }
+        if self.options.move_originator is not None:
+            command["MoveOriginatorApplicationEntityTitle"], command["MoveOriginatorMessageID"] = (
+                self.options.move_originator
+            )
         try:
             channel.send_message(ctx, command, data)
         finally:
@@ -590,6 +604,7 @@ def store(
     progress: bool | None = None,
     user_identity: pdu.UserIdentity | None = None,
     options: StoreOptions | None = None,
+    on_result: Callable[[InstanceResult], None] | None = None,
 ) -> StoreReport:
     """Send DICOM instances to a Storage SCP; return a :class:`StoreReport`.
 
@@ -614,6 +629,9 @@ def store(
         Draw a progress line on stderr (default: when stderr is a terminal).
     options : StoreOptions, optional
         All the sending options in one value (the keyword arguments above are ignored then).
+    on_result : callable, optional
+        ``on_result(InstanceResult)`` as each instance is settled (from the sending threads, under a lock:
+        keep it short).
     """
     if options is None:
         options = StoreOptions(
@@ -635,8 +653,10 @@ def store(
     done = [0, 0]
     show = sys.stderr.isatty() if progress is None else progress
 
-    def on_result(r: InstanceResult) -> None:  # called under the pipeline's lock
+    def settled(r: InstanceResult) -> None:  # called under the pipeline's lock
         report.results.append(r)
+        if on_result is not None:
+            on_result(r)
         done[0] += 1
         done[1] += r.bytes if r.ok else 0
         if log_file is not None:
@@ -650,10 +670,10 @@ def store(
     try:
         for e in entries:
             if isinstance(e, InstanceResult):
-                on_result(e)
+                settled(e)
         groups = _contexts(items)
         if groups:
-            pipeline = _Pipeline(address, options, on_result)
+            pipeline = _Pipeline(address, options, settled)
             for contexts in groups:
                 pipeline.run(items, contexts)
             report.associations = pipeline.associations

@@ -1,0 +1,127 @@
+"""The PACS server of ``fastdicom serve``: Verification, Storage, Query/Retrieve (and Storage Commitment) on one port.
+
+:class:`PacsServer` is an :class:`~fastdicom.net.server.AssociationServer`
+whose :class:`~fastdicom.services.dispatch.Dispatcher` holds every service
+over one :class:`fastdicom.archive.Archive` (folder + SQLite index): C-STORE
+writes through ``archive.folder`` (durable and indexed before success is
+answered), C-FIND/C-MOVE/C-GET read the index. Who may do what, the move
+destinations and the limits come from one :class:`~fastdicom.config.ServerConfig`
+(see :mod:`fastdicom.config` for the policy).
+
+Storage Commitment (``services/commitment.py``, ``CommitmentService(archive, peers=...)``)
+registers in :meth:`PacsServer._extra_services`, the one place for services
+added beside these.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..config import ServerConfig
+from ..net.negotiation import AcceptPolicy, Limits
+from ..net.server import AssociationInfo, AssociationServer, Notifier
+from .base import Service
+from .dispatch import Dispatcher
+from .query_retrieve import QueryRetrieveService, requestor_scp_classes
+from .storage import StorageService
+from .verification import VerificationService
+
+
+class PacsServer(AssociationServer):
+    """A small PACS on one port over the archive in ``directory`` (see the module).
+
+    Parameters
+    ----------
+    directory : str
+        The archive folder (created if missing); ``config.archive`` when None.
+    config : ServerConfig, optional
+        Local AE, port, peers and their rights, limits (:func:`fastdicom.config.load`).
+        None: anyone may associate and store, query, retrieve; no move destinations.
+    services : sequence of Service, optional
+        More services on the same port (tried after the built-in ones).
+    archive : Archive, optional
+        An open archive to serve (``directory`` is then ignored).
+    """
+
+    def __init__(
+        self,
+        directory: str | None = None,
+        *,
+        config: ServerConfig | None = None,
+        tls: ssl.SSLContext | None = None,
+        duplicates: str = "overwrite",
+        checksum: str = "xxh3",
+        services: Sequence[Service] = (),
+        archive: Any = None,
+        on_association: Callable[[AssociationInfo], Any] | None = None,
+        on_store: Callable[[str | None, dict, AssociationInfo], Any] | None = None,
+    ) -> None:
+        self.config = config = config or ServerConfig()
+        if archive is None:
+            from ..archive import Archive
+
+            directory = directory or config.archive
+            if not directory:
+                raise ValueError("the PACS server needs an archive folder (a directory, or archive in the config)")
+            archive = Archive(directory, checksum=checksum, duplicates=duplicates)
+        self.archive = archive
+        self.directory = self.archive.folder.root
+        notifier = Notifier()
+        self.storage = StorageService(self.archive.folder, on_store=on_store, notify=notifier.post, config=config)
+        self.query_retrieve = QueryRetrieveService(self.archive, config)
+        limits = Limits(max_associations=config.limits.max_associations, network_timeout=config.limits.network_timeout)
+        policy = AcceptPolicy(ae_title=config.ae_title, allowed_aes=config.allowed_aes, limits=limits)
+        every: list[Service] = [
+            VerificationService(),
+            self.storage,
+            self.query_retrieve,
+            *self._extra_services(tls),
+            *services,
+        ]
+        super().__init__(
+            Dispatcher(every, max_data=limits.max_data, requestor_scp=requestor_scp_classes()),
+            policy,
+            port=config.port,
+            host=config.host,
+            tls=tls,
+            on_association=on_association,
+            notifier=notifier,
+        )
+
+    def _extra_services(self, tls: ssl.SSLContext | None) -> list[Service]:
+        """Services that live in their own modules, registered here: Storage Commitment when it is present."""
+        try:
+            from .commitment import CommitmentService  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            return []
+        c = self.config
+        service = CommitmentService(
+            self.archive,
+            peers=c.address_of,
+            ae_title=c.ae_title,
+            may=c.may,
+            tls=tls,
+            network_timeout=c.limits.network_timeout,
+        )
+        return [service]
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: stored, failed, bytes, queries, answers, moved, retrieved, associations, rejected."""
+        qr = {k: v for k, v in self.query_retrieve.stats.items() if k != "failed"}
+        return {**self.storage.stats, **qr, **self.counters}
+
+    def start(self) -> PacsServer:
+        """Remove what a killed server left in ``.incoming``, listen, serve in background threads; return self."""
+        self.archive.folder.sweep()
+        super().start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
+        self.archive.close()
+
+    def __enter__(self) -> PacsServer:
+        return self.start()
