@@ -28,11 +28,15 @@ if [ ${#NEED_APT[@]} -gt 0 ]; then
 fi
 # The orthanc package enables a system service on 4242/8042; the tests start their own instances on other loopback
 # ports, so the packaged one must not run (it may have started where policy-rc.d allows it).
-if [ -x /usr/sbin/Orthanc ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-  $SUDO systemctl disable --now orthanc >/dev/null 2>&1 || true
-elif [ -x /etc/init.d/orthanc ]; then
-  $SUDO /etc/init.d/orthanc stop >/dev/null 2>&1 || true
-  command -v update-rc.d >/dev/null && { $SUDO update-rc.d orthanc disable >/dev/null 2>&1 || true; }
+if [ -x /usr/sbin/Orthanc ]; then
+  if command -v systemctl >/dev/null; then
+    if [ -d /run/systemd/system ]; then $SUDO systemctl stop orthanc >/dev/null 2>&1 || true; fi
+    $SUDO systemctl disable orthanc >/dev/null 2>&1 || true  # works without a running systemd too
+  fi
+  if [ -x /etc/init.d/orthanc ]; then
+    $SUDO /etc/init.d/orthanc stop >/dev/null 2>&1 || true
+    if command -v update-rc.d >/dev/null; then $SUDO update-rc.d orthanc disable >/dev/null 2>&1 || true; fi
+  fi
 fi
 
 if ! command -v cargo >/dev/null; then
