@@ -434,9 +434,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("backends", help="print the backend chosen for each capability and what is missing")
     p.set_defaults(func=cmd_backends)
     from .net import register
+    from .qr import register as register_qr
     from .transcode import register as register_transcode
 
     register(sub)
+    register_qr(sub)
     register_transcode(sub)
     args = parser.parse_args(argv)
     try:

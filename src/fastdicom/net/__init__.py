@@ -11,7 +11,8 @@ For convenience this package also names the services' public functions
 
 - :func:`echo` runs C-ECHO;
 - :func:`store` sends files over several associations and reports every instance;
-- :class:`StorageSCP` receives them, streamed to disk and durable before success.
+- :class:`StorageSCP` receives them, streamed to disk and durable before success;
+- :func:`find`, :func:`move` and :func:`get` are the Query/Retrieve SCU.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ _SERVICES = {
     "store": "fastdicom.services.store",
     "InstanceResult": "fastdicom.services.store",
     "StoreReport": "fastdicom.services.store",
+    "find": "fastdicom.services.query_retrieve_scu",
+    "move": "fastdicom.services.query_retrieve_scu",
+    "get": "fastdicom.services.query_retrieve_scu",
+    "FindResponses": "fastdicom.services.query_retrieve_scu",
+    "RetrieveResult": "fastdicom.services.query_retrieve_scu",
+    "QueryRetrieveError": "fastdicom.services.query_retrieve_scu",
 }
 
 
@@ -43,11 +50,17 @@ __all__ = [
     "Association",
     "AssociationAborted",
     "AssociationRejected",
+    "FindResponses",
     "InstanceResult",
     "NetworkError",
+    "QueryRetrieveError",
+    "RetrieveResult",
     "StorageSCP",
     "StoreReport",
     "echo",
+    "find",
+    "get",
+    "move",
     "parse_address",
     "store",
 ]

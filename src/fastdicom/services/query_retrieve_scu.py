@@ -479,6 +479,8 @@ class RetrieveResult:
     expected: list[InstanceRef] | None = None
     #: SOP Instance UIDs received by our side (C-GET; C-MOVE with ``receiver``).
     received: set[str] = field(default_factory=set)
+    #: C-MOVE with ``receiver``: received without any Move Originator element (matched by UID alone).
+    unattributed: set[str] = field(default_factory=set)
     #: Expected instances that never arrived (listed, not received).
     missing: list[str] = field(default_factory=list)
     #: Where each received instance is stored (C-GET into a folder), by SOP Instance UID.
@@ -684,6 +686,7 @@ def move(
                     _wait_count(arrivals, result.completed + result.warning, arrival_timeout)
                 with arrivals.cond:
                     result.received = set(arrivals.received | arrivals.unattributed)
+                    result.unattributed = set(arrivals.unattributed)
                     if arrivals.unattributed:
                         log.warning(
                             "C-MOVE: %d objects arrived without Move Originator AE Title/Message ID; "
@@ -723,6 +726,7 @@ def get(
     transfer_syntaxes: Iterable[str] | None = None,
     sop_classes: Iterable[str] | None = None,
     duplicates: str = "overwrite",
+    max_contexts: int = MAX_STORAGE_CONTEXTS,
     calling_ae: str = "FASTDICOM",
     timeout: float = 60.0,
     tls: ssl.SSLContext | None = None,
@@ -735,10 +739,13 @@ def get(
 
     The storage contexts (one per SOP class, SCP role proposed) come from an
     IMAGE-level listing (``sop_classes`` skips it); instances whose class the
-    listing did not say get :data:`FALLBACK_STORAGE`. With more than 127
-    classes the retrieval is split over associations, each asking for its
-    classes' instances by UID. ``transfer_syntaxes``: what each storage
-    context proposes (default Explicit and Implicit VR Little Endian).
+    listing did not say get :data:`FALLBACK_STORAGE`. With more classes than
+    ``max_contexts`` (127: the 128th context is the C-GET one) the retrieval
+    is split over associations, each asking for its classes' instances by
+    UID (when the listing left some classes unknown, it cannot be split: the
+    first ``max_contexts`` classes are proposed and the rest fail).
+    ``transfer_syntaxes``: what each storage context proposes (default
+    Explicit and Implicit VR Little Endian).
     """
     t0 = time.perf_counter()
     ident = _retrieve_identifier(identifier, level, model)
@@ -760,9 +767,14 @@ def get(
         classes = list(dict.fromkeys(i.sop_class for i in result.expected if i.sop_class))
         if any(i.sop_class is None for i in result.expected) or not result.expected:
             classes += [c for c in FALLBACK_STORAGE if c not in classes]
+    if not 1 <= max_contexts <= MAX_STORAGE_CONTEXTS:
+        raise ValueError(f"max_contexts must be 1 to {MAX_STORAGE_CONTEXTS}")
     archive = FolderArchive(into, duplicates=duplicates) if isinstance(into, str) else None
     try:
-        groups = [classes[k : k + MAX_STORAGE_CONTEXTS] for k in range(0, len(classes), MAX_STORAGE_CONTEXTS)] or [[]]
+        groups = [classes[k : k + max_contexts] for k in range(0, len(classes), max_contexts)] or [[]]
+        if len(groups) > 1 and (result.expected is None or any(i.sop_class is None for i in result.expected)):
+            log.warning("C-GET: %d SOP classes, some unknown: proposing the first %d only", len(classes), max_contexts)
+            groups = groups[:1]
         for group in groups:
             if len(groups) == 1:
                 requests = [ident]
