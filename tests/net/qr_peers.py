@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import urllib.request
 from dataclasses import dataclass, field
 
@@ -183,12 +182,3 @@ class OrthancPeer:
     def stop(self) -> None:
         _stop(self.proc)
         self.log.close()
-
-
-def wait_for(predicate, timeout: float = 60.0, step: float = 0.05) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()

@@ -21,7 +21,7 @@ from fastdicom.net import QueryRetrieveError, StorageSCP, find, get, move
 from fastdicom.services import query_retrieve_scu as qr
 
 from .conftest import dcmtk, free_port
-from .qr_peers import SECONDARY_CAPTURE, Dcmqrscp, OrthancPeer, qr_data, wait_for
+from .qr_peers import SECONDARY_CAPTURE, Dcmqrscp, OrthancPeer, qr_data
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -120,9 +120,7 @@ def test_find_by_patient_and_levels(peer, data):
 
 
 def test_find_patient_root(peer, data):
-    answers = list(
-        find(peer.address, {"PatientID": "PID-QR-*", "PatientName": None}, level="PATIENT", model="patient")
-    )
+    answers = list(find(peer.address, {"PatientID": "PID-QR-*", "PatientName": None}, level="PATIENT", model="patient"))
     names = {str(ds.PatientID): str(ds.PatientName) for ds in answers}
     assert names == data.names
 
@@ -212,7 +210,12 @@ def test_move_series_level_orthanc_counts(orthanc, data, dest_port, tmp_path):
         for s in series:
             ident = {"PatientID": "PID-QR-2", "StudyInstanceUID": study, "SeriesInstanceUID": s.SeriesInstanceUID}
             r = move(
-                orthanc.address, ident, "FDDEST", level="SERIES", model="patient", receiver=scp,
+                orthanc.address,
+                ident,
+                "FDDEST",
+                level="SERIES",
+                model="patient",
+                receiver=scp,
                 on_pending=pending.append,
             )
             instances = orthanc.rest(
@@ -238,9 +241,7 @@ def test_get_into_folder(peer, data, tmp_path):
 def test_get_split_over_associations(orthanc, data, tmp_path):
     """One storage context per association: the two SOP classes (from the IMAGE-level listing) need two."""
     study = next(s for s, uids in data.studies.items() if len(uids) == 5)
-    result = get(
-        orthanc.address, {"StudyInstanceUID": study}, into=str(tmp_path), level="STUDY", max_contexts=1
-    )
+    result = get(orthanc.address, {"StudyInstanceUID": study}, into=str(tmp_path), level="STUDY", max_contexts=1)
     classes = {i.sop_class for i in result.expected}
     assert classes == {CT, SECONDARY_CAPTURE}
     assert result.associations == 1 + 2  # the listing, then one per class
@@ -292,9 +293,23 @@ def test_get_callback_refusal_is_a_failed_suboperation(dcmqrscp, data):
 
 def test_orthanc_stores_into_fastdicom_serve(orthanc, data, dest_port, tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fastdicom", "serve", "--port", str(dest_port), "--host", "127.0.0.1",
-         "--dir", str(tmp_path), "--ae", "FDDEST"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "fastdicom",
+            "serve",
+            "--port",
+            str(dest_port),
+            "--host",
+            "127.0.0.1",
+            "--dir",
+            str(tmp_path),
+            "--ae",
+            "FDDEST",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         from .conftest import wait_port
@@ -335,8 +350,16 @@ def test_cli_get_and_move(peer, data, dest_port, tmp_path):
     assert json.loads(r.stdout)["completed"] == len(data.studies[study])
     _assert_same_objects(_archived(tmp_path / "got"), data.studies[study], data)
     r = _cli(
-        "move", peer.address, "-k", f"StudyInstanceUID={study}", "--dest", "FDDEST",
-        "--store-port", str(dest_port), "-o", str(tmp_path / "moved"),
+        "move",
+        peer.address,
+        "-k",
+        f"StudyInstanceUID={study}",
+        "--dest",
+        "FDDEST",
+        "--store-port",
+        str(dest_port),
+        "-o",
+        str(tmp_path / "moved"),
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "received" in r.stdout

@@ -195,12 +195,7 @@ def cmd_move(args: argparse.Namespace) -> int:
     finally:
         if scp is not None:
             scp.stop()
-    if args.json:
-        print(json.dumps(result.as_json(), indent=1))
-    else:
-        _summary(result, f"C-MOVE to {args.dest}")
-    ok = result.status == 0 and not result.failed and not result.missing
-    return 0 if ok else 1
+    return _report(args, result, f"C-MOVE to {args.dest}")
 
 
 def cmd_get(args: argparse.Namespace) -> int:
@@ -223,10 +218,15 @@ def cmd_get(args: argparse.Namespace) -> int:
         print(f"fastdicom get: {exc}", file=sys.stderr)
         return 2
     result.seconds = time.perf_counter() - t0
+    return _report(args, result, f"C-GET into {args.output}")
+
+
+def _report(args: argparse.Namespace, result: Any, title: str) -> int:
+    """Print the result (a table, or JSON); exit status 0 only when all arrived (C-GET: and was stored)."""
     if args.json:
         print(json.dumps(result.as_json(), indent=1))
     else:
-        _summary(result, f"C-GET into {args.output}")
+        _summary(result, title)
     return 0 if result.ok else 1
 
 

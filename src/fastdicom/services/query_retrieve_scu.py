@@ -50,7 +50,7 @@ from ..net import dimse, pdu
 from ..net.association import DEFAULT_MAX_PDU, Association, NetworkError
 from ..net.dimse import Category, DimseChannel, Message, Status, status_category
 from .base import parse_address, response, sop_class
-from .storage import STATUS, STORAGE_SOP_CLASSES, StorageService, StoreStatus
+from .storage import STATUS, StorageService, StoreStatus
 
 log = logging.getLogger("fastdicom.qr")
 
@@ -423,7 +423,9 @@ def list_instances(
             top[UNIQUE_KEYS[lv]] = ""
     if level == "IMAGE":
         top["SOPClassUID"] = top.get("SOPClassUID") or ""
-    entities = [_parents(ds, levels, level) for ds in FindResponses(channel, find_uid, top, owns=False, timeout=timeout)]
+    entities = [
+        _parents(ds, levels, level) for ds in FindResponses(channel, find_uid, top, owns=False, timeout=timeout)
+    ]
     out: list[InstanceRef] = []
     for lv in levels[levels.index(level) + 1 :]:
         below: list[dict[str, str | None]] = []
@@ -668,16 +670,7 @@ def move(
                 },
                 _encode(ident, ts),
             )
-            while True:
-                msg = channel.receive_message(timeout=timeout)
-                _check_response(channel, msg, dimse.C_MOVE_RSP, mid)
-                status = int(msg.command.get("Status", 0xFFFF))
-                if status_category(status) is Category.PENDING:
-                    if on_pending is not None:
-                        on_pending(msg.command)
-                    continue
-                result._add_final(msg.command, None if msg.data is None else _decode(msg.data, ts))
-                break
+            _until_final(channel, dimse.C_MOVE_RSP, mid, ts, result, timeout, on_pending)
             channel.release()
             if receiver is not None:
                 if result.expected is not None:
@@ -843,6 +836,8 @@ def _one_get(
     contexts = channel.agreement.contexts
     calling = channel.agreement.called_ae
 
+    staged: list[Any] = []  # the object the last message's data set went to (a C-STORE into the archive)
+
     def sink_factory(context_id: int, command: dict[str, Any]) -> Any:
         if archive is None or command.get("CommandField") != dimse.C_STORE_RQ:
             return None
@@ -852,34 +847,50 @@ def _one_get(
             str(contexts[context_id].transfer_syntax),
             calling,
         )
-        return archive.stage(header)
+        staged.append(archive.stage(header))
+        return staged[-1]
 
+    def on_store(msg: Message) -> None:
+        _answer_store(channel, msg, staged[0] if staged else None, archive, callback, result)
+        staged.clear()
+
+    _until_final(channel, dimse.C_GET_RSP, mid, ts, result, timeout, on_pending, sink_factory, on_store)
+
+
+def _until_final(
+    channel: DimseChannel,
+    response_field: int,
+    message_id: int,
+    transfer_syntax: str,
+    result: RetrieveResult,
+    timeout: float,
+    on_pending: Callable[[dict[str, Any]], Any] | None,
+    sink_factory: Callable[[int, dict[str, Any]], Any] | None = None,
+    on_store: Callable[[Message], None] | None = None,
+) -> None:
+    """Read a C-MOVE/C-GET's responses (and, for C-GET, the C-STOREs between them) up to the final one."""
     while True:
-        staged: list[Any] = []
-
-        def factory(context_id: int, command: dict[str, Any]) -> Any:
-            s = sink_factory(context_id, command)
-            if s is not None:
-                staged.append(s)
-            return s
-
-        msg = channel.receive_message(factory, timeout=timeout, max_data=1 << 32)
-        field_ = msg.command.get("CommandField")
-        if field_ == dimse.C_STORE_RQ:
-            _answer_store(channel, msg, staged[0] if staged else None, archive, callback, result)
+        msg = channel.receive_message(sink_factory, timeout=timeout, max_data=1 << 32)
+        if on_store is not None and msg.command.get("CommandField") == dimse.C_STORE_RQ:
+            on_store(msg)
             continue
-        _check_response(channel, msg, dimse.C_GET_RSP, mid)
+        _check_response(channel, msg, response_field, message_id)
         status = int(msg.command.get("Status", 0xFFFF))
         if status_category(status) is Category.PENDING:
             if on_pending is not None:
                 on_pending(msg.command)
             continue
-        result._add_final(msg.command, None if msg.data is None else _decode(msg.data, ts))
+        result._add_final(msg.command, None if msg.data is None else _decode(msg.data, transfer_syntax))
         return
 
 
 def _answer_store(
-    channel: DimseChannel, msg: Message, staged: Any, archive: FolderArchive | None, callback: Any, result: RetrieveResult
+    channel: DimseChannel,
+    msg: Message,
+    staged: Any,
+    archive: FolderArchive | None,
+    callback: Any,
+    result: RetrieveResult,
 ) -> None:
     """Store one sub-operation's object (committed before success is answered) and answer its C-STORE."""
     cmd = msg.command
@@ -891,6 +902,8 @@ def _answer_store(
         if staged is not None:
             staged.discard()
         status, comment = int(Status.SOP_CLASS_NOT_SUPPORTED), "SOP Class differs from the presentation context's"
+    elif archive is not None and staged is None or archive is None and msg.data is None:
+        status, comment = int(StoreStatus.CANNOT_UNDERSTAND), "no data set received"
     elif archive is not None:
         outcome = archive.commit(staged, sop_class_uid, sop_instance)
         status = int(STATUS[outcome.reason])
@@ -903,7 +916,7 @@ def _answer_store(
         if outcome.reason is Reason.OUT_OF_RESOURCES:
             log.error("C-GET: cannot store %s: %s", sop_instance, outcome.detail)
     else:
-        data = msg.data or b""
+        data = msg.data or b""  # collected in memory (no sink without an archive)
         try:
             ds = _decode(data, str(pc.transfer_syntax))
             answer = callback(ds, cmd)
@@ -918,7 +931,8 @@ def _answer_store(
         result.refused[sop_instance] = comment or f"0x{status:04X}"
     req = _StoreRequest(cmd)
     channel.send_message(
-        msg.context_id, response(req, status, ErrorComment=(comment or "")[:64] or None)  # type: ignore[arg-type]
+        msg.context_id,
+        response(req, status, ErrorComment=(comment or "")[:64] or None),  # type: ignore[arg-type]
     )
 
 
