@@ -481,7 +481,8 @@ class RetrieveResult:
     expected: list[InstanceRef] | None = None
     #: SOP Instance UIDs received by our side (C-GET; C-MOVE with ``receiver``).
     received: set[str] = field(default_factory=set)
-    #: C-MOVE with ``receiver``: received without any Move Originator element (matched by UID alone).
+    #: C-MOVE with ``receiver``: received without our AE title as Move Originator: none at all (matched by the
+    #: listed SOP Instance UIDs) or the peer's own title with our Message ID (pynetdicom 3.0.4 sends that).
     unattributed: set[str] = field(default_factory=set)
     #: Expected instances that never arrived (listed, not received).
     missing: list[str] = field(default_factory=list)
@@ -531,10 +532,12 @@ class RetrieveResult:
 class _Arrivals:
     """C-STOREs a Storage SCP of ours committed for one C-MOVE (by Move Originator AE Title and Message ID)."""
 
-    def __init__(self, originator: str, message_id: int) -> None:
-        self.originator, self.message_id = originator, message_id
+    def __init__(self, originator: str, message_id: int, peer: str, expected: set[str] | None) -> None:
+        self.originator, self.message_id, self.peer = originator, message_id, peer
+        self.expected = expected
         self.received: set[str] = set()
-        #: Arrived with no Move Originator elements at all (matched by SOP Instance UID alone).
+        #: Arrived without our AE title as Move Originator: none at all (matched by SOP Instance UID, when listed),
+        #: or the moving peer's own title with our Message ID (pynetdicom 3.0.4 names itself).
         self.unattributed: set[str] = set()
         self.cond = threading.Condition()
 
@@ -542,13 +545,16 @@ class _Arrivals:
         uid = str(command.get("AffectedSOPInstanceUID", ""))
         ae = command.get("MoveOriginatorApplicationEntityTitle")
         mid = command.get("MoveOriginatorMessageID")
+        ae = None if ae is None else str(ae).strip()
         with self.cond:
-            if ae is None and mid is None:
-                self.unattributed.add(uid)
-            elif str(ae).strip() == self.originator and mid == self.message_id:
+            if ae == self.originator and mid == self.message_id:
                 self.received.add(uid)
+            elif ae == self.peer and mid == self.message_id and info.calling_ae.strip() == self.peer:
+                self.unattributed.add(uid)
+            elif ae is None and mid is None and (self.expected is None or uid in self.expected):
+                self.unattributed.add(uid)
             else:
-                return
+                return  # another C-MOVE's object (or a plain C-STORE)
             self.cond.notify_all()
 
     def wait_for(self, expected: set[str], timeout: float) -> None:
@@ -656,7 +662,8 @@ def move(
                 log.warning("C-MOVE: cannot list the instances first (%s); missing ones cannot be named", exc)
         cid, ts = _accepted(channel, move_uid)
         mid = channel.next_message_id()
-        arrivals = _Arrivals(calling_ae.strip(), mid)
+        listed = None if result.expected is None else {i.sop_instance for i in result.expected}
+        arrivals = _Arrivals(calling_ae.strip(), mid, channel.agreement.called_ae.strip(), listed)
         watch = _watching(receiver, arrivals) if receiver is not None else contextlib.nullcontext()
         with watch:
             channel.send_message(
@@ -673,8 +680,8 @@ def move(
             _until_final(channel, dimse.C_MOVE_RSP, mid, ts, result, timeout, on_pending)
             channel.release()
             if receiver is not None:
-                if result.expected is not None:
-                    arrivals.wait_for({i.sop_instance for i in result.expected}, arrival_timeout)
+                if listed is not None:
+                    arrivals.wait_for(listed, arrival_timeout)
                 else:
                     _wait_count(arrivals, result.completed + result.warning, arrival_timeout)
                 with arrivals.cond:
@@ -682,8 +689,8 @@ def move(
                     result.unattributed = set(arrivals.unattributed)
                     if arrivals.unattributed:
                         log.warning(
-                            "C-MOVE: %d objects arrived without Move Originator AE Title/Message ID; "
-                            "matched by SOP Instance UID",
+                            "C-MOVE: %d objects arrived without our AE title as Move Originator (none, or the "
+                            "peer's own); matched by Message ID or SOP Instance UID",
                             len(arrivals.unattributed),
                         )
                 if result.expected is not None:
