@@ -1,7 +1,9 @@
-"""C-GET of the 300-slice CT series from DCMTK's dcmqrscp, side by side: fastdicom's SCU and DCMTK's getscu.
+"""C-GET of the 300-slice CT series from dcmqrscp and Orthanc, side by side: fastdicom's SCU and DCMTK's getscu.
 
 One dcmqrscp (``TCP_NODELAY=1``, MaxPDUSize 131072, the files indexed with
-``dcmqridx``) serves every round; each round retrieves the whole study into an
+``dcmqridx``) and one Orthanc (``TCP_NODELAY=1``, MaximumPduLength 131072,
+filled through its HTTP API, on tmpfs) serve every round of their
+configurations; each round retrieves the whole study into an
 emptied folder on tmpfs (``/dev/shm`` when there is one) and checks that all
 300 objects arrived. fastdicom stores durably (fsync, rename, folder fsync
 before each C-STORE is answered; cheap on tmpfs); getscu only writes.
@@ -28,6 +30,7 @@ import pytest
 import fastdicom
 from fastdicom.net import get
 from tests.net.conftest import free_port, wait_port
+from tests.net.qr_peers import OrthancPeer
 
 ENV = {**os.environ, "TCP_NODELAY": "1"}
 
@@ -73,12 +76,29 @@ def qrscp(ct_series):
         shutil.rmtree(work, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def orthanc(ct_series):
+    if not os.path.exists(OrthancPeer.binary):
+        pytest.skip("Orthanc not installed")
+    work = _tmpfs()
+    peer = OrthancPeer(work, {"QRSCU": 9, "FASTDICOM": 9})
+    try:
+        peer.upload(ct_series)
+        study = str(fastdicom.read(ct_series[0], stop_before_pixels=True).StudyInstanceUID)
+        yield peer.port, study, work
+    finally:
+        peer.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 @pytest.mark.benchmark(group="qr-get-series-300")
+@pytest.mark.parametrize("server", ["dcmqrscp", "orthanc"])
 @pytest.mark.parametrize("client", ["getscu", "fastdicom-cli", "fastdicom-api"])
-def test_get_series(benchmark, ct_series, qrscp, client):
-    port, study, work = qrscp
+def test_get_series(benchmark, request, ct_series, server, client):
+    port, study, work = request.getfixturevalue("qrscp" if server == "dcmqrscp" else "orthanc")
+    called = "QRSCP" if server == "dcmqrscp" else "ORTHANC"
     out = os.path.join(work, "out")
-    address = f"QRSCP@127.0.0.1:{port}"
+    address = f"{called}@127.0.0.1:{port}"
     size = sum(os.path.getsize(p) for p in ct_series)
 
     def clear():
@@ -87,7 +107,7 @@ def test_get_series(benchmark, ct_series, qrscp, client):
 
     def run():
         if client == "getscu":
-            cmd = ["/usr/bin/getscu", "-S", "-aet", "QRSCU", "-aec", "QRSCP", "-pdu", "131072", "-od", out]
+            cmd = ["/usr/bin/getscu", "-S", "-aet", "QRSCU", "-aec", called, "-pdu", "131072", "-od", out]
             cmd += ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}", "127.0.0.1", str(port)]
             subprocess.run(cmd, check=True, capture_output=True, timeout=600, env=ENV)
         elif client == "fastdicom-cli":

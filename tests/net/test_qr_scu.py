@@ -237,6 +237,11 @@ def test_get_into_folder(peer, data, tmp_path):
     assert set(result.stored) == set(data.studies[study])
     _assert_same_objects(_archived(tmp_path / "got"), data.studies[study], data)
     assert os.listdir(tmp_path / "got" / ".incoming") == []  # nothing staged left behind
+    if isinstance(peer, OrthancPeer):  # the contexts came from SOP Classes in Study, no per-instance class asked
+        assert {c for i in result.expected for c in i.classes_in_study} == {CT, SECONDARY_CAPTURE}
+        assert all(i.sop_class is None for i in result.expected)
+    else:  # dcmqrscp answers neither: the common classes were proposed
+        assert all(i.sop_class is None and not i.classes_in_study for i in result.expected)
 
 
 def test_get_split_over_associations(orthanc, data, tmp_path):
@@ -245,7 +250,8 @@ def test_get_split_over_associations(orthanc, data, tmp_path):
     result = get(orthanc.address, {"StudyInstanceUID": study}, into=str(tmp_path), level="STUDY", max_contexts=1)
     classes = {i.sop_class for i in result.expected}
     assert classes == {CT, SECONDARY_CAPTURE}
-    assert result.associations == 1 + 2  # the listing, then one per class
+    # The listing (SOP Classes in Study), again with each instance's class (needed to split), then one per class.
+    assert result.associations == 2 + 2
     assert result.ok and result.received == set(data.studies[study]), result.as_json()
     _assert_same_objects(_archived(tmp_path), data.studies[study], data)
 

@@ -395,13 +395,15 @@ def find(
 
 @dataclass(frozen=True)
 class InstanceRef:
-    """One instance a C-FIND listed: its place in the hierarchy and SOP class (None when not returned)."""
+    """One instance a C-FIND listed: its place in the hierarchy, its SOP class (None when not asked or not
+    returned) and the SOP Classes in Study (0008,0062) its study's answer gave (empty when none)."""
 
     patient_id: str | None
     study: str
     series: str
     sop_instance: str
     sop_class: str | None
+    classes_in_study: tuple[str, ...] = ()
 
 
 def _text(ds: Dataset, keyword: str) -> str | None:
@@ -409,10 +411,26 @@ def _text(ds: Dataset, keyword: str) -> str | None:
     return None if v is None or str(v) == "" else str(v)
 
 
+def _classes(ds: Dataset) -> tuple[str, ...]:
+    v = ds.get("SOPClassesInStudy")
+    values = v if isinstance(v, list) else [] if v is None else [v]
+    return tuple(str(x) for x in values if str(x))
+
+
 def list_instances(
-    channel: DimseChannel, model: str, identifier: Dataset, *, timeout: float = 60.0
+    channel: DimseChannel,
+    model: str,
+    identifier: Dataset,
+    *,
+    instance_classes: bool = False,
+    timeout: float = 60.0,
 ) -> list[InstanceRef]:
-    """Every instance ``identifier`` selects, by hierarchical C-FINDs down to the IMAGE level."""
+    """Every instance ``identifier`` selects, by hierarchical C-FINDs down to the IMAGE level.
+
+    Every STUDY-level query asks for SOP Classes in Study; the IMAGE-level ones ask for each SOP Class UID only
+    where a study did not answer it, or with ``instance_classes`` (Orthanc reads every file for an IMAGE-level
+    SOP Class UID: 140 ms for 300 instances, against 3 ms for the study's list).
+    """
     levels = _levels(model)
     find_uid = MODELS[model][1]
     level = str(identifier.QueryRetrieveLevel)
@@ -421,12 +439,15 @@ def list_instances(
     for lv in levels[: levels.index(level) + 1]:
         if UNIQUE_KEYS[lv] not in top:
             top[UNIQUE_KEYS[lv]] = ""
-    if level == "IMAGE":
-        top["SOPClassUID"] = top.get("SOPClassUID") or ""
+    if level == "STUDY" and "SOPClassesInStudy" not in top:
+        top.SOPClassesInStudy = ""
+    if level == "IMAGE" and "SOPClassUID" not in top:
+        top.SOPClassUID = ""
+    study_classes: dict[str, tuple[str, ...]] = {}
     entities = [
-        _parents(ds, levels, level) for ds in FindResponses(channel, find_uid, top, owns=False, timeout=timeout)
+        _entity(ds, levels, level, study_classes)
+        for ds in FindResponses(channel, find_uid, top, owns=False, timeout=timeout)
     ]
-    out: list[InstanceRef] = []
     for lv in levels[levels.index(level) + 1 :]:
         below: list[dict[str, str | None]] = []
         for parent in entities:
@@ -435,31 +456,39 @@ def list_instances(
             for upper in levels[: levels.index(lv)]:
                 q[UNIQUE_KEYS[upper]] = parent.get(UNIQUE_KEYS[upper]) or ""
             q[UNIQUE_KEYS[lv]] = ""
-            if lv == "IMAGE":
+            if lv == "STUDY":
+                q.SOPClassesInStudy = ""
+            if lv == "IMAGE" and (instance_classes or not study_classes.get(parent.get("StudyInstanceUID") or "")):
                 q.SOPClassUID = ""
             for ds in FindResponses(channel, find_uid, q, owns=False, timeout=timeout):
-                child = _parents(ds, levels, lv)
+                child = _entity(ds, levels, lv, study_classes)
                 for upper in levels[: levels.index(lv)]:
                     child[UNIQUE_KEYS[upper]] = child.get(UNIQUE_KEYS[upper]) or parent.get(UNIQUE_KEYS[upper])
                 below.append(child)
         entities = below
-    for e in entities:
-        if e.get("SOPInstanceUID"):
-            out.append(
-                InstanceRef(
-                    e.get("PatientID"),
-                    e.get("StudyInstanceUID") or "",
-                    e.get("SeriesInstanceUID") or "",
-                    str(e["SOPInstanceUID"]),
-                    e.get("SOPClassUID"),
-                )
-            )
-    return out
+    return [
+        InstanceRef(
+            e.get("PatientID"),
+            e.get("StudyInstanceUID") or "",
+            e.get("SeriesInstanceUID") or "",
+            str(e["SOPInstanceUID"]),
+            e.get("SOPClassUID"),
+            study_classes.get(e.get("StudyInstanceUID") or "", ()),
+        )
+        for e in entities
+        if e.get("SOPInstanceUID")
+    ]
 
 
-def _parents(ds: Dataset, levels: tuple[str, ...], level: str) -> dict[str, str | None]:
+def _entity(
+    ds: Dataset, levels: tuple[str, ...], level: str, study_classes: dict[str, tuple[str, ...]]
+) -> dict[str, str | None]:
+    """The unique keys (and SOP Class, Patient ID) of one answer; a study's SOP classes go to ``study_classes``."""
     keys = [UNIQUE_KEYS[lv] for lv in levels[: levels.index(level) + 1]] + ["SOPClassUID", "PatientID"]
-    return {k: _text(ds, k) for k in keys}
+    out = {k: _text(ds, k) for k in keys}
+    if level == "STUDY" and out.get("StudyInstanceUID"):
+        study_classes[str(out["StudyInstanceUID"])] = _classes(ds)
+    return out
 
 
 # -- C-MOVE and C-GET ------------------------------------------------------------------------------
@@ -753,22 +782,15 @@ def get(
     peer = Peer(address, calling_ae, timeout, max_pdu, tls, user_identity)
     result = RetrieveResult()
     syntaxes = list(transfer_syntaxes or SYNTAXES)
+    if not 1 <= max_contexts <= MAX_STORAGE_CONTEXTS:
+        raise ValueError(f"max_contexts must be 1 to {MAX_STORAGE_CONTEXTS}")
     if sop_classes is not None:
         classes = list(dict.fromkeys(sop_classes))
     else:
-        channel = peer.open([pdu.PresentationContext(1, find_uid, list(SYNTAXES))])
-        result.associations += 1
-        try:
-            result.expected = list_instances(channel, model, ident, timeout=timeout)
-            channel.release()
-        except BaseException:
-            channel.abort()
-            raise
-        classes = list(dict.fromkeys(i.sop_class for i in result.expected if i.sop_class))
-        if any(i.sop_class is None for i in result.expected) or not result.expected:
-            classes += [c for c in FALLBACK_STORAGE if c not in classes]
-    if not 1 <= max_contexts <= MAX_STORAGE_CONTEXTS:
-        raise ValueError(f"max_contexts must be 1 to {MAX_STORAGE_CONTEXTS}")
+        result.expected, classes = _listing(peer, model, ident, result, timeout, False)
+        if len(classes) > max_contexts and any(i.sop_class is None for i in result.expected):
+            # Split by class: each instance's class is needed (the studies' lists were enough until now).
+            result.expected, classes = _listing(peer, model, ident, result, timeout, True)
     archive = FolderArchive(into, duplicates=duplicates) if isinstance(into, str) else None
     try:
         groups = [classes[k : k + max_contexts] for k in range(0, len(classes), max_contexts)] or [[]]
@@ -801,6 +823,24 @@ def get(
         result.missing = [i.sop_instance for i in result.expected if i.sop_instance not in result.received]
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _listing(
+    peer: Peer, model: str, ident: Dataset, result: RetrieveResult, timeout: float, instance_classes: bool
+) -> tuple[list[InstanceRef], list[str]]:
+    """The instances to get (on an association of its own) and the storage classes to propose for them."""
+    channel = peer.open([pdu.PresentationContext(1, MODELS[model][1], list(SYNTAXES))])
+    result.associations += 1
+    try:
+        expected = list_instances(channel, model, ident, instance_classes=instance_classes, timeout=timeout)
+        channel.release()
+    except BaseException:
+        channel.abort()
+        raise
+    classes = list(dict.fromkeys(c for i in expected for c in ((i.sop_class,) if i.sop_class else i.classes_in_study)))
+    if not expected or any(not i.sop_class and not i.classes_in_study for i in expected):
+        classes += [c for c in FALLBACK_STORAGE if c not in classes]
+    return expected, classes
 
 
 def _by_uid(expected: list[InstanceRef], classes: set[str], model: str) -> list[Dataset]:
