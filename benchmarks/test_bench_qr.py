@@ -117,7 +117,7 @@ def test_get_series(benchmark, request, ct_series, server, client):
             result = get(address, {"StudyInstanceUID": study}, into=out, level="STUDY")
             assert result.ok, result.as_json()
 
-    benchmark.pedantic(run, setup=clear, rounds=5, warmup_rounds=1)
+    benchmark.pedantic(run, setup=clear, rounds=7, warmup_rounds=1)
     med = benchmark.stats.stats.median
     benchmark.extra_info["MB/s"] = round(size / 1e6 / med, 1)
     benchmark.extra_info["objects/s"] = round(len(ct_series) / med, 1)
