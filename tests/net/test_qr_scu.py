@@ -457,3 +457,79 @@ def test_command_set_with_a_trailing_identifier():
     assert got["Status"] == 0xC000 and got["CommandField"] == 0x8010
     with pytest.raises(dimse.DIMSEError):
         dimse.decode_command(cmd[:-2])
+
+
+# -- a hostile Q/R SCP (our own acceptor on a raw socket): typed errors, never a hang ----------------
+
+
+def _hostile_scp(mode: str):
+    """Accept one association, read the C-FIND/C-GET request, answer it badly (``mode``); return the port."""
+    import socket
+    import threading
+
+    from fastdicom.net import Association
+    from fastdicom.net.dimse import DimseChannel
+    from fastdicom.net.negotiation import AcceptPolicy, negotiate
+
+    class Anything:
+        def transfer_syntaxes(self, abstract_syntax):
+            return ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
+
+        def requestor_roles(self, proposed):
+            return proposed
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve():
+        sock, _ = listener.accept()
+        listener.close()
+        assoc = Association.accept(sock, lambda rq: negotiate(rq, AcceptPolicy(ae_title="EVIL"), Anything()))
+        channel = DimseChannel(assoc)
+        try:
+            rq = channel.receive_message(timeout=30)
+            cid, mid = rq.context_id, rq.command["MessageID"]
+            answer = {"CommandField": rq.command["CommandField"] | 0x8000, "MessageIDBeingRespondedTo": mid}
+            if mode == "garbage":  # a pending answer whose identifier lies about its length
+                channel.send_message(cid, {**answer, "Status": 0xFF00}, b"\x10\x00\x20\x00PN\xff\x7fAB")
+            elif mode == "wrong-id":
+                channel.send_message(cid, {**answer, "MessageIDBeingRespondedTo": mid + 7, "Status": 0})
+            elif mode == "store-on-get-context":  # a C-STORE sent on the C-GET context itself
+                cmd = {
+                    "CommandField": 0x0001,
+                    "MessageID": 9,
+                    "AffectedSOPClassUID": CT,
+                    "AffectedSOPInstanceUID": "1.2.3",
+                    "Priority": 0,
+                }
+                channel.send_message(cid, cmd, b"\x08\x00\x18\x00UI\x06\x001.2.3\x00")
+                channel.receive_message(timeout=30)  # our refusal
+                channel.send_message(cid, {**answer, "Status": 0xA702, "NumberOfFailedSuboperations": 1})
+            channel.receive_message(timeout=30)  # "silent" (and the rest): wait for whatever comes
+        except Exception:  # noqa: BLE001 - the peer under test ends it
+            pass
+        finally:
+            assoc.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return port
+
+
+@pytest.mark.parametrize("mode", ["garbage", "wrong-id", "silent"])
+def test_find_against_a_hostile_peer(mode):
+    import time
+
+    from fastdicom.errors import FastDicomError
+
+    port = _hostile_scp(mode)
+    t0 = time.monotonic()
+    with pytest.raises(FastDicomError):
+        list(find(f"EVIL@127.0.0.1:{port}", {"PatientID": None}, timeout=2))
+    assert time.monotonic() - t0 < 20
+
+
+def test_get_refuses_a_store_on_the_wrong_context(tmp_path):
+    port = _hostile_scp("store-on-get-context")
+    result = get(f"EVIL@127.0.0.1:{port}", {"StudyInstanceUID": "1.2"}, into=str(tmp_path), sop_classes=[CT], timeout=5)
+    assert result.refused == {"1.2.3": "SOP Class differs from the presentation context's"}
+    assert result.status == 0xA702 and not result.ok and _archived(tmp_path) == {}
