@@ -533,3 +533,31 @@ def test_get_refuses_a_store_on_the_wrong_context(tmp_path):
     result = get(f"EVIL@127.0.0.1:{port}", {"StudyInstanceUID": "1.2"}, into=str(tmp_path), sop_classes=[CT], timeout=5)
     assert result.refused == {"1.2.3": "SOP Class differs from the presentation context's"}
     assert result.status == 0xA702 and not result.ok and _archived(tmp_path) == {}
+
+
+def test_find_japanese_iso_2022(tmp_path):
+    """A patient stored in ISO 2022 IR 87: dcmqrscp answers its bytes with their Specific Character Set and we
+    decode all three component groups; a query in that character set (escape sequences) matches it."""
+    if dcmtk("dcmqrscp") is None:
+        pytest.skip("DCMTK dcmqrscp not installed")
+    from fastdicom import synth
+
+    name = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+    study, series, frame = synth.new_uid(), synth.new_uid(), synth.new_uid()
+    ds = synth.ct_slice(0, study_uid=study, series_uid=series, frame_uid=frame, rows=16, columns=16)
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+    ds.PatientName, ds.PatientID = name, "PID-JP"
+    path = str(tmp_path / "jp.dcm")
+    fastdicom.write(path, ds)
+    assert open(path, "rb").read().count(b"\x1b$B") == 4  # stored as ISO 2022 escapes, not UTF-8
+    peer = Dcmqrscp(str(tmp_path / "dcmqrscp"), {})
+    try:
+        peer.fill([path])
+        (answer,) = find(peer.address, {"PatientID": "PID-JP", "PatientName": None}, level="STUDY")
+        assert str(answer.PatientName) == name
+        assert list(answer.SpecificCharacterSet) == ["", "ISO 2022 IR 87"]
+        ident = qr.make_identifier({"PatientName": name, "PatientID": None}, "STUDY")
+        ident.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+        assert [str(a.PatientID) for a in find(peer.address, ident)] == ["PID-JP"]
+    finally:
+        peer.stop()
