@@ -120,6 +120,17 @@ def test_find_by_patient_and_levels(peer, data):
     assert sorted(str(ds.SOPInstanceUID) for ds in images) == sorted(data.studies[study])
 
 
+def test_find_with_a_dataset_identifier(peer, data):
+    """The identifier as a Dataset (its level taken from it, the caller's object left unchanged)."""
+    ident = fastdicom.Dataset()
+    ident.QueryRetrieveLevel = "STUDY"
+    ident.PatientID = "PID-QR-1"
+    ident.StudyInstanceUID = ""
+    (answer,) = find(peer.address, ident)
+    assert data.patients[str(answer.StudyInstanceUID)] == "PID-QR-1"
+    assert "SpecificCharacterSet" not in ident and len(ident) == 3
+
+
 def test_find_patient_root(peer, data):
     answers = list(find(peer.address, {"PatientID": "PID-QR-*", "PatientName": None}, level="PATIENT", model="patient"))
     names = {str(ds.PatientID): str(ds.PatientName) for ds in answers}
@@ -327,6 +338,11 @@ def test_orthanc_stores_into_fastdicom_serve(orthanc, data, dest_port, tmp_path)
         answer = orthanc.rest("POST", "/modalities/FDDEST/store", {"Resources": [sid], "Synchronous": True})
         assert answer["FailedInstancesCount"] == 0 and answer["InstancesCount"] == len(data.studies[study])
         _assert_same_objects(_archived(tmp_path), data.studies[study], data)
+        # Orthanc's C-MOVE of the other study into the same `fastdicom serve` (no receiver of ours: counts only).
+        other = next(s for s in data.studies if s != study)
+        result = move(orthanc.address, {"StudyInstanceUID": other}, "FDDEST")
+        assert result.ok and result.completed == len(data.studies[other]) and result.expected is None
+        _assert_same_objects(_archived(tmp_path), data.studies[study] + data.studies[other], data)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
