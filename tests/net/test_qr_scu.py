@@ -577,3 +577,27 @@ def test_find_japanese_iso_2022(tmp_path):
         assert [str(a.PatientID) for a in find(peer.address, ident)] == ["PID-JP"]
     finally:
         peer.stop()
+
+
+def test_get_cancel(peer, data, tmp_path):
+    """C-CANCEL after the first object: the peer stops (0xFE00) or had sent all already; every object that did
+    arrive is stored intact, and the ones that did not are named missing."""
+    import threading
+
+    study = next(s for s, uids in data.studies.items() if len(uids) == 5)
+    stop = threading.Event()
+    result = get(
+        peer.address,
+        {"StudyInstanceUID": study},
+        into=str(tmp_path),
+        level="STUDY",
+        cancel=stop,
+        on_pending=lambda command: stop.set(),
+    )
+    assert stop.is_set()
+    assert result.status in (0xFE00, 0x0000), result.as_json()
+    if result.status == 0xFE00:
+        assert not result.ok and result.missing and len(result.received) < 5
+    got = _archived(tmp_path)
+    assert set(got) == result.received and set(result.missing) == set(data.studies[study]) - result.received
+    _assert_same_objects(got, result.received, data)

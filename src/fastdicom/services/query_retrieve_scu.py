@@ -660,6 +660,7 @@ def move(
     user_identity: pdu.UserIdentity | None = None,
     max_pdu: int = DEFAULT_MAX_PDU,
     on_pending: Callable[[dict[str, Any]], Any] | None = None,
+    cancel: threading.Event | None = None,
 ) -> RetrieveResult:
     """C-MOVE what ``identifier`` selects to the AE ``destination``; the counts and failed UIDs.
 
@@ -669,7 +670,8 @@ def move(
     Originator AE Title (our ``calling_ae``) and Message ID, the wait for
     late objects after the final response lasts up to ``arrival_timeout``
     seconds, and :attr:`RetrieveResult.missing` names every listed instance
-    that did not arrive. ``on_pending(command)`` sees each pending response.
+    that did not arrive. ``on_pending(command)`` sees each pending response;
+    setting ``cancel`` (from any thread, or from ``on_pending``) sends C-CANCEL.
     """
     t0 = time.perf_counter()
     ident = _retrieve_identifier(identifier, level, model)
@@ -706,7 +708,7 @@ def move(
                 },
                 _encode(ident, ts),
             )
-            _until_final(channel, dimse.C_MOVE_RSP, mid, ts, result, timeout, on_pending)
+            _until_final(channel, dimse.C_MOVE_RSP, (cid, mid), ts, result, timeout, on_pending, cancel)
             channel.release()
             if receiver is not None:
                 if listed is not None:
@@ -762,6 +764,7 @@ def get(
     user_identity: pdu.UserIdentity | None = None,
     max_pdu: int = DEFAULT_MAX_PDU,
     on_pending: Callable[[dict[str, Any]], Any] | None = None,
+    cancel: threading.Event | None = None,
 ) -> RetrieveResult:
     """C-GET what ``identifier`` selects, storing each object into the folder ``into`` (durably, as
     ``<Study>/<Series>/<SOP>.dcm``) or handing it to ``into(dataset, command)``.
@@ -774,7 +777,8 @@ def get(
     UID (when the listing left some classes unknown, it cannot be split: the
     first ``max_contexts`` classes are proposed and the rest fail).
     ``transfer_syntaxes``: what each storage context proposes (default
-    Explicit and Implicit VR Little Endian).
+    Explicit and Implicit VR Little Endian). Setting ``cancel`` sends
+    C-CANCEL; the objects already stored stay (and are reported).
     """
     t0 = time.perf_counter()
     ident = _retrieve_identifier(identifier, level, model)
@@ -811,7 +815,9 @@ def get(
             result.associations += 1
             try:
                 for request in requests:
-                    _one_get(channel, get_uid, request, archive, into, result, timeout, on_pending)
+                    if cancel is not None and cancel.is_set():
+                        break
+                    _one_get(channel, get_uid, request, archive, into, result, timeout, on_pending, cancel)
                 channel.release()
             except BaseException:
                 channel.abort()
@@ -871,6 +877,7 @@ def _one_get(
     result: RetrieveResult,
     timeout: float,
     on_pending: Callable[[dict[str, Any]], Any] | None,
+    cancel: threading.Event | None,
 ) -> None:
     """One C-GET on ``channel``: answer its C-STOREs (durable first), until the final C-GET-RSP."""
     cid, ts = _accepted(channel, get_uid)
@@ -901,34 +908,42 @@ def _one_get(
         _answer_store(channel, msg, staged[0] if staged else None, archive, callback, result)
         staged.clear()
 
-    _until_final(channel, dimse.C_GET_RSP, mid, ts, result, timeout, on_pending, sink_factory, on_store)
+    _until_final(channel, dimse.C_GET_RSP, (cid, mid), ts, result, timeout, on_pending, cancel, sink_factory, on_store)
 
 
 def _until_final(
     channel: DimseChannel,
     response_field: int,
-    message_id: int,
+    request: tuple[int, int],
     transfer_syntax: str,
     result: RetrieveResult,
     timeout: float,
     on_pending: Callable[[dict[str, Any]], Any] | None,
+    cancel: threading.Event | None,
     sink_factory: Callable[[int, dict[str, Any]], Any] | None = None,
     on_store: Callable[[Message], None] | None = None,
 ) -> None:
-    """Read a C-MOVE/C-GET's responses (and, for C-GET, the C-STOREs between them) up to the final one."""
+    """Read a C-MOVE/C-GET's responses (and, for C-GET, the C-STOREs between them) up to the final one.
+    Once ``cancel`` is set, C-CANCEL is sent (after the next message) and the responses are read on."""
+    context_id, message_id = request
+    cancelled = False
     while True:
         msg = channel.receive_message(sink_factory, timeout=timeout, max_data=1 << 32)
         if on_store is not None and msg.command.get("CommandField") == dimse.C_STORE_RQ:
             on_store(msg)
-            continue
-        _check_response(channel, msg, response_field, message_id)
-        status = int(msg.command.get("Status", 0xFFFF))
-        if status_category(status) is Category.PENDING:
+        else:
+            _check_response(channel, msg, response_field, message_id)
+            status = int(msg.command.get("Status", 0xFFFF))
+            if status_category(status) is not Category.PENDING:
+                result._add_final(msg.command, None if msg.data is None else _decode(msg.data, transfer_syntax))
+                return
             if on_pending is not None:
                 on_pending(msg.command)
-            continue
-        result._add_final(msg.command, None if msg.data is None else _decode(msg.data, transfer_syntax))
-        return
+        if cancel is not None and cancel.is_set() and not cancelled:
+            cancelled = True
+            channel.send_message(
+                context_id, {"CommandField": dimse.C_CANCEL_RQ, "MessageIDBeingRespondedTo": message_id}
+            )
 
 
 def _answer_store(
