@@ -601,3 +601,37 @@ def test_get_cancel(peer, data, tmp_path):
     got = _archived(tmp_path)
     assert set(got) == result.received and set(result.missing) == set(data.studies[study]) - result.received
     _assert_same_objects(got, result.received, data)
+
+
+# -- the same queries to dcmqrscp and Orthanc, holding the same files --------------------------------
+
+DIFFERENTIAL = [
+    # (clause of PS3.4 C.2.2.2, level, keys, what the answers must be: {study: ...} by the data's patient ID)
+    ("C.2.2.2.1 single value", "STUDY", {"PatientID": "PID-QR-2"}, {"PID-QR-2"}),
+    ("C.2.2.2.3 universal", "STUDY", {"PatientID": ""}, {"PID-QR-1", "PID-QR-2"}),
+    ("C.2.2.2.4 wild card *", "STUDY", {"PatientID": "PID-QR-*"}, {"PID-QR-1", "PID-QR-2"}),
+    ("C.2.2.2.4 wild card ?", "STUDY", {"PatientID": "PID-QR-?"}, {"PID-QR-1", "PID-QR-2"}),
+    ("C.2.2.2.4 wild card in PN", "STUDY", {"PatientName": "Doe*"}, {"PID-QR-2"}),
+    ("C.2.2.2.5 range, both ends", "STUDY", {"StudyDate": "20261101-20261130"}, {"PID-QR-1", "PID-QR-2"}),
+    ("C.2.2.2.5 range, open end", "STUDY", {"StudyDate": "20270101-"}, set()),
+    ("C.2.2.2.5 range, open start", "STUDY", {"StudyDate": "-20261123"}, {"PID-QR-1", "PID-QR-2"}),
+]
+
+
+@pytest.mark.parametrize("clause,level,keys,expected", DIFFERENTIAL, ids=[d[0] for d in DIFFERENTIAL])
+def test_same_answers_from_dcmqrscp_and_orthanc(dcmqrscp, orthanc, data, clause, level, keys, expected):
+    got = {}
+    for name, peer in (("dcmqrscp", dcmqrscp), ("orthanc", orthanc)):
+        answers = find(
+            peer.address, {**keys, "StudyInstanceUID": None, "PatientID": keys.get("PatientID")}, level=level
+        )
+        got[name] = {data.patients[str(ds.StudyInstanceUID)] for ds in answers}
+    assert got["dcmqrscp"] == got["orthanc"] == expected, clause
+
+
+def test_person_name_case_differs(dcmqrscp, orthanc, data):
+    """``doe*``: Orthanc matches person names ignoring case (its default, CaseSensitivePN false, which PS3.4
+    C.2.2.2.1 allows for PN), dcmqrscp matches them literally."""
+    ident = {"PatientName": "doe*", "StudyInstanceUID": None}
+    assert [str(ds.PatientID) for ds in find(orthanc.address, {**ident, "PatientID": None})] == ["PID-QR-2"]
+    assert list(find(dcmqrscp.address, {**ident, "PatientID": None})) == []
