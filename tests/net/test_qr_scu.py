@@ -167,6 +167,10 @@ def test_find_refused_level_is_a_typed_error(peer):
         find(peer.address, {"PatientID": None}, level="PATIENT", model="study")
     with pytest.raises(ValueError, match="not one of"):
         find(peer.address, {"PatientID": None}, level="FRAME")
+    with pytest.raises(ValueError, match="not an attribute"):
+        find(peer.address, {"NoSuchKeyword": "1"})
+    r = _cli("find", peer.address, "-k", "NoSuchKeyword=1")
+    assert r.returncode == 2 and "not an attribute" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_find_failure_status_raises(dcmqrscp):

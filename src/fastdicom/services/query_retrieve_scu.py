@@ -146,7 +146,10 @@ def make_identifier(identifier: Dataset | Mapping[Any, Any], level: str | None =
                 ds.add_new(elem.tag, elem.VR, elem.value)
     else:
         for key, value in identifier.items():
-            tag = tag_from_key(key)
+            try:
+                tag = tag_from_key(key)
+            except KeyError as exc:
+                raise ValueError(f"not an attribute: {key!r} ({exc.args[0]})") from None
             if value is None:
                 value = ""
             elif isinstance(value, (list, tuple)):
