@@ -9,7 +9,7 @@ if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 
 # System packages: a C/C++ compiler for Cython and the bundled codecs, cmake
 # and pkg-config for -sys crates,
-# DCMTK (echoscu, storescu, storescp) as a network peer in the tests.
+# DCMTK (echoscu, storescu, storescp, dcmqrscp) and Orthanc as network peers in the tests.
 NEED_APT=()
 command -v cc >/dev/null || NEED_APT+=(build-essential)
 command -v c++ >/dev/null || NEED_APT+=(g++)  # CharLS is C++
@@ -20,10 +20,23 @@ command -v cmake >/dev/null || NEED_APT+=(cmake)  # charls-sys builds CharLS (JP
 command -v nasm >/dev/null || NEED_APT+=(nasm)  # turbojpeg-sys builds libjpeg-turbo's SIMD with it
 [ -f /usr/include/openjph/ojph_codestream.h ] || NEED_APT+=(libopenjph-dev)  # HTJ2K: fastdicom._cy._openjph
 ldconfig -p 2>/dev/null | grep -q libopenjp2.so || NEED_APT+=(libopenjp2-7)  # glymur's OpenJPEG (a twin)
+[ -x /usr/sbin/Orthanc ] || NEED_APT+=(orthanc)  # Orthanc: a Q/R and storage peer the tests start on loopback
 if [ ${#NEED_APT[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq "${NEED_APT[@]}"
+fi
+# The orthanc package enables a system service on 4242/8042; the tests start their own instances on other loopback
+# ports, so the packaged one must not run (it may have started where policy-rc.d allows it).
+if [ -x /usr/sbin/Orthanc ]; then
+  if command -v systemctl >/dev/null; then
+    if [ -d /run/systemd/system ]; then $SUDO systemctl stop orthanc >/dev/null 2>&1 || true; fi
+    $SUDO systemctl disable orthanc >/dev/null 2>&1 || true  # works without a running systemd too
+  fi
+  if [ -x /etc/init.d/orthanc ]; then
+    $SUDO /etc/init.d/orthanc stop >/dev/null 2>&1 || true
+    if command -v update-rc.d >/dev/null; then $SUDO update-rc.d orthanc disable >/dev/null 2>&1 || true; fi
+  fi
 fi
 
 if ! command -v cargo >/dev/null; then

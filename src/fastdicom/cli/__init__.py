@@ -436,9 +436,11 @@ def main(argv: list[str] | None = None) -> int:
     from .archive import register as register_archive
     from .commit import register as register_commit
     from .net import register
+    from .qr import register as register_qr
     from .transcode import register as register_transcode
 
     register(sub)
+    register_qr(sub)
     register_transcode(sub)
     register_archive(sub)
     register_commit(sub)

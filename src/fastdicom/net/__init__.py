@@ -13,6 +13,7 @@ For convenience this package also names the services' public functions
 - :func:`store` sends files over several associations and reports every instance;
 - :class:`StorageSCP` receives them, streamed to disk and durable before success;
 - :func:`commit` asks for Storage Commitment and reports every instance committed or failed.
+- :func:`find`, :func:`move` and :func:`get` are the Query/Retrieve SCU.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ _SERVICES = {
     "commit": "fastdicom.services.commitment",
     "CommitReport": "fastdicom.services.commitment",
     "CommitResult": "fastdicom.services.commitment",
+    "find": "fastdicom.services.query_retrieve_scu",
+    "move": "fastdicom.services.query_retrieve_scu",
+    "get": "fastdicom.services.query_retrieve_scu",
+    "FindResponses": "fastdicom.services.query_retrieve_scu",
+    "RetrieveResult": "fastdicom.services.query_retrieve_scu",
+    "QueryRetrieveError": "fastdicom.services.query_retrieve_scu",
 }
 
 
@@ -49,12 +56,18 @@ __all__ = [
     "AssociationRejected",
     "CommitReport",
     "CommitResult",
+    "FindResponses",
     "InstanceResult",
     "NetworkError",
+    "QueryRetrieveError",
+    "RetrieveResult",
     "StorageSCP",
     "StoreReport",
     "commit",
     "echo",
+    "find",
+    "get",
+    "move",
     "parse_address",
     "store",
 ]

@@ -157,6 +157,12 @@ def decode_command(raw: bytes | bytearray | memoryview) -> dict[str, Any]:
     raw = memoryview(raw)
     out: dict[str, Any] = {}
     pos, end = 0, len(raw)
+    if end >= 12 and struct.unpack_from("<HHL", raw, 0) == (0, 0, 4):
+        declared = 12 + struct.unpack_from("<L", raw, 8)[0]
+        if declared + 4 <= end and struct.unpack_from("<H", raw, declared)[0] != 0:
+            # Orthanc 1.10.1 (its C-GET SCP's failure answer) appends the identifier to the command PDV;
+            # the command ends where its group length says: what follows is dropped, not misread.
+            end = declared
     while pos < end:
         if pos + 8 > end:
             raise DIMSEError(f"command set truncated at byte {pos}")
