@@ -43,9 +43,25 @@ def cmd_echo(args: argparse.Namespace) -> int:
     return 0 if status == 0 else 1
 
 
+def _log_to_stderr(args: argparse.Namespace) -> None:
+    """The operator's log: the ``fastdicom`` loggers on stderr, at the level asked (INFO by default)."""
+    import logging
+
+    level = args.log_level or ("DEBUG" if args.verbose else "WARNING" if args.quiet else "INFO")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-8s %(name)s: %(message)s"))
+    root = logging.getLogger("fastdicom")
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
     from ..services import StorageSCP
 
+    _log_to_stderr(args)
     tls = None
     if args.tls_cert:
         from ..net.tls import server_context
@@ -62,23 +78,55 @@ def cmd_serve(args: argparse.Namespace) -> int:
         allowed_aes=args.allow,
         duplicates=args.duplicates,
         sink=args.sink,
+        durability=args.durability,
+        stop_after_failures=args.stop_after_failures,
         tls=tls,
     )
+    stop = threading.Event()
+    signals: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        signals.append(signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
     scp.start()
     where = "checking and discarding (--sink)" if args.sink else f"storing into {scp.directory}"
-    print(f"fastdicom serve: {args.ae} listening on port {scp.port}, {where}", flush=True)
+    durability = "" if args.sink else f", durability {args.durability}"
+    print(f"fastdicom serve: {args.ae} listening on port {scp.port}, {where}{durability}", flush=True)
     try:
-        while True:
-            time.sleep(1.0)
+        while not stop.wait(0.5) and not scp.stopping.is_set():
+            pass
     except KeyboardInterrupt:
-        pass
+        signals.append("SIGINT")
     finally:
-        scp.stop()
-        s = scp.stats
-        print(
-            f"\n{s['stored']} stored, {s['failed']} failed, {s['bytes'] / 1e6:,.1f} MB, {s['associations']} associations"
-        )
+        if signals:
+            scp.log.info("%s: stopping (up to %g s for the objects in flight)", signals[0], args.grace)
+        scp.stop(grace=args.grace)
+        _print_summary(scp.stats)
+    if scp.fatal is not None:
+        print(f"fastdicom serve: stopped: cannot store: {scp.fatal}", file=sys.stderr)
+        return 3
     return 0
+
+
+def _print_summary(s: dict[str, int]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="fastdicom serve", show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for key, value in (
+        ("stored", f"{s['stored']:,}"),
+        ("failed", f"{s['failed']:,}"),
+        ("refused while stopping", f"{s['refused']:,}"),
+        ("MB", f"{s['bytes'] / 1e6:,.1f}"),
+        ("associations", f"{s['associations']:,}"),
+        ("connections refused", f"{s['rejected']:,}"),
+    ):
+        table.add_row(key, value)
+    Console().print(table)
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -180,6 +228,30 @@ def register(sub) -> None:
     p.add_argument("--allow", action="append", help="a calling AE title allowed in (repeat; default: any)")
     p.add_argument("--duplicates", choices=["overwrite", "keep", "reject"], default="overwrite")
     p.add_argument("--sink", action="store_true", help="check and discard objects (measure a sender)")
+    p.add_argument(
+        "--durability",
+        choices=["fsync", "os"],
+        default="fsync",
+        help="fsync (default): success only once on the disk; os: the page cache only, like storescp "
+        "(not crash-safe)",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        help="on SIGTERM/Ctrl-C, seconds the objects in flight get to finish before the rest is aborted",
+    )
+    p.add_argument(
+        "--stop-after-failures",
+        type=int,
+        default=100,
+        help="stop (exit 3) after this many objects in a row could not be stored for lack of resources "
+        "(the folder unwritable, the disk full); 0: never",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
+    g.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    g.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
     p.add_argument("--tls-cert", help="serve TLS with this certificate")
     p.add_argument("--tls-key")
     p.add_argument("--tls-ca", help="CA that signs client certificates")
