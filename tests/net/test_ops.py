@@ -17,7 +17,7 @@ import pytest
 
 from fastdicom import synth
 from fastdicom.dataset.write import encode_dataset
-from fastdicom.net import Association, StorageSCP, dimse, echo, pdu
+from fastdicom.net import Association, AssociationRejected, StorageSCP, dimse, echo, pdu
 from fastdicom.net.dimse import DimseChannel
 from fastdicom.services.storage import StoreStatus
 
@@ -48,7 +48,7 @@ def _dcm_files(root):
 
 def _parts(root):
     out = []
-    for folder, _dirs, files in os.walk(root):
+    for _folder, _dirs, files in os.walk(root):
         out += [f for f in files if not f.endswith(".dcm")]
     return out
 
@@ -185,16 +185,16 @@ def test_log_associations_refusals_failures_and_summary(tmp_path, series, caplog
     assert len(failures) == 1 and failures[0].levelname == "WARNING"
     assert "1.2.3.999 from SCU failed: 0xA900" in failures[0].getMessage()
     summary = [m for m in _messages(caplog) if m.startswith("summary:")]
-    assert summary == ["summary: 3 stored, 1 failed, %.1f MB, 2 associations, 1 connections refused" % (
-        scp.stats["bytes"] / 1e6
-    )]
+    assert summary == [
+        "summary: 3 stored, 1 failed, %.1f MB, 2 associations, 1 connections refused" % (scp.stats["bytes"] / 1e6)
+    ]
 
 
 def test_log_refusal_over_the_association_limit(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="fastdicom")
     with StorageSCP(str(tmp_path), port=0, max_associations=1) as scp:
         first = _assoc(scp.port)
-        with pytest.raises(Exception):
+        with pytest.raises(AssociationRejected):
             _assoc(scp.port, calling="SECOND")
         first.release()
     warn = [r for r in caplog.records if r.levelname == "WARNING" and r.name == "fastdicom.server"]
@@ -233,7 +233,7 @@ def test_archive_that_cannot_store_logs_each_failure_and_stops(tmp_path, series,
     scp = StorageSCP(str(tmp_path), port=0, stop_after_failures=3).start()
     try:
         _block_staging(tmp_path)
-        out = _storescu(scp.port, series[:5], "--no-halt")  # it goes on after a failure
+        _storescu(scp.port, series[:5], "--no-halt")  # it goes on after a failure
         deadline = time.time() + 30
         while time.time() < deadline and scp.open_associations:
             time.sleep(0.05)
@@ -249,17 +249,53 @@ def test_archive_that_cannot_store_logs_each_failure_and_stops(tmp_path, series,
         socket.create_connection(("127.0.0.1", scp.port), timeout=2).close()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_read_only_archive_folder_fails_loudly(tmp_path, series, caplog):
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 8 MB file system of our own (tmpfs), to make read-only or full; skipped where we cannot mount."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.parametrize("removed", [False, True])
+def test_read_only_disk_fails_loudly_and_stops(small_disk, series, caplog, removed):
     caplog.set_level(logging.INFO, logger="fastdicom")
-    with StorageSCP(str(tmp_path), port=0) as scp:
-        shutil.rmtree(tmp_path / ".incoming")
-        os.chmod(tmp_path, 0o555)
-        try:
-            assert _storescu(scp.port, series[:2]).returncode != 0
-        finally:
-            os.chmod(tmp_path, 0o755)
-    assert any(r.levelname == "ERROR" and "cannot make" in r.getMessage() for r in caplog.records)
+    root = small_disk / "archive"
+    scp = StorageSCP(str(root), port=0, stop_after_failures=3).start()
+    try:
+        assert _storescu(scp.port, series[:2]).returncode == 0
+        if removed:
+            shutil.rmtree(root)
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+        _storescu(scp.port, series[2:8], "--no-halt")
+        assert scp.stopping.wait(30) and scp.fatal is not None and "Read-only file system" in scp.fatal
+    finally:
+        scp.stop()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert sum("failed: 0xA700 cannot store: Read-only file system" in m for m in errors) >= 3
+    if removed:
+        assert any("cannot make the archive's staging folder" in m for m in errors)
+    assert scp.stats["stored"] == 2
+
+
+def test_full_disk_answers_out_of_resources_per_object_and_carries_on(small_disk, caplog, tmp_path):
+    caplog.set_level(logging.INFO, logger="fastdicom")
+    big = synth.write_ct_series(str(tmp_path / "big"), 12, rows=512, columns=512)  # 0.5 MB each: 6 MB in all
+    with StorageSCP(str(small_disk / "archive"), port=0) as scp:
+        (small_disk / "ballast").write_bytes(b"\0" * (5 << 20))  # 3 MB left
+        _storescu(scp.port, big, "--no-halt")
+        stored, failed = scp.stats["stored"], scp.stats["failed"]
+        assert stored >= 1 and failed >= 1 and stored + failed == 12
+        (small_disk / "ballast").unlink()
+        assert _storescu(scp.port, big[:1]).returncode == 0  # room again: it stores again
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == failed and all("No space left on device" in m for m in errors)
+    assert _parts(small_disk / "archive") == []
 
 
 def test_a_good_store_resets_the_failure_count(tmp_path, series):
@@ -352,6 +388,13 @@ def _slow_store(port, uid, body, pause, result):
         result.append(exc)
 
 
+def _wait_staged(root):
+    deadline = time.time() + 60
+    while time.time() < deadline and not _parts(root):
+        time.sleep(0.02)
+    assert _parts(root), "the object never started"
+
+
 def _ct_body(uid):
     ds = synth.ct_slice(0, study_uid="1.2.3", series_uid="1.2.3.4", frame_uid="1.2.3.5", rows=64, columns=64)
     ds.SOPInstanceUID = uid
@@ -363,7 +406,7 @@ def test_sigterm_finishes_the_object_in_flight(tmp_path):
     result: list = []
     t = threading.Thread(target=_slow_store, args=(port, "1.2.3.4.1", _ct_body("1.2.3.4.1"), 2.0, result))
     t.start()
-    time.sleep(1.0)  # half of the object is in
+    _wait_staged(tmp_path / "archive")  # half of the object is in
     t0 = time.time()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -383,9 +426,9 @@ def test_sigterm_finishes_the_object_in_flight(tmp_path):
 def test_sigterm_aborts_a_stalled_object_within_the_grace(tmp_path):
     proc, port = _serve(tmp_path, "--grace", "1")
     result: list = []
-    t = threading.Thread(target=_slow_store, args=(port, "1.2.3.4.2", _ct_body("1.2.3.4.2"), 60.0, result))
+    t = threading.Thread(target=_slow_store, args=(port, "1.2.3.4.2", _ct_body("1.2.3.4.2"), 8.0, result))
     t.start()
-    time.sleep(1.0)
+    _wait_staged(tmp_path / "archive")  # half of the object is in
     t0 = time.time()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)

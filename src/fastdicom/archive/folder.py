@@ -239,6 +239,7 @@ class FolderArchive:
                     os.makedirs(self.incoming, exist_ok=True)
                 except OSError as exc:
                     log.error("cannot make the archive's staging folder %s again: %s", self.incoming, exc)
+                    staged.error = exc  # the cause the answer gives (read-only, no space...)
                     return staged
                 log.warning("the archive's staging folder %s had vanished: made again", self.incoming)
             staged = Staged(self.incoming, header, sync=self._sync)

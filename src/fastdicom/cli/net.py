@@ -232,8 +232,7 @@ def register(sub) -> None:
         "--durability",
         choices=["fsync", "os"],
         default="fsync",
-        help="fsync (default): success only once on the disk; os: the page cache only, like storescp "
-        "(not crash-safe)",
+        help="fsync (default): success only once on the disk; os: the page cache only, like storescp (not crash-safe)",
     )
     p.add_argument(
         "--grace",

@@ -208,7 +208,9 @@ class AssociationServer:
             self.handler.close()
             self._stopped = True
             self.log.info(
-                "stopped: %d associations, %d connections refused", self.counters["associations"], self.counters["rejected"]
+                "stopped: %d associations, %d connections refused",
+                self.counters["associations"],
+                self.counters["rejected"],
             )
 
     def close_listener(self, timeout: float = 10.0) -> None:

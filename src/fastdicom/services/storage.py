@@ -19,8 +19,8 @@ import enum
 import logging
 import os
 import ssl
-import time
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
@@ -293,6 +293,10 @@ class StorageSCP(AssociationServer):
         self.durability = durability
         #: Why the server stopped by itself (None: it did not).
         self.fatal: str | None = None
+        self._stop_begun = False
+        self._stop_begun_lock = threading.Lock()
+        self._stop_done = threading.Event()
+        self._grace = 0.0
         notifier = Notifier()
         self.storage = StorageService(
             archive,
@@ -345,9 +349,18 @@ class StorageSCP(AssociationServer):
         still open are aborted (what they were receiving is discarded) and nothing partial is left.
 
         Logs what it did (finished, refused, aborted) and a summary."""
-        if self.stopping.is_set() and self.storage.draining.is_set():
-            super().stop(timeout)  # another thread stops it: wait for that
+        with self._stop_begun_lock:
+            again, self._stop_begun = self._stop_begun, True
+        if again:  # another thread stops it: wait for that
+            self._stop_done.wait(timeout + max(grace, self._grace))
             return
+        self._grace = grace
+        try:
+            self._stop(timeout, grace)
+        finally:
+            self._stop_done.set()
+
+    def _stop(self, timeout: float, grace: float) -> None:
         t0 = time.monotonic()
         before = self.storage.stats["stored"]
         self.close_listener(timeout)
@@ -358,20 +371,23 @@ class StorageSCP(AssociationServer):
         while in_flight and time.monotonic() < deadline:
             time.sleep(0.02)
             in_flight = _staged(incoming)
-        finished = self.storage.stats["stored"] - before
+        at_deadline = self.storage.stats["stored"]
         open_now = self.open_associations
         super().stop(timeout)
-        left = _staged(incoming)
-        if left and self.open_associations == 0 and incoming is not None:
-            self.storage.archive.sweep()  # (never answered with success)
         s = self.stats
+        aborted = max(in_flight - (s["stored"] - at_deadline), 0)  # (fully received ones are still committed)
+        left = _staged(incoming)
+        if left and self.open_associations == 0:
+            self.storage.archive.sweep()  # (never answered with success)
+        elif left:
+            self.log.warning("%d partial objects left in %s (removed at the next start)", left, incoming)
         if grace > 0 or in_flight:
             self.log.info(
                 "stopping took %.1f s: %d objects finished, %d refused, %d aborted (%d associations were open)",
                 time.monotonic() - t0,
-                finished,
+                s["stored"] - before,
                 s["refused"],
-                in_flight,
+                aborted,
                 open_now,
             )
         self.log.info(
