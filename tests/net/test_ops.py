@@ -437,3 +437,31 @@ def test_sigterm_aborts_a_stalled_object_within_the_grace(tmp_path):
     assert "0 objects finished, 0 refused, 1 aborted" in err
     assert _dcm_files(tmp_path / "archive") == [] and _parts(tmp_path / "archive") == []
     t.join(90)
+
+
+def test_serve_quiet_logs_only_warnings_and_durability_os_stores(tmp_path, series):
+    proc, port = _serve(tmp_path, "-q", "--durability", "os")
+    try:
+        assert _storescu(port, series[:3]).returncode == 0
+        a = _assoc(port)  # one failure (the data set names another instance): a WARNING, shown under -q
+        a.send_message(
+            1,
+            {
+                "CommandField": dimse.C_STORE_RQ,
+                "MessageID": 1,
+                "Priority": 0,
+                "AffectedSOPClassUID": CT,
+                "AffectedSOPInstanceUID": "1.2.3.999",
+            },
+            _ct_body("1.2.3.4.5"),
+        )
+        assert a.receive_message().command["Status"] == StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS
+        a.release()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "durability os" in out and re.search(r"stored\s+3\b", out) and re.search(r"failed\s+1\b", out)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "WARNING" in lines[0] and "1.2.3.999 from SCU failed: 0xA900" in lines[0], err
+    assert len(_dcm_files(tmp_path / "archive")) == 3

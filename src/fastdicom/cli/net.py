@@ -8,6 +8,7 @@ import shutil
 import sys
 import tempfile
 import time
+from typing import Any
 
 from ..errors import FastDicomError
 
@@ -110,23 +111,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(s: dict[str, int]) -> None:
+def _console() -> Any:
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title="fastdicom serve", show_header=False, box=None)
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    for key, value in (
+    return Console()
+
+
+def _print_summary(s: dict[str, int]) -> None:
+    from ..services.store import two_column_table
+
+    rows = [
         ("stored", f"{s['stored']:,}"),
         ("failed", f"{s['failed']:,}"),
         ("refused while stopping", f"{s['refused']:,}"),
-        ("MB", f"{s['bytes'] / 1e6:,.1f}"),
+        ("data", f"{s['bytes'] / 1e6:,.1f} MB"),
         ("associations", f"{s['associations']:,}"),
         ("connections refused", f"{s['rejected']:,}"),
-    ):
-        table.add_row(key, value)
-    Console().print(table)
+    ]
+    _console().print(two_column_table(rows, "fastdicom serve"))
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -147,7 +149,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     except (FastDicomError, ValueError) as exc:
         print(f"fastdicom send: {exc}", file=sys.stderr)
         return 2
-    print(report.summary())
+    _console().print(report.summary_table())
     for r in report.failed[:20]:
         status = f"0x{r.status:04X}" if r.status is not None else "-"
         print(f"  failed {r.path}: status {status} {r.error_comment or r.error or ''}", file=sys.stderr)
@@ -189,7 +191,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             status = echo(address, calling_ae="DEMO_SCU")
             print(f"C-ECHO {address}: 0x{status:04X}")
             report = store(paths, address, associations=args.associations, calling_ae="DEMO_SCU", progress=None)
-        print(report.summary())
+        _console().print(report.summary_table())
         bad = 0
         for r in report.results:
             if not r.ok:
