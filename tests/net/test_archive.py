@@ -74,10 +74,24 @@ def test_unreadable_and_disk_errors(tmp_path):
     staged.data_plane_done(10, 28)  # the data plane reports ENOSPC
     assert archive.commit(staged, CT, "1.2.3").reason is Reason.OUT_OF_RESOURCES
     os.rmdir(tmp_path / ".incoming")
-    staged = archive.stage()  # the folder is gone: the error is kept, the data drained
+    (tmp_path / ".incoming").write_bytes(b"")  # a file where the folder was: it cannot be made again
+    staged = archive.stage()  # the error is kept, the data drained
     staged.write(memoryview(b"ab"))
     assert staged.data_plane_fd() == -1
     assert archive.commit(staged, CT, "1.2.3").reason is Reason.OUT_OF_RESOURCES
+    assert (tmp_path / ".incoming").read_bytes() == b""  # (what is there is never removed)
+
+
+def test_a_vanished_staging_folder_is_made_again(tmp_path, caplog):
+    import shutil
+
+    archive = FolderArchive(str(tmp_path / "archive"))
+    shutil.rmtree(tmp_path / "archive")  # the whole archive folder, removed by hand
+    uid, body = _object("1.2.3.4.1")
+    with caplog.at_level("WARNING", logger="fastdicom.archive"):
+        outcome = archive.commit(_stage(archive, body), CT, uid)
+    assert outcome.reason is Reason.STORED and os.path.exists(outcome.path)
+    assert any("had vanished: made again" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
 
 
 @pytest.mark.parametrize(

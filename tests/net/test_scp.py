@@ -584,9 +584,10 @@ def test_disk_error_is_answered_out_of_resources(tmp_path):
     with StorageSCP(str(tmp_path), port=0) as scp:
         a = _assoc(scp.port)
         shutil.rmtree(tmp_path / ".incoming")
+        (tmp_path / ".incoming").write_bytes(b"")  # a file where the folder was: it cannot be made again
         a.send_message(1, _store_command(ds.SOPInstanceUID), body)
         assert a.receive_message().command["Status"] == StoreStatus.OUT_OF_RESOURCES
-        (tmp_path / ".incoming").mkdir()
+        (tmp_path / ".incoming").unlink()  # (made again by the next store)
         a.send_message(1, _store_command(ds.SOPInstanceUID), body)  # the association carries on
         assert a.receive_message().command["Status"] == 0
         a.release()
@@ -745,9 +746,10 @@ def test_async_window_disk_error_is_answered_per_object(tmp_path):
     with StorageSCP(str(tmp_path), port=0) as scp:
         a = _assoc(scp.port, async_ops=(4, 1))
         shutil.rmtree(tmp_path / ".incoming")
+        (tmp_path / ".incoming").write_bytes(b"")  # a file where the folder was: it cannot be made again
         _pipelined(a, [(ds.SOPInstanceUID, body), ("1.2.3.4.9", _ct_bytes(SOPInstanceUID="1.2.3.4.9")[1])])
         assert [a.receive_message().command["Status"] for _ in range(2)] == [StoreStatus.OUT_OF_RESOURCES] * 2
-        (tmp_path / ".incoming").mkdir()
+        (tmp_path / ".incoming").unlink()
         _pipelined(a, [(ds.SOPInstanceUID, body)], first_id=3)
         assert a.receive_message().command["Status"] == 0
         a.release()

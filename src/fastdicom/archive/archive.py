@@ -150,7 +150,13 @@ class Archive:
     """
 
     def __init__(
-        self, root: str | os.PathLike, *, checksum: str = "xxh3", duplicates: str = "overwrite", create: bool = True
+        self,
+        root: str | os.PathLike,
+        *,
+        checksum: str = "xxh3",
+        duplicates: str = "overwrite",
+        create: bool = True,
+        durability: str = "fsync",
     ) -> None:
         hasher(checksum)
         root = os.path.abspath(os.fspath(root))
@@ -162,7 +168,9 @@ class Archive:
         self.checksum = checksum
         self.index = Index(root, create=create)
         self.database_path = self.index.path
-        self.folder = FolderArchive(root, duplicates=duplicates, index=self.index, checksum=checksum)
+        self.folder = FolderArchive(
+            root, duplicates=duplicates, index=self.index, checksum=checksum, durability=durability
+        )
         self.reconciled = self.reconcile()
 
     # -- start-up -------------------------------------------------------------------------------

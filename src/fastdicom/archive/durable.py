@@ -25,15 +25,17 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def make_dirs(root: str, *parts: str) -> str:
-    """Create ``root/parts...`` (``root`` exists) and fsync the parent of every folder created; the path."""
+def make_dirs(root: str, *parts: str, sync: bool = True) -> str:
+    """Create ``root/parts...`` (``root`` exists) and fsync the parent of every folder created (unless not
+    ``sync``); the path."""
     path = root
     for part in parts:
         child = os.path.join(path, part)
         if not os.path.isdir(child):
             with contextlib.suppress(FileExistsError):
                 os.mkdir(child)
-            fsync_dir(path)
+            if sync:
+                fsync_dir(path)
         path = child
     return path
 

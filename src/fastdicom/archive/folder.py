@@ -19,6 +19,13 @@ find it. A process killed outright leaves ``.part`` files in ``.incoming``;
 UIDs become path components only after they pass :func:`safe_uid` (digits and
 dots, at most 64 characters), so a hostile object cannot escape the archive.
 
+Durability: ``"fsync"`` (the default) is the above: success only once the
+file and its folder entry are on the disk. ``"os"`` leaves both to the page
+cache (no fsync of file or folder; what DCMTK's storescp and pynetdicom do):
+the rename is still atomic, so no partial file is ever visible, but an
+object answered with success can be lost, or its name be, if the machine
+crashes or loses power in the seconds that follow. It is not crash-safe.
+
 Duplicates (the same SOP Instance UID again): ``"overwrite"`` (the default:
 the new copy replaces the old one atomically, so a re-send after a doubtful
 failure always leaves the latest object), ``"keep"`` (the stored copy stays;
@@ -57,6 +64,8 @@ log = logging.getLogger("fastdicom.archive")
 
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 DUPLICATE_POLICIES = ("overwrite", "keep", "reject")
+#: ``"fsync"``: durable before success (the default); ``"os"``: the page cache only (not crash-safe).
+DURABILITY_MODES = ("fsync", "os")
 
 
 def safe_uid(uid: Any) -> bool:
@@ -105,8 +114,12 @@ class Staged:
     drained, and the commit answers :attr:`Reason.OUT_OF_RESOURCES`.
     """
 
-    def __init__(self, incoming: str, header: bytes = b"", checksum: Hasher | None = None) -> None:
+    def __init__(
+        self, incoming: str, header: bytes = b"", checksum: Hasher | None = None, *, sync: bool = True
+    ) -> None:
         self.path = os.path.join(incoming, f"{uuid.uuid4().hex}.part")
+        #: fsync in :meth:`finish` (False: ``durability="os"``, the page cache only).
+        self.sync = sync
         #: Bytes received after the header.
         self.bytes = 0
         self.header_bytes = len(header)
@@ -161,11 +174,12 @@ class Staged:
             self._fail(OSError(errno, os.strerror(errno)))
 
     def finish(self) -> None:
-        """Flush and fsync (the first error, from receiving or from this, is raised)."""
+        """Flush and fsync (the first error, from receiving or from this, is raised); no fsync without ``sync``."""
         if self.error is not None:
             raise self.error
         self.file.flush()
-        os.fsync(self.file.fileno())
+        if self.sync:
+            os.fsync(self.file.fileno())
         self.file.close()
 
     def discard(self) -> None:
@@ -208,10 +222,18 @@ class FolderArchive:
     needs_header = True
 
     def __init__(
-        self, root: str, *, duplicates: str = "overwrite", index: Index | None = None, checksum: str | None = None
+        self,
+        root: str,
+        *,
+        duplicates: str = "overwrite",
+        index: Index | None = None,
+        checksum: str | None = None,
+        durability: str = "fsync",
     ) -> None:
         if duplicates not in DUPLICATE_POLICIES:
             raise ValueError("duplicates must be 'overwrite', 'keep' or 'reject'")
+        if durability not in DURABILITY_MODES:
+            raise ValueError("durability must be 'fsync' or 'os'")
         if checksum is not None:
             hasher(checksum)  # a known algorithm
         self.root = os.path.abspath(root)
@@ -221,6 +243,8 @@ class FolderArchive:
         self.index = index
         #: The checksum algorithm of stored files (None: none computed).
         self.checksum = checksum
+        self.durability = durability
+        self._sync = durability == "fsync"
         os.makedirs(self.incoming, exist_ok=True)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -228,14 +252,36 @@ class FolderArchive:
 
     def sweep(self) -> None:
         """Remove the staged files a killed process left behind (they were never committed)."""
-        for name in os.listdir(self.incoming):
+        try:
+            names = os.listdir(self.incoming)
+        except FileNotFoundError:
+            return
+        for name in names:
             if name.endswith(".part"):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.incoming, name))
 
+    def _hasher(self) -> Hasher | None:
+        return hasher(self.checksum) if self.checksum else None
+
     def stage(self, header: bytes = b"") -> Staged:
-        """A new staged object; ``header`` goes first (a received data set's File Meta)."""
-        return Staged(self.incoming, header, hasher(self.checksum) if self.checksum else None)
+        """A new staged object; ``header`` goes first (a received data set's File Meta).
+
+        When ``.incoming`` (or the whole archive folder) has vanished, say removed by hand while the server
+        ran, it is made again (a WARNING) and the object goes there; when that fails too, the object
+        fails (its commit answers out of resources) and the cause is logged at ERROR."""
+        staged = Staged(self.incoming, header, self._hasher(), sync=self._sync)
+        if isinstance(staged.error, FileNotFoundError) and not os.path.isdir(self.incoming):
+            with self._pool_lock:
+                try:
+                    os.makedirs(self.incoming, exist_ok=True)
+                except OSError as exc:
+                    log.error("cannot make the archive's staging folder %s again: %s", self.incoming, exc)
+                    staged.error = exc  # the cause the answer gives (read-only, no space...)
+                    return staged
+                log.warning("the archive's staging folder %s had vanished: made again", self.incoming)
+            staged = Staged(self.incoming, header, self._hasher(), sync=self._sync)
+        return staged
 
     def commit(self, staged: Staged, sop_class: str | None = None, sop_instance: str | None = None) -> Outcome:
         """Make one object durable (see the module docstring). ``sop_class``, ``sop_instance``: what it was
@@ -246,7 +292,7 @@ class FolderArchive:
         """:meth:`commit` for many objects with a few flushes: fsyncs in parallel, checks and renames in order,
         one fsync per folder; every outcome is final when this returns."""
         flushed: list[bool | BaseException] = [False] * len(batch)
-        pool = self._fsync_pool() if len(batch) > 1 else None
+        pool = self._fsync_pool() if len(batch) > 1 and self._sync else None
         if pool is not None:
             with contextlib.suppress(RuntimeError):  # the pool was shut down under us (close()): flush inline
                 flushed = list(pool.map(_flush, [staged for staged, _, _ in batch]))
@@ -302,7 +348,7 @@ class FolderArchive:
     def _settle(self, outcomes: list[Outcome], folders: set[str]) -> list[Outcome]:
         """fsync each folder that got a new entry; an object in a folder that fails is not durable: it fails."""
         failed: dict[str, OSError] = {}
-        for folder in sorted(folders):
+        for folder in sorted(folders) if self._sync else ():
             try:
                 fsync_dir(folder)
             except OSError as exc:
@@ -348,7 +394,7 @@ class FolderArchive:
                 staged.discard()
                 return Outcome(Reason.NO_STUDY_OR_SERIES, "missing or invalid Study/Series Instance UID")
             assert isinstance(sop_instance, str)  # checked by safe_uid
-            folder = make_dirs(self.root, study, series)
+            folder = make_dirs(self.root, study, series, sync=self._sync)
             final = os.path.join(folder, sop_instance + ".dcm")
             if os.path.exists(final):
                 if self.duplicates == "keep":

@@ -45,9 +45,25 @@ def cmd_echo(args: argparse.Namespace) -> int:
     return 0 if status == 0 else 1
 
 
+def _log_to_stderr(args: argparse.Namespace) -> None:
+    """The operator's log: the ``fastdicom`` loggers on stderr, at the level asked (INFO by default)."""
+    import logging
+
+    level = args.log_level or ("DEBUG" if args.verbose else "WARNING" if args.quiet else "INFO")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-8s %(name)s: %(message)s"))
+    root = logging.getLogger("fastdicom")
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
     from ..config import ConfigError, load, parse_peer
 
+    _log_to_stderr(args)
     tls = None
     if args.tls_cert:
         from ..net.tls import server_context
@@ -86,6 +102,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             duplicates=args.duplicates,
             sink=args.sink,
             index=False,
+            durability=args.durability,
+            stop_after_failures=args.stop_after_failures,
             tls=tls,
         )
         where = "checking and discarding (--sink)" if args.sink else f"storing into {scp.directory}, no index"
@@ -93,28 +111,60 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from ..services.pacs import PacsServer
 
         scp = PacsServer(
-            config.archive or "archive", config=config, tls=tls, duplicates=args.duplicates, checksum=args.checksum
+            config.archive or "archive",
+            config=config,
+            tls=tls,
+            duplicates=args.duplicates,
+            checksum=args.checksum,
+            durability=args.durability,
+            stop_after_failures=args.stop_after_failures,
         )
         where = f"storing into {scp.directory}; C-FIND, C-MOVE, C-GET over its index"
+    stop = threading.Event()
+    signals: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        signals.append(signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
     scp.start()
-    print(f"fastdicom serve: {config.ae_title} listening on port {scp.port}, {where}", flush=True)
-
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt  # SIGTERM (systemd, kill) stops as Ctrl-C does: associations closed, counts printed
-
-    signal.signal(signal.SIGTERM, stop)
+    durability = "" if args.sink else f", durability {args.durability}"
+    print(f"fastdicom serve: {config.ae_title} listening on port {scp.port}, {where}{durability}", flush=True)
     try:
-        while True:
-            time.sleep(1.0)
+        while not stop.wait(0.5) and not scp.stopping.is_set():
+            pass
     except KeyboardInterrupt:
-        pass
+        signals.append("SIGINT")
     finally:
-        scp.stop()
-        s = scp.stats
-        print(
-            f"\n{s['stored']} stored, {s['failed']} failed, {s['bytes'] / 1e6:,.1f} MB, {s['associations']} associations"
-        )
+        if signals:
+            scp.log.info("%s: stopping (up to %g s for the objects in flight)", signals[0], args.grace)
+        scp.stop(grace=args.grace)
+        _print_summary(scp.stats)
+    if scp.fatal is not None:
+        print(f"fastdicom serve: stopped: cannot store: {scp.fatal}", file=sys.stderr)
+        return 3
     return 0
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _print_summary(s: dict[str, int]) -> None:
+    from ..services.store import two_column_table
+
+    rows = [
+        ("stored", f"{s['stored']:,}"),
+        ("failed", f"{s['failed']:,}"),
+        ("refused while stopping", f"{s['refused']:,}"),
+        ("data", f"{s['bytes'] / 1e6:,.1f} MB"),
+        ("associations", f"{s['associations']:,}"),
+        ("connections refused", f"{s['rejected']:,}"),
+    ]
+    _console().print(two_column_table(rows, "fastdicom serve"))
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -135,7 +185,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     except (FastDicomError, ValueError) as exc:
         print(f"fastdicom send: {exc}", file=sys.stderr)
         return 2
-    print(report.summary())
+    _console().print(report.summary_table())
     for r in report.failed[:20]:
         status = f"0x{r.status:04X}" if r.status is not None else "-"
         print(f"  failed {r.path}: status {status} {r.error_comment or r.error or ''}", file=sys.stderr)
@@ -177,7 +227,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             status = echo(address, calling_ae="DEMO_SCU")
             print(f"C-ECHO {address}: 0x{status:04X}")
             report = store(paths, address, associations=args.associations, calling_ae="DEMO_SCU", progress=None)
-        print(report.summary())
+        _console().print(report.summary_table())
         bad = 0
         for r in report.results:
             if not r.ok:
@@ -229,6 +279,29 @@ def register(sub) -> None:
     p.add_argument(
         "--checksum", choices=["xxh3", "sha256", "md5"], default="xxh3", help="checksum of stored files (index)"
     )
+    p.add_argument(
+        "--durability",
+        choices=["fsync", "os"],
+        default="fsync",
+        help="fsync (default): success only once on the disk; os: the page cache only, like storescp (not crash-safe)",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        help="on SIGTERM/Ctrl-C, seconds the objects in flight get to finish before the rest is aborted",
+    )
+    p.add_argument(
+        "--stop-after-failures",
+        type=int,
+        default=100,
+        help="stop (exit 3) after this many objects in a row could not be stored for lack of resources "
+        "(the folder unwritable, the disk full); 0: never",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
+    g.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    g.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
     p.add_argument("--tls-cert", help="serve TLS with this certificate")
     p.add_argument("--tls-key")
     p.add_argument("--tls-ca", help="CA that signs client certificates")

@@ -571,12 +571,14 @@ class Association:
         max_pdu: int = DEFAULT_MAX_PDU,
         network_timeout: float = 60.0,
         artim_timeout: float = 30.0,
+        request_timeout: float | None = None,
     ) -> Association | None:
         """Run the acceptor side up to an established association (None if it was rejected or failed).
 
         ``refusal``: the service provider cannot take this association (a local
         limit): AE-6 answers any A-ASSOCIATE-RQ with it. Otherwise ``negotiate``
         gets the A-ASSOCIATE-RQ and returns the AC or RJ to send.
+        ``request_timeout``: how long the A-ASSOCIATE-RQ may take to come (default ``artim_timeout``).
         """
         assoc = cls(
             sock, requestor=False, max_pdu=max_pdu, network_timeout=network_timeout, artim_timeout=artim_timeout
@@ -584,7 +586,7 @@ class Association:
         assoc._refusal = refusal
         assoc._fire(Event.TRANSPORT_INDICATION)
         try:
-            kind, obj = assoc._read_pdu(artim_timeout)
+            kind, obj = assoc._read_pdu(artim_timeout if request_timeout is None else request_timeout)
         except TimeoutError:
             assoc._fire(Event.ARTIM_EXPIRED)
             return None

@@ -41,11 +41,22 @@ class Limits:
     max_operations: int = 64
     #: Largest data set collected in memory (where no service streams it to a sink).
     max_data: int = 64 << 20
+    #: Connections that have not yet sent their A-ASSOCIATE-RQ (0: four times ``max_associations``). They hold
+    #: no association slot; past this many, new connections are closed at once.
+    max_pending_connections: int = 0
+    #: Longest wait for the A-ASSOCIATE-RQ once a connection opens (TLS handshake included; at most
+    #: ``artim_timeout``): an idle connection is closed after it.
+    request_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.max_pending_connections <= 0:
+            object.__setattr__(self, "max_pending_connections", 4 * self.max_associations)
 
     @property
     def max_connections(self) -> int:
-        """Open connections (negotiating or not) past which new ones are closed at once."""
-        return 2 * self.max_associations + 16
+        """Open connections in all past which new ones are closed at once (pending ones, associations, and
+        a margin for refused ones waiting for their peer to close)."""
+        return self.max_associations + self.max_pending_connections + 16
 
 
 @dataclass(frozen=True)

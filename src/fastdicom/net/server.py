@@ -8,13 +8,21 @@ association to its handler (``handler.serve(association, info)``: DIMSE
 dispatch to services, :class:`fastdicom.services.Dispatcher`). It knows
 nothing of SOP classes: what is supported is the handler's to say.
 
-Limits (:class:`~fastdicom.net.negotiation.Limits`, in the policy): more
-associations than ``max_associations`` get a transient A-ASSOCIATE-RJ from
-the provider (AE-6); a flood of connections past ``max_connections`` is
-closed at once, not given a thread each. :meth:`AssociationServer.stop`
-shuts down every open association (their partial objects are discarded) and
-waits for their threads. Hooks run on one :class:`Notifier` thread, off the
-data path. The server logs to ``logger`` (``fastdicom.server`` by default).
+Limits (:class:`~fastdicom.net.negotiation.Limits`, in the policy): a
+connection takes an association slot only once its A-ASSOCIATE-RQ has come;
+until then it is *pending*, with its own cap (``max_pending_connections``,
+past which new connections are closed at once, not given a thread each) and
+its own short timer (``request_timeout``), so idle sockets never lock real
+peers out. An A-ASSOCIATE-RQ past ``max_associations`` gets a transient
+A-ASSOCIATE-RJ from the provider. :meth:`AssociationServer.stop` shuts down
+every open association (their partial objects are discarded) and waits for
+their threads. Hooks run on one :class:`Notifier` thread, off the data path.
+
+The operator's log (``logger``, ``fastdicom.server`` by default): each
+association accepted (INFO: peer, AE titles, contexts accepted) and ended
+(INFO: released, or aborted and why; its duration and objects), each
+refusal with its reason (INFO; WARNING for a local limit), and a summary on
+stop (INFO).
 """
 
 from __future__ import annotations
@@ -25,13 +33,14 @@ import queue
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .association import Association, NetworkError
 from .negotiation import AcceptPolicy, Supported, negotiate, over_limit
-from .pdu import Abort, AbortReason, AbortSource, encode
+from .pdu import Abort, AbortReason, AbortSource, AssociateRJ, RejectResult, RejectSource, UserRejectReason, encode
 
 
 @dataclass
@@ -43,6 +52,9 @@ class AssociationInfo:
     address: tuple
     implementation_class_uid: str
     implementation_version_name: str | None
+    #: What the services did on it (for the log): objects stored, objects failed.
+    stored: int = 0
+    failed: int = 0
 
 
 class AssociationHandler(Supported, Protocol):
@@ -139,9 +151,14 @@ class AssociationServer:
         self._server: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # guards the counters and the sets below
-        self._active = 0
+        self._active = 0  # associations holding a slot (their A-ASSOCIATE-RQ came)
+        self._pending = 0  # connections whose A-ASSOCIATE-RQ has not come yet
         self._workers: set[threading.Thread] = set()
         self._sockets: set[socket.socket] = set()
+        self._stop_lock = threading.Lock()
+        self._stopped = False
+        self._flood_logged = 0.0  # when the last "connections closed at once" line went out
+        self._flood_count = 0
 
     @property
     def stats(self) -> dict[str, int]:
@@ -172,22 +189,43 @@ class AssociationServer:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop accepting, shut down the associations still open (aborting what they were receiving), wait."""
+        """Stop accepting, shut down the associations still open (aborting what they were receiving), wait.
+
+        A second call (another thread) waits for the first to finish."""
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self.stopping.set()
+            self.close_listener(timeout)
+            with self._lock:
+                live = list(self._sockets)
+            for sock in live:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            for t in list(self._workers):
+                t.join(timeout)
+            self.notifier.stop(timeout)
+            self.handler.close()
+            self._stopped = True
+            self.log.info(
+                "stopped: %d associations, %d connections refused",
+                self.counters["associations"],
+                self.counters["rejected"],
+            )
+
+    def close_listener(self, timeout: float = 10.0) -> None:
+        """Stop accepting new connections (those open carry on)."""
         self.stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
         if self._server is not None:
             self._server.close()
+
+    @property
+    def open_associations(self) -> int:
+        """Connections being served (pending or established)."""
         with self._lock:
-            live = list(self._sockets)
-        for sock in live:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        for t in list(self._workers):
-            t.join(timeout)
-        self.notifier.stop(timeout)
-        self.handler.close()
-        self.log.info("stopped: %d associations, %d refused", self.counters["associations"], self.counters["rejected"])
+            return len(self._workers)
 
     def serve_forever(self) -> None:
         self.start()
@@ -207,6 +245,7 @@ class AssociationServer:
 
     def _accept_loop(self) -> None:
         assert self._server is not None
+        limits = self.policy.limits
         while not self.stopping.is_set():
             try:
                 sock, addr = self._server.accept()
@@ -217,33 +256,89 @@ class AssociationServer:
                     return
                 continue
             with self._lock:
-                crowded = len(self._workers) >= self.policy.limits.max_connections
+                crowded = (
+                    self._pending >= limits.max_pending_connections or len(self._workers) >= limits.max_connections
+                )
+                if not crowded:
+                    self._pending += 1
             if crowded:  # a flood of connections gets closed, not a thread each
                 with contextlib.suppress(OSError):
                     sock.close()
                 self._count("rejected")
-                self.log.debug("connection from %s closed: %d connections open", addr, len(self._workers))
+                self._log_flood(addr)
                 continue
             t = threading.Thread(target=self._serve, args=(sock, addr), name="fastdicom-association", daemon=True)
             with self._lock:
                 self._workers.add(t)
             t.start()
 
+    def _log_flood(self, addr: tuple) -> None:
+        """Connections closed at once: a WARNING at most every 10 s, with how many (a flood must not flood the log)."""
+        self._flood_count += 1
+        now = time.monotonic()
+        if now - self._flood_logged >= 10.0:
+            self.log.warning(
+                "connection from %s closed at once: %d connections wait for their A-ASSOCIATE-RQ (limit %d), "
+                "%d open; %d closed so since the last such line",
+                _peer(addr),
+                self._pending,
+                self.policy.limits.max_pending_connections,
+                len(self._workers),
+                self._flood_count,
+            )
+            self._flood_logged, self._flood_count = now, 0
+
     # -- one connection ----------------------------------------------------------------------------
     def _serve(self, sock: socket.socket, addr: tuple) -> None:
         limits = self.policy.limits
+        state = {"pending": True, "slot": False}
+        peer = _peer(addr)
+
+        def unpend() -> None:  # under self._lock
+            if state["pending"]:
+                state["pending"] = False
+                self._pending -= 1
+
+        def answer(rq: Any) -> Any:
+            """The A-ASSOCIATE-RQ came: take a slot (or refuse: over the limit), then negotiate."""
+            with self._lock:
+                unpend()
+                if self._active < limits.max_associations:
+                    self._active += 1
+                    state["slot"] = True
+            if not state["slot"]:
+                self.log.warning(
+                    "association from %s (%s -> %s) refused: %d associations open (the limit), transient",
+                    peer,
+                    rq.calling_ae.strip(),
+                    rq.called_ae.strip(),
+                    limits.max_associations,
+                )
+                return over_limit()
+            reply = negotiate(rq, self.policy, self.handler)
+            if isinstance(reply, AssociateRJ):
+                self.log.info(
+                    "association from %s (%s -> %s) refused: %s",
+                    peer,
+                    rq.calling_ae.strip(),
+                    rq.called_ae.strip(),
+                    _reject_reason(reply),
+                )
+            return reply
+
+        assoc: Association | None = None
+        t0 = time.monotonic()
         try:
             with self._lock:
-                self._active += 1
-                over = self._active > limits.max_associations
                 self._sockets.add(sock)
+            wait = min(limits.request_timeout, limits.artim_timeout)
             if self.tls is not None:
-                sock.settimeout(limits.artim_timeout)
+                sock.settimeout(wait)
                 raw = sock
                 try:
                     sock = self.tls.wrap_socket(sock, server_side=True)
                 except (OSError, ssl.SSLError) as exc:
-                    self.log.debug("TLS handshake with %s failed: %s", addr, exc)
+                    self.log.info("connection from %s closed: TLS handshake failed: %s", peer, exc)
                     sock.close()
                     self._count("rejected")
                     return
@@ -253,17 +348,18 @@ class AssociationServer:
             try:
                 assoc = Association.accept(
                     sock,
-                    lambda rq: negotiate(rq, self.policy, self.handler),
-                    refusal=over_limit() if over else None,
+                    answer,
                     max_pdu=limits.max_pdu,
                     network_timeout=limits.network_timeout,
                     artim_timeout=limits.artim_timeout,
+                    request_timeout=wait,
                 )
             except NetworkError:  # the peer went away during negotiation
                 assoc = None
             if assoc is None:
                 self._count("rejected")
-                self.log.debug("association from %s not established%s", addr, " (over the limit)" if over else "")
+                if state["pending"]:
+                    self.log.debug("connection from %s closed: no A-ASSOCIATE-RQ within %g s", peer, wait)
                 return
             neg = assoc.agreement
             info = AssociationInfo(
@@ -274,18 +370,67 @@ class AssociationServer:
                 neg.peer_implementation_version_name,
             )
             self._count("associations")
-            self.log.debug("association from %s (%s) established", info.calling_ae, addr)
+            self.log.info(
+                "association from %s (%s -> %s) accepted: %d of %d presentation contexts, %s",
+                peer,
+                info.calling_ae.strip(),
+                info.called_ae.strip(),
+                len(neg.contexts),
+                len(neg.results),
+                info.implementation_version_name or info.implementation_class_uid,
+            )
             if self.on_association is not None:
                 self.notifier.post(self.on_association, info)
             self.handler.serve(assoc, info)
+            self.log.info(
+                "association from %s (%s) %s after %.1f s: %d stored, %d failed",
+                peer,
+                info.calling_ae.strip(),
+                self._ending(assoc),
+                time.monotonic() - t0,
+                info.stored,
+                info.failed,
+            )
         except Exception:  # never let one association's surprise end silently with the socket open
-            self.log.exception("association from %s failed", addr)
+            self.log.exception("association from %s failed", peer)
             with contextlib.suppress(OSError):
                 sock.sendall(encode(Abort(AbortSource.SERVICE_PROVIDER, AbortReason.NOT_SPECIFIED)))
             with contextlib.suppress(OSError):
                 sock.close()
         finally:
             with self._lock:
-                self._active -= 1
+                unpend()
+                if state["slot"]:
+                    self._active -= 1
                 self._sockets.discard(sock)
                 self._workers.discard(threading.current_thread())
+
+    def _ending(self, assoc: Association) -> str:
+        """How an association ended, in words (from the last state machine action)."""
+        if assoc.abort_reason:
+            return f"aborted ({assoc.abort_reason})"
+        action = assoc.last_action
+        if action in ("AR-4", "AR-5", "AR-3"):
+            return "released"
+        if self.stopping.is_set():
+            return "aborted (the server stops)"
+        if action == "AA-3":
+            return "aborted by the peer (A-ABORT)"
+        return "aborted (the connection closed)"
+
+
+def _peer(addr: tuple) -> str:
+    host, port = addr[0], addr[1]
+    if isinstance(host, str) and host.startswith("::ffff:"):
+        host = host[7:]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def _reject_reason(rj: AssociateRJ) -> str:
+    """An A-ASSOCIATE-RJ in words: the reason, permanent or transient."""
+    try:
+        reason = UserRejectReason(rj.reason).name if rj.source == RejectSource.SERVICE_USER else str(rj.reason)
+    except ValueError:
+        reason = str(rj.reason)
+    kind = "permanent" if rj.result == RejectResult.PERMANENT else "transient"
+    return f"{reason.lower().replace('_', ' ')}, {kind}"

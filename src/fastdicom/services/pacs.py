@@ -20,17 +20,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..config import ServerConfig
-from ..net.negotiation import AcceptPolicy, Limits
-from ..net.server import AssociationInfo, AssociationServer, Notifier
+from ..net.server import AssociationInfo
 from .base import Service
-from .dispatch import Dispatcher
 from .query_retrieve import QueryRetrieveService, requestor_scp_classes
-from .storage import StorageService
-from .verification import VerificationService
+from .storage import StorageSCP
 
 
-class PacsServer(AssociationServer):
-    """A small PACS on one port over the archive in ``directory`` (see the module).
+class PacsServer(StorageSCP):
+    """A small PACS on one port over the archive in ``directory`` (see the module): a
+    :class:`~fastdicom.services.storage.StorageSCP` (so the same durability, operator's log, recovery, limits
+    and graceful stop) over an :class:`~fastdicom.archive.Archive`, with Query/Retrieve and the services of
+    :meth:`_extra_services` beside Verification and Storage.
 
     Parameters
     ----------
@@ -40,9 +40,11 @@ class PacsServer(AssociationServer):
         Local AE, port, peers and their rights, limits (:func:`fastdicom.config.load`).
         None: anyone may associate and store, query, retrieve; no move destinations.
     services : sequence of Service, optional
-        More services on the same port (tried after the built-in ones).
+        More services on the same port.
     archive : Archive, optional
-        An open archive to serve (``directory`` is then ignored).
+        An open archive to serve (``directory`` is then ignored; the caller closes it).
+    durability, stop_after_failures :
+        As for :class:`~fastdicom.services.storage.StorageSCP`.
     """
 
     def __init__(
@@ -53,42 +55,43 @@ class PacsServer(AssociationServer):
         tls: ssl.SSLContext | None = None,
         duplicates: str = "overwrite",
         checksum: str = "xxh3",
+        durability: str = "fsync",
+        stop_after_failures: int = 0,
         services: Sequence[Service] = (),
         archive: Any = None,
         on_association: Callable[[AssociationInfo], Any] | None = None,
         on_store: Callable[[str | None, dict, AssociationInfo], Any] | None = None,
     ) -> None:
         self.config = config = config or ServerConfig()
+        owns = archive is None
         if archive is None:
             from ..archive import Archive
 
             directory = directory or config.archive
             if not directory:
                 raise ValueError("the PACS server needs an archive folder (a directory, or archive in the config)")
-            archive = Archive(directory, checksum=checksum, duplicates=duplicates)
+            archive = Archive(directory, checksum=checksum, duplicates=duplicates, durability=durability)
+        self.query_retrieve = QueryRetrieveService(archive, config)
         self.archive = archive
-        self.directory = self.archive.folder.root
-        notifier = Notifier()
-        self.storage = StorageService(self.archive.folder, on_store=on_store, notify=notifier.post, config=config)
-        self.query_retrieve = QueryRetrieveService(self.archive, config)
-        limits = Limits(max_associations=config.limits.max_associations, network_timeout=config.limits.network_timeout)
-        policy = AcceptPolicy(ae_title=config.ae_title, allowed_aes=config.allowed_aes, limits=limits)
-        every: list[Service] = [
-            VerificationService(),
-            self.storage,
-            self.query_retrieve,
-            *self._extra_services(tls),
-            *services,
-        ]
         super().__init__(
-            Dispatcher(every, max_data=limits.max_data, requestor_scp=requestor_scp_classes()),
-            policy,
+            archive=archive,
+            ae_title=config.ae_title,
             port=config.port,
             host=config.host,
+            max_associations=config.limits.max_associations,
+            network_timeout=config.limits.network_timeout,
+            allowed_aes=config.allowed_aes,
+            duplicates=duplicates,
+            durability=durability,
+            stop_after_failures=stop_after_failures,
             tls=tls,
             on_association=on_association,
-            notifier=notifier,
+            on_store=on_store,
+            services=[self.query_retrieve, *self._extra_services(tls), *services],
+            requestor_scp=requestor_scp_classes(),
+            config=config,
         )
+        self._owns_archive = owns
 
     def _extra_services(self, tls: ssl.SSLContext | None) -> list[Service]:
         """Services that live in their own modules, registered here: Storage Commitment when it is present."""
@@ -114,14 +117,8 @@ class PacsServer(AssociationServer):
         return {**self.storage.stats, **qr, **self.counters}
 
     def start(self) -> PacsServer:
-        """Remove what a killed server left in ``.incoming``, listen, serve in background threads; return self."""
-        self.archive.folder.sweep()
         super().start()
         return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        super().stop(timeout)
-        self.archive.close()
 
     def __enter__(self) -> PacsServer:
         return self.start()

@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -160,7 +160,8 @@ class StoreReport:
             c[f"0x{r.status:04X}" if r.status is not None else (r.error or "error").split(":")[0]] += 1
         return dict(c)
 
-    def summary(self) -> str:
+    def summary_rows(self) -> list[tuple[str, str]]:
+        """The summary as (what, value) rows."""
         secs = max(self.seconds, 1e-9)
         mb = self.bytes / 1e6
         rows = [
@@ -175,8 +176,29 @@ class StoreReport:
             rows.append((f"C-STORE latency p{q}", "-" if v is None else f"{v:.1f} ms"))
         fails = self.failures_by_status()
         rows.append(("failures", ", ".join(f"{k}: {v}" for k, v in fails.items()) if fails else "none"))
+        return rows
+
+    def summary_table(self, title: str | None = None) -> Any:
+        """The summary as a :class:`rich.table.Table` (what ``fastdicom send`` prints)."""
+        return two_column_table(self.summary_rows(), title)
+
+    def summary(self) -> str:
+        """The summary as plain text, one aligned row a line."""
+        rows = self.summary_rows()
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def two_column_table(rows: Sequence[tuple[str, str]], title: str | None = None) -> Any:
+    """A borderless rich table of (what, value) rows: the CLI's summaries (plain text where not a terminal)."""
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(no_wrap=True)
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
 
 
 @dataclass
