@@ -351,3 +351,72 @@ def test_killed_before_the_rename_leaves_nothing(tmp_path):
         assert not [f for _d, _s, files in os.walk(tmp_path / "1.2.3") for f in files]
     finally:
         archive.close()
+
+
+def _commit(archive, ds):
+    staged = archive.folder.stage()
+    staged.write(memoryview(to_bytes(ds)))
+    outcome = archive.folder.commit(staged)
+    assert outcome.ok, outcome
+
+
+def test_entities_keep_their_first_values_until_an_instance_is_stored_again(tmp_path):
+    archive = Archive(str(tmp_path))
+    try:
+        first = synth.ct_slice(0, study_uid="1.2.3", series_uid="1.2.3.4", frame_uid="1.2.3.5", rows=4, columns=4)
+        first.PatientName = "First^Name"
+        _commit(archive, first)
+        second = synth.ct_slice(1, study_uid="1.2.3", series_uid="1.2.3.4", frame_uid="1.2.3.5", rows=4, columns=4)
+        second.PatientName = "Second^Name"
+        _commit(archive, second)
+        (answer,) = archive.find("STUDY", {"PatientName": "", "NumberOfStudyRelatedInstances": ""})
+        assert answer.PatientName == "First^Name" and int(answer.NumberOfStudyRelatedInstances) == 2
+        first.PatientName = "Corrected^Name"  # the same SOP Instance again: a correction
+        _commit(archive, first)
+        (answer,) = archive.find("STUDY", {"PatientName": "", "NumberOfStudyRelatedInstances": ""})
+        assert answer.PatientName == "Corrected^Name" and int(answer.NumberOfStudyRelatedInstances) == 2
+    finally:
+        archive.close()
+
+
+def test_queries_run_while_the_writer_commits(tmp_path):
+    import threading
+
+    archive = Archive(str(tmp_path))
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def write() -> None:
+        try:
+            for s in range(20):
+                batch = []
+                for k in range(5):
+                    ds = synth.ct_slice(k, study_uid=f"1.2.3.{s}", series_uid=f"1.2.3.{s}.1", frame_uid="1.2", rows=4,
+                                        columns=4)  # fmt: skip
+                    staged = archive.folder.stage()
+                    staged.write(memoryview(to_bytes(ds)))
+                    batch.append((staged, ds.SOPClassUID, ds.SOPInstanceUID))
+                assert all(o.ok for o in archive.folder.commit_batch(batch))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def read_() -> None:
+        try:
+            while not done.is_set():
+                for a in archive.find("STUDY", {"StudyInstanceUID": "", "NumberOfStudyRelatedInstances": ""}):
+                    assert int(a.NumberOfStudyRelatedInstances) in (0, 5)  # a batch is seen whole or not at all
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write)] + [threading.Thread(target=read_) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    try:
+        assert not errors, errors
+        assert archive.stats()["study"] == 20 and archive.stats()["instance"] == 100
+    finally:
+        archive.close()

@@ -31,13 +31,15 @@ def _progress(label: str, total: int | None, quiet: bool):
         yield lambda n: bar.advance(task, n)
 
 
-def _open(path: str, checksum: str | None = None, create: bool = False):
+def _open(command: str, path: str) -> Any:
+    """The existing archive at ``path``, or None after saying why on stderr."""
     from ..archive import Archive
 
-    kwargs: dict[str, Any] = {"create": create}
-    if checksum:
-        kwargs["checksum"] = checksum
-    return Archive(path, **kwargs)
+    try:
+        return Archive(path, create=False)
+    except FileNotFoundError as exc:
+        print(f"fastdicom archive {command}: {exc}", file=sys.stderr)
+        return None
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
@@ -64,10 +66,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    try:
-        archive = _open(args.dir)
-    except FileNotFoundError as exc:
-        print(f"fastdicom archive verify: {exc}", file=sys.stderr)
+    archive = _open("verify", args.dir)
+    if archive is None:
         return 2
     try:
         differences = 0
@@ -84,10 +84,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    try:
-        archive = _open(args.dir)
-    except FileNotFoundError as exc:
-        print(f"fastdicom archive stats: {exc}", file=sys.stderr)
+    archive = _open("stats", args.dir)
+    if archive is None:
         return 2
     try:
         stats = archive.stats()

@@ -58,7 +58,6 @@ def _log_to_stderr(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import signal
     import threading
 
     from ..config import ConfigError, load, parse_peer
