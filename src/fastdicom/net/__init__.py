@@ -11,7 +11,8 @@ For convenience this package also names the services' public functions
 
 - :func:`echo` runs C-ECHO;
 - :func:`store` sends files over several associations and reports every instance;
-- :class:`StorageSCP` receives them, streamed to disk and durable before success.
+- :class:`StorageSCP` receives them, streamed to disk and durable before success;
+- :func:`commit` asks for Storage Commitment and reports every instance committed or failed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ _SERVICES = {
     "store": "fastdicom.services.store",
     "InstanceResult": "fastdicom.services.store",
     "StoreReport": "fastdicom.services.store",
+    "commit": "fastdicom.services.commitment",
+    "CommitReport": "fastdicom.services.commitment",
+    "CommitResult": "fastdicom.services.commitment",
 }
 
 
@@ -43,10 +47,13 @@ __all__ = [
     "Association",
     "AssociationAborted",
     "AssociationRejected",
+    "CommitReport",
+    "CommitResult",
     "InstanceResult",
     "NetworkError",
     "StorageSCP",
     "StoreReport",
+    "commit",
     "echo",
     "parse_address",
     "store",

@@ -205,6 +205,11 @@ class StorageSCP(AssociationServer):
     authenticate : callable, optional
         ``authenticate(user_identity, calling_ae)`` for associations that carry
         User Identity negotiation (see :class:`~fastdicom.net.negotiation.AcceptPolicy`).
+    services : sequence of Service, optional
+        More services on the same port, ahead of Storage (e.g.
+        :class:`~fastdicom.services.commitment.CommitmentService`); closed with the server.
+    requestor_scp : collection of str
+        SOP classes for which a requestor may take the SCP role (role selection).
     """
 
     def __init__(
@@ -231,6 +236,8 @@ class StorageSCP(AssociationServer):
         on_association: Callable[[AssociationInfo], Any] | None = None,
         on_store: Callable[[str | None, dict, AssociationInfo], Any] | None = None,
         authenticate: Callable[[pdu.UserIdentity, str], bool | bytes | None] | None = None,
+        services: Sequence[Any] = (),
+        requestor_scp: Collection[str] = (),
     ) -> None:
         if duplicates not in DUPLICATE_POLICIES:
             raise ValueError("duplicates must be 'overwrite', 'keep' or 'reject'")
@@ -269,7 +276,9 @@ class StorageSCP(AssociationServer):
             limits=limits,
         )
         super().__init__(
-            Dispatcher([VerificationService(), self.storage], max_data=limits.max_data),
+            Dispatcher(
+                [VerificationService(), *services, self.storage], max_data=limits.max_data, requestor_scp=requestor_scp
+            ),
             policy,
             port=port,
             host=host,
