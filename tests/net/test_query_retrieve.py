@@ -282,19 +282,25 @@ def test_utf8_query_and_ascii_query_of_a_japanese_name(server, data):
         raw.close()
 
 
-def test_find_cancel(server, data):
-    """C-CANCEL sent right behind the C-FIND: the SCP stops within one answer and ends with 0xFE00."""
-    raw = Raw(server.port)
+def test_find_cancel(tmp_path):
+    """C-CANCEL sent right behind a C-FIND of 300 matches: the SCP stops within one answer, ends with 0xFE00."""
+    paths = synth.write_ct_series(str(tmp_path / "src"), 300, rows=8, columns=8)
+    study = read(paths[0]).StudyInstanceUID
+    srv = _pacs(tmp_path / "archive")
     try:
-        q = encode_answer(_ident("IMAGE", StudyInstanceUID=data["study"], SOPInstanceUID=""), None, IMPLICIT)
+        assert not store(paths, f"FASTDICOM@127.0.0.1:{srv.port}").failed
+        raw = Raw(srv.port)
+        q = encode_answer(_ident("IMAGE", StudyInstanceUID=study, SOPInstanceUID=""), None, IMPLICIT)
         mid = raw.send(1, dimse.C_FIND_RQ, STUDY_FIND, q)
         raw.channel.send_message(1, {"CommandField": dimse.C_CANCEL_RQ, "MessageIDBeingRespondedTo": mid})
         msgs = raw.responses()
         assert msgs[-1].command["Status"] == 0xFE00
-        assert len(msgs) - 1 < 12
+        assert len(msgs) - 1 < 300
+        assert len(_answers(raw.find(q))) == 300  # the same query, not cancelled, answers every match
         assert raw.echo() == 0
-    finally:
         raw.close()
+    finally:
+        srv.stop()
 
 
 def test_match_limit_refuses_with_a700(tmp_path, data):
