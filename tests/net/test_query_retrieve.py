@@ -657,3 +657,16 @@ def test_fastdicom_serve_cli_with_a_config(tmp_path, data):
         proc.terminate()
         out, err = proc.communicate(timeout=60)
     assert "MYPACS listening" in out and "2 stored" in out, (out, err)
+
+
+def test_storage_commitment_on_the_same_port(server, data):
+    """The PACS serves Storage Commitment beside Q/R (services/commitment.py): stored instances are committed,
+    a missing one fails with 0x0112 (no such object instance)."""
+    from fastdicom.net import commit
+
+    pairs = [(str(read(p).SOPClassUID), str(read(p).SOPInstanceUID)) for p in data["ct"][:3]]
+    pairs.append((pairs[0][0], "1.2.826.0.1.3680043.10.999999"))
+    report = commit(f"FASTDICOM@127.0.0.1:{server.port}", pairs, timeout=60, calling_ae="PYMOVE")
+    assert report.event_type == 2
+    assert [r.committed for r in report.results] == [True, True, True, False]
+    assert report.results[-1].failure_reason == 0x0112
