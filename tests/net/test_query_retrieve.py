@@ -25,6 +25,10 @@ from fastdicom.services.query_retrieve import FIND, GET, MOVE, decode_identifier
 from fastdicom.services.verification import VERIFICATION
 
 from .conftest import free_port, need
+from .test_scp import pki as _pki
+
+#: The CA, server and client certificates of the TLS tests (the fixture of test_scp.py).
+pki = _pki
 
 pynetdicom = pytest.importorskip("pynetdicom")
 
@@ -670,3 +674,41 @@ def test_storage_commitment_on_the_same_port(server, data):
     assert report.event_type == 2
     assert [r.committed for r in report.results] == [True, True, True, False]
     assert report.results[-1].failure_reason == 0x0112
+
+
+def test_get_over_tls(tmp_path, data, pki):
+    """C-GET on a TLS association (one thread per SSL socket: the sub-operations' answers are read by the thread
+    serving it): pynetdicom over TLS receives the series."""
+    import ssl
+
+    from pydicom import Dataset as PDataset
+    from pynetdicom import AE, build_role, evt
+    from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet
+
+    from fastdicom.net.tls import server_context
+    from fastdicom.services.pacs import PacsServer
+
+    tls = server_context(str(pki / "server.pem"), str(pki / "server.key"))
+    srv = PacsServer(str(tmp_path / "a"), config=ServerConfig(port=0, host="127.0.0.1"), tls=tls).start()
+    try:
+        client = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+        assert not store(data["ct"], f"FASTDICOM@127.0.0.1:{srv.port}", tls=client).failed
+        got: list = []
+        ae = AE(ae_title="PYGET")
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+        ae.add_requested_context(CTImageStorage)
+        assoc = ae.associate(
+            "127.0.0.1", srv.port, ae_title="FASTDICOM", tls_args=(client, "localhost"),
+            ext_neg=[build_role(CTImageStorage, scp_role=True)],
+            evt_handlers=[(evt.EVT_C_STORE, lambda e: got.append(e.request.AffectedSOPInstanceUID) or 0)],
+        )  # fmt: skip
+        assert assoc.is_established
+        q = PDataset()
+        q.QueryRetrieveLevel = "STUDY"
+        q.StudyInstanceUID = data["study"]
+        final = list(assoc.send_c_get(q, StudyRootQueryRetrieveInformationModelGet))[-1][0]
+        assoc.release()
+        assert final.Status == 0 and final.NumberOfCompletedSuboperations == 12
+        assert sorted(got) == sorted(read(p).SOPInstanceUID for p in data["ct"])
+    finally:
+        srv.stop()

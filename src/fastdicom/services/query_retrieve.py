@@ -507,7 +507,11 @@ class QueryRetrieveService:
                 }
                 if outbound is None:
                     raise NetworkError("no outbound channel on this association")
-                answer = outbound.request(ctx, command, data, timeout=self.config.limits.network_timeout)
+                timeout = self.config.limits.network_timeout
+                if outbound.in_thread:  # TLS: this thread alone reads the socket, so it reads the answer too
+                    answer = outbound.request_in_thread(ctx, command, data, r, timeout=timeout)
+                else:
+                    answer = outbound.request(ctx, command, data, timeout=timeout)
                 result.status = int(answer.command.get("Status", 0xFFFF))
                 result.error_comment = answer.command.get("ErrorComment")
             except NetworkError as exc:
