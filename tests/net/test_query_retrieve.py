@@ -712,3 +712,41 @@ def test_get_over_tls(tmp_path, data, pki):
         assert sorted(got) == sorted(read(p).SOPInstanceUID for p in data["ct"])
     finally:
         srv.stop()
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/Orthanc"), reason="Orthanc not installed (ci/setup.sh installs it)")
+def test_orthanc_queries_moves_from_and_stores_into_fastdicom_serve(tmp_path, data):
+    """Orthanc (REST) as the SCU: C-FIND against fastdicom serve, C-MOVE of the study into Orthanc (Orthanc is a
+    configured destination), then Orthanc's C-STORE of it into a second fastdicom serve."""
+    from .test_commitment_orthanc import Orthanc
+
+    (tmp_path / "orthanc").mkdir()
+    orthanc = Orthanc(tmp_path / "orthanc")
+    dest = {"ORTHANC": Peer("ORTHANC", "127.0.0.1", orthanc.dicom_port)}
+    srv = _pacs(tmp_path / "a", peers=dest, allow_any=True)
+    other = _pacs(tmp_path / "b")
+    try:
+        assert not store([*data["ct"], data["jp"]], f"FASTDICOM@127.0.0.1:{srv.port}").failed
+        orthanc.modality("FDSCP", srv.port)
+        q = orthanc.rest(
+            "POST", "/modalities/FDSCP/query",
+            {"Level": "Study", "Query": {"PatientID": "PID*", "StudyInstanceUID": "", "PatientName": ""}},
+        )  # fmt: skip
+        answers = orthanc.rest("GET", f"{q['Path']}/answers")
+        assert len(answers) == 1
+        content = orthanc.rest("GET", f"{q['Path']}/answers/0/content?simplify")
+        assert content["StudyInstanceUID"] == data["study"] and content["PatientName"] == "Doe^Jane"
+        orthanc.rest("POST", f"{q['Path']}/retrieve", {"TargetAet": "ORTHANC", "Synchronous": True})
+        instances = orthanc.rest("GET", "/instances")
+        assert len(instances) == 12
+        # Orthanc's C-STORE into the second server, then our C-FIND there finds every instance.
+        orthanc.modality("FDSCP2", other.port)
+        orthanc.rest("POST", "/modalities/FDSCP2/store", {"Resources": instances, "Synchronous": True})
+        raw = Raw(other.port)
+        got = _answers(raw.find(_ident("IMAGE", StudyInstanceUID=data["study"], SOPInstanceUID="")))
+        raw.close()
+        assert sorted(a.SOPInstanceUID for a in got) == sorted(read(p).SOPInstanceUID for p in data["ct"])
+    finally:
+        srv.stop()
+        other.stop()
+        orthanc.close()
