@@ -22,7 +22,7 @@ import logging
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..dataset.dataset import Dataset, Element
 from ..dataset.read import read
@@ -48,6 +48,16 @@ RANK = {
     "study": {"patient": 1, "study": 1, "series": 2, "instance": 3},
 }
 _TEXT_VM1 = frozenset(("LT", "ST", "UT", "UR"))
+
+
+class Difference(NamedTuple):
+    """One difference between the index and the files: ``missing``, ``size``, ``checksum``, ``unreadable``
+    or ``not indexed``; the path, the SOP Instance UID when indexed, and what differs."""
+
+    kind: str
+    path: str
+    sop_instance_uid: str | None
+    detail: str
 
 
 class MatchLimitExceeded(FastDicomError):
@@ -388,9 +398,17 @@ class Archive:
 
     # -- changes --------------------------------------------------------------------------------
 
-    def add(self, paths: Iterable[str | os.PathLike], *, checksum: bool = True, threads: int | None = None) -> dict:
+    def add(
+        self,
+        paths: Iterable[str | os.PathLike],
+        *,
+        checksum: bool = True,
+        threads: int | None = None,
+        progress: Callable[[int], Any] | None = None,
+    ) -> dict:
         """Index files: those inside the archive where they are, others copied in through the durable write
-        path. Counts: ``added``, ``failed`` (unreadable or without the UIDs to file them)."""
+        path. Counts: ``added``, ``failed`` (unreadable or without the UIDs to file them). ``checksum=False``
+        leaves checksums unknown (:meth:`verify` fills them); ``progress(n)`` is called as files are done."""
         from ..dataset.scan import scan_headers
 
         inside: list[str] = []
@@ -401,6 +419,8 @@ class Archive:
         counts = {"added": 0, "failed": 0}
         entries = []
         for result in scan_headers(inside, checksum=self.checksum if checksum else None, threads=threads):
+            if progress is not None:
+                progress(1)
             if result.error is not None or not _indexable(result.dataset):
                 counts["failed"] += 1
                 log.warning("archive %s: not indexed: %s: %s", self.root, result.path, result.error or "no UIDs")
@@ -435,7 +455,77 @@ class Archive:
                 counts["failed"] += 1
                 continue
             counts["added" if outcome.ok else "failed"] += 1
+            if progress is not None:
+                progress(1)
         return counts
+
+    def verify(
+        self, *, fill: bool = True, threads: int | None = None, progress: Callable[[int], Any] | None = None
+    ) -> Iterator[Difference]:
+        """Compare the index with the files: every instance's presence, size and checksum (each file read
+        whole, on a thread pool), then the files in the tree the index does not know. Unknown checksums are
+        computed and, with ``fill``, written to the index. Yields each :class:`Difference`."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..dataset.scan import dicom_files
+
+        workers = threads or min(16, os.cpu_count() or 1)
+        known: set[str] = set()
+        filled: list[tuple[str, str, str]] = []
+
+        def check(s: StoredInstance) -> tuple[StoredInstance, Difference | None, str | None]:
+            try:
+                size = os.path.getsize(s.path)
+            except OSError:
+                return s, Difference("missing", s.path, s.sop_instance_uid, "in the index, not on disk"), None
+            if size != s.size:
+                return s, Difference("size", s.path, s.sop_instance_uid, f"index {s.size}, file {size}"), None
+            try:
+                digest = checksum_file(s.path, s.checksum_algorithm or self.checksum)
+            except OSError as exc:
+                return s, Difference("unreadable", s.path, s.sop_instance_uid, str(exc)), None
+            if s.checksum is None:
+                return s, None, digest
+            if digest != s.checksum:
+                detail = f"index {s.checksum}, file {digest} ({s.checksum_algorithm})"
+                return s, Difference("checksum", s.path, s.sop_instance_uid, detail), None
+            return s, None, None
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastdicom-verify") as pool:
+            window: list[Any] = []
+            rows = self.index.instances_where("1", ())
+
+            def drain(keep: int) -> Iterator[Difference]:
+                while len(window) > keep:
+                    s, diff, digest = window.pop(0).result()
+                    if progress is not None:
+                        progress(1)
+                    if digest is not None:
+                        filled.append((s.sop_instance_uid, digest, s.checksum_algorithm or self.checksum))
+                    if diff is not None:
+                        yield diff
+
+            for s in rows:
+                known.add(os.path.relpath(s.path, self.root))
+                window.append(pool.submit(check, s))
+                yield from drain(workers * 4)
+            yield from drain(0)
+        if fill and filled:
+            self.index.set_checksum(filled)
+        for path in dicom_files(self.root):
+            if os.path.relpath(path, self.root) not in known:
+                yield Difference("not indexed", path, None, "on disk, not in the index")
+
+    def rebuild(
+        self, *, checksum: bool = True, threads: int | None = None, progress: Callable[[int], Any] | None = None
+    ) -> dict:
+        """Index every file of the tree again (rows of files gone are dropped): counts as :meth:`add`."""
+        from ..dataset.scan import dicom_files
+
+        with self.index.transaction() as conn:
+            for table in reversed(TABLES):
+                conn.execute(f"DELETE FROM {table}")
+        return self.add(list(dicom_files(self.root)), checksum=checksum, threads=threads, progress=progress)
 
     def remove(self, sop_instance_uids: Iterable[str]) -> int:
         """Remove instances (index rows, then files); how many were found."""
@@ -486,4 +576,4 @@ def _indexable(ds: Any) -> bool:
     )
 
 
-__all__ = ["Archive", "Kind", "MatchLimitExceeded", "StoredInstance"]
+__all__ = ["Archive", "Difference", "Kind", "MatchLimitExceeded", "StoredInstance"]

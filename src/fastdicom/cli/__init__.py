@@ -433,12 +433,14 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_scan)
     p = sub.add_parser("backends", help="print the backend chosen for each capability and what is missing")
     p.set_defaults(func=cmd_backends)
+    from .archive import register as register_archive
     from .commit import register as register_commit
     from .net import register
     from .transcode import register as register_transcode
 
     register(sub)
     register_transcode(sub)
+    register_archive(sub)
     register_commit(sub)
     args = parser.parse_args(argv)
     try:

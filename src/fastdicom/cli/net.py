@@ -73,24 +73,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"fastdicom serve: {exc}", file=sys.stderr)
         return 2
     scp: Any
-    if args.sink:
+    if args.sink or args.no_index:  # no index, so no Query/Retrieve: a Storage SCP
         from ..services import StorageSCP
 
         scp = StorageSCP(
-            None,
+            None if args.sink else (config.archive or "archive"),
             ae_title=config.ae_title,
             port=config.port,
             host=config.host,
             max_associations=config.limits.max_associations,
             allowed_aes=config.allowed_aes,
-            sink=True,
+            duplicates=args.duplicates,
+            sink=args.sink,
+            index=False,
             tls=tls,
         )
-        where = "checking and discarding (--sink)"
+        where = "checking and discarding (--sink)" if args.sink else f"storing into {scp.directory} (no index)"
     else:
         from ..services.pacs import PacsServer
 
-        scp = PacsServer(config.archive or "archive", config=config, tls=tls, duplicates=args.duplicates)
+        scp = PacsServer(
+            config.archive or "archive", config=config, tls=tls, duplicates=args.duplicates, checksum=args.checksum
+        )
         where = f"storing into {scp.directory}; C-FIND, C-MOVE, C-GET over its index"
     scp.start()
     print(f"fastdicom serve: {config.ae_title} listening on port {scp.port}, {where}", flush=True)
@@ -221,6 +225,10 @@ def register(sub) -> None:
     p.add_argument("--pending-interval", type=float, default=None, help="seconds between C-MOVE/C-GET pendings")
     p.add_argument("--duplicates", choices=["overwrite", "keep", "reject"], default="overwrite")
     p.add_argument("--sink", action="store_true", help="check and discard objects (measure a sender)")
+    p.add_argument("--no-index", action="store_true", help="store files only, without the archive's SQLite index")
+    p.add_argument(
+        "--checksum", choices=["xxh3", "sha256", "md5"], default="xxh3", help="checksum of stored files (index)"
+    )
     p.add_argument("--tls-cert", help="serve TLS with this certificate")
     p.add_argument("--tls-key")
     p.add_argument("--tls-ca", help="CA that signs client certificates")
