@@ -750,3 +750,34 @@ def test_orthanc_queries_moves_from_and_stores_into_fastdicom_serve(tmp_path, da
         srv.stop()
         other.stop()
         orthanc.close()
+
+
+def test_move_pending_counts_at_the_interval(tmp_path, data, move_port):
+    """pending_interval 0.1 s, a destination taking 0.2 s per object: pending answers carry remaining, completed,
+    failed and warning counts that add up to the total and only grow; the final one omits remaining."""
+    seen: list = []
+    receiver = _receiver(move_port, seen, delay=0.2)
+    dest = {"MOVESCU": Peer("MOVESCU", "127.0.0.1", move_port)}
+    srv = _pacs(tmp_path, peers=dest, allow_any=True, limits=ServerLimits(pending_interval=0.1, move_associations=1))
+    try:
+        assert not store(data["ct"], f"FASTDICOM@127.0.0.1:{srv.port}").failed
+        raw = Raw(srv.port)
+        q = encode_answer(
+            _ident("SERIES", StudyInstanceUID=data["study"], SeriesInstanceUID=data["series"]), None, IMPLICIT
+        )
+        raw.send(3, dimse.C_MOVE_RQ, STUDY_MOVE, q, MoveDestination="MOVESCU")
+        msgs = raw.responses()
+        raw.close()
+        pending = [m.command for m in msgs[:-1]]
+        assert len(pending) >= 5 and all(c["Status"] == 0xFF00 for c in pending)
+        keys = ("NumberOfRemainingSuboperations", "NumberOfCompletedSuboperations", "NumberOfFailedSuboperations",
+                "NumberOfWarningSuboperations")  # fmt: skip
+        assert all(sum(c[k] for k in keys) == 12 for c in pending)
+        done = [c["NumberOfCompletedSuboperations"] for c in pending]
+        assert done == sorted(done) and done[0] < 12
+        final = msgs[-1].command
+        assert final["Status"] == 0 and final["NumberOfCompletedSuboperations"] == 12
+        assert "NumberOfRemainingSuboperations" not in final
+    finally:
+        srv.stop()
+        receiver.shutdown()
