@@ -100,7 +100,14 @@ def server(tmp_path_factory, data, move_port):
 class Raw:
     """An association proposing the Study Root classes (and Verification), answering in order."""
 
-    def __init__(self, port: int, syntax: str = IMPLICIT, calling_ae: str = "RAW", extended: dict | None = None):
+    def __init__(
+        self,
+        port: int,
+        syntax: str = IMPLICIT,
+        calling_ae: str = "RAW",
+        extended: dict | None = None,
+        called_ae: str = "FASTDICOM",
+    ):
         contexts = [
             pdu.PresentationContext(1, STUDY_FIND, [syntax]),
             pdu.PresentationContext(3, STUDY_MOVE, [syntax]),
@@ -112,7 +119,7 @@ class Raw:
             "127.0.0.1",
             port,
             calling_ae=calling_ae,
-            called_ae="FASTDICOM",
+            called_ae=called_ae,
             contexts=contexts,
             network_timeout=120,
             sop_class_extended=extended or {},
