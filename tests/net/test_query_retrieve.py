@@ -25,6 +25,10 @@ from fastdicom.services.query_retrieve import FIND, GET, MOVE, decode_identifier
 from fastdicom.services.verification import VERIFICATION
 
 from .conftest import free_port, need
+from .test_scp import pki as _pki
+
+#: The CA, server and client certificates of the TLS tests (the fixture of test_scp.py).
+pki = _pki
 
 pynetdicom = pytest.importorskip("pynetdicom")
 
@@ -96,7 +100,14 @@ def server(tmp_path_factory, data, move_port):
 class Raw:
     """An association proposing the Study Root classes (and Verification), answering in order."""
 
-    def __init__(self, port: int, syntax: str = IMPLICIT, calling_ae: str = "RAW", extended: dict | None = None):
+    def __init__(
+        self,
+        port: int,
+        syntax: str = IMPLICIT,
+        calling_ae: str = "RAW",
+        extended: dict | None = None,
+        called_ae: str = "FASTDICOM",
+    ):
         contexts = [
             pdu.PresentationContext(1, STUDY_FIND, [syntax]),
             pdu.PresentationContext(3, STUDY_MOVE, [syntax]),
@@ -108,7 +119,7 @@ class Raw:
             "127.0.0.1",
             port,
             calling_ae=calling_ae,
-            called_ae="FASTDICOM",
+            called_ae=called_ae,
             contexts=contexts,
             network_timeout=120,
             sop_class_extended=extended or {},
@@ -282,19 +293,25 @@ def test_utf8_query_and_ascii_query_of_a_japanese_name(server, data):
         raw.close()
 
 
-def test_find_cancel(server, data):
-    """C-CANCEL sent right behind the C-FIND: the SCP stops within one answer and ends with 0xFE00."""
-    raw = Raw(server.port)
+def test_find_cancel(tmp_path):
+    """C-CANCEL sent right behind a C-FIND of 300 matches: the SCP stops within one answer, ends with 0xFE00."""
+    paths = synth.write_ct_series(str(tmp_path / "src"), 300, rows=8, columns=8)
+    study = read(paths[0]).StudyInstanceUID
+    srv = _pacs(tmp_path / "archive")
     try:
-        q = encode_answer(_ident("IMAGE", StudyInstanceUID=data["study"], SOPInstanceUID=""), None, IMPLICIT)
+        assert not store(paths, f"FASTDICOM@127.0.0.1:{srv.port}").failed
+        raw = Raw(srv.port)
+        q = encode_answer(_ident("IMAGE", StudyInstanceUID=study, SOPInstanceUID=""), None, IMPLICIT)
         mid = raw.send(1, dimse.C_FIND_RQ, STUDY_FIND, q)
         raw.channel.send_message(1, {"CommandField": dimse.C_CANCEL_RQ, "MessageIDBeingRespondedTo": mid})
         msgs = raw.responses()
         assert msgs[-1].command["Status"] == 0xFE00
-        assert len(msgs) - 1 < 12
+        assert len(msgs) - 1 < 300
+        assert len(_answers(raw.find(q))) == 300  # the same query, not cancelled, answers every match
         assert raw.echo() == 0
-    finally:
         raw.close()
+    finally:
+        srv.stop()
 
 
 def test_match_limit_refuses_with_a700(tmp_path, data):
@@ -651,3 +668,123 @@ def test_fastdicom_serve_cli_with_a_config(tmp_path, data):
         proc.terminate()
         out, err = proc.communicate(timeout=60)
     assert "MYPACS listening" in out and "2 stored" in out, (out, err)
+
+
+def test_storage_commitment_on_the_same_port(server, data):
+    """The PACS serves Storage Commitment beside Q/R (services/commitment.py): stored instances are committed,
+    a missing one fails with 0x0112 (no such object instance)."""
+    from fastdicom.net import commit
+
+    pairs = [(str(read(p).SOPClassUID), str(read(p).SOPInstanceUID)) for p in data["ct"][:3]]
+    pairs.append((pairs[0][0], "1.2.826.0.1.3680043.10.999999"))
+    report = commit(f"FASTDICOM@127.0.0.1:{server.port}", pairs, timeout=60, calling_ae="PYMOVE")
+    assert report.event_type == 2
+    assert [r.committed for r in report.results] == [True, True, True, False]
+    assert report.results[-1].failure_reason == 0x0112
+
+
+def test_get_over_tls(tmp_path, data, pki):
+    """C-GET on a TLS association (one thread per SSL socket: the sub-operations' answers are read by the thread
+    serving it): pynetdicom over TLS receives the series."""
+    import ssl
+
+    from pydicom import Dataset as PDataset
+    from pynetdicom import AE, build_role, evt
+    from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet
+
+    from fastdicom.net.tls import server_context
+    from fastdicom.services.pacs import PacsServer
+
+    tls = server_context(str(pki / "server.pem"), str(pki / "server.key"))
+    srv = PacsServer(str(tmp_path / "a"), config=ServerConfig(port=0, host="127.0.0.1"), tls=tls).start()
+    try:
+        client = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+        assert not store(data["ct"], f"FASTDICOM@127.0.0.1:{srv.port}", tls=client).failed
+        got: list = []
+        ae = AE(ae_title="PYGET")
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+        ae.add_requested_context(CTImageStorage)
+        assoc = ae.associate(
+            "127.0.0.1", srv.port, ae_title="FASTDICOM", tls_args=(client, "localhost"),
+            ext_neg=[build_role(CTImageStorage, scp_role=True)],
+            evt_handlers=[(evt.EVT_C_STORE, lambda e: got.append(e.request.AffectedSOPInstanceUID) or 0)],
+        )  # fmt: skip
+        assert assoc.is_established
+        q = PDataset()
+        q.QueryRetrieveLevel = "STUDY"
+        q.StudyInstanceUID = data["study"]
+        final = list(assoc.send_c_get(q, StudyRootQueryRetrieveInformationModelGet))[-1][0]
+        assoc.release()
+        assert final.Status == 0 and final.NumberOfCompletedSuboperations == 12
+        assert sorted(got) == sorted(read(p).SOPInstanceUID for p in data["ct"])
+    finally:
+        srv.stop()
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/Orthanc"), reason="Orthanc not installed (ci/setup.sh installs it)")
+def test_orthanc_queries_moves_from_and_stores_into_fastdicom_serve(tmp_path, data):
+    """Orthanc (REST) as the SCU: C-FIND against fastdicom serve, C-MOVE of the study into Orthanc (Orthanc is a
+    configured destination), then Orthanc's C-STORE of it into a second fastdicom serve."""
+    from .test_commitment_orthanc import Orthanc
+
+    (tmp_path / "orthanc").mkdir()
+    orthanc = Orthanc(tmp_path / "orthanc")
+    dest = {"ORTHANC": Peer("ORTHANC", "127.0.0.1", orthanc.dicom_port)}
+    srv = _pacs(tmp_path / "a", peers=dest, allow_any=True)
+    other = _pacs(tmp_path / "b")
+    try:
+        assert not store([*data["ct"], data["jp"]], f"FASTDICOM@127.0.0.1:{srv.port}").failed
+        orthanc.modality("FDSCP", srv.port)
+        q = orthanc.rest(
+            "POST", "/modalities/FDSCP/query",
+            {"Level": "Study", "Query": {"PatientID": "PID*", "StudyInstanceUID": "", "PatientName": ""}},
+        )  # fmt: skip
+        answers = orthanc.rest("GET", f"{q['Path']}/answers")
+        assert len(answers) == 1
+        content = orthanc.rest("GET", f"{q['Path']}/answers/0/content?simplify")
+        assert content["StudyInstanceUID"] == data["study"] and content["PatientName"] == "Doe^Jane"
+        orthanc.rest("POST", f"{q['Path']}/retrieve", {"TargetAet": "ORTHANC", "Synchronous": True})
+        instances = orthanc.rest("GET", "/instances")
+        assert len(instances) == 12
+        # Orthanc's C-STORE into the second server, then our C-FIND there finds every instance.
+        orthanc.modality("FDSCP2", other.port)
+        orthanc.rest("POST", "/modalities/FDSCP2/store", {"Resources": instances, "Synchronous": True})
+        raw = Raw(other.port)
+        got = _answers(raw.find(_ident("IMAGE", StudyInstanceUID=data["study"], SOPInstanceUID="")))
+        raw.close()
+        assert sorted(a.SOPInstanceUID for a in got) == sorted(read(p).SOPInstanceUID for p in data["ct"])
+    finally:
+        srv.stop()
+        other.stop()
+        orthanc.close()
+
+
+def test_move_pending_counts_at_the_interval(tmp_path, data, move_port):
+    """pending_interval 0.1 s, a destination taking 0.2 s per object: pending answers carry remaining, completed,
+    failed and warning counts that add up to the total and only grow; the final one omits remaining."""
+    seen: list = []
+    receiver = _receiver(move_port, seen, delay=0.2)
+    dest = {"MOVESCU": Peer("MOVESCU", "127.0.0.1", move_port)}
+    srv = _pacs(tmp_path, peers=dest, allow_any=True, limits=ServerLimits(pending_interval=0.1, move_associations=1))
+    try:
+        assert not store(data["ct"], f"FASTDICOM@127.0.0.1:{srv.port}").failed
+        raw = Raw(srv.port)
+        q = encode_answer(
+            _ident("SERIES", StudyInstanceUID=data["study"], SeriesInstanceUID=data["series"]), None, IMPLICIT
+        )
+        raw.send(3, dimse.C_MOVE_RQ, STUDY_MOVE, q, MoveDestination="MOVESCU")
+        msgs = raw.responses()
+        raw.close()
+        pending = [m.command for m in msgs[:-1]]
+        assert len(pending) >= 5 and all(c["Status"] == 0xFF00 for c in pending)
+        keys = ("NumberOfRemainingSuboperations", "NumberOfCompletedSuboperations", "NumberOfFailedSuboperations",
+                "NumberOfWarningSuboperations")  # fmt: skip
+        assert all(sum(c[k] for k in keys) == 12 for c in pending)
+        done = [c["NumberOfCompletedSuboperations"] for c in pending]
+        assert done == sorted(done) and done[0] < 12
+        final = msgs[-1].command
+        assert final["Status"] == 0 and final["NumberOfCompletedSuboperations"] == 12
+        assert "NumberOfRemainingSuboperations" not in final
+    finally:
+        srv.stop()
+        receiver.shutdown()

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from ..dictionary._uids import UIDS
 from ..dictionary.uid import TRANSFER_SYNTAXES, UID
+from ..net import dimse
 from ..net.association import Association, Negotiated, NetworkError
 from ..net.dataplane import DataSink
 from ..net.dimse import DimseChannel, Message
@@ -148,6 +149,35 @@ class Outbound:
         if answer is None:
             raise NetworkError("the association ended before the answer" if self._closed else "no answer in time")
         return answer
+
+    @property
+    def in_thread(self) -> bool:
+        """Whether :meth:`request_in_thread` may be used: the association is established and not duplex (TLS),
+        so the thread serving it (no responder on such a socket) is the only one that reads it."""
+        return not self._closed and not self._assoc.duplex and self._assoc.is_established
+
+    def request_in_thread(
+        self, context_id: int, command: dict[str, Any], data: Any, for_request: Request, *, timeout: float = 60.0
+    ) -> Message:
+        """:meth:`request` for the thread that serves the association (see :attr:`in_thread`): it reads the
+        answer itself. A C-CANCEL of ``for_request`` read meanwhile marks it cancelled; any other request
+        (the peer broke the operations window) raises NetworkError."""
+        mid = self._channel.next_message_id()
+        self.used = True
+        self._channel.send_message(context_id, {**command, "MessageID": mid}, data)
+        while True:
+            msg = self._channel.receive_message(timeout=timeout)
+            field_ = msg.command.get("CommandField")
+            answered = msg.command.get("MessageIDBeingRespondedTo")
+            if field_ == dimse.C_CANCEL_RQ:
+                if answered == for_request.message_id:
+                    for_request.cancelled = True
+                continue
+            if isinstance(field_, int) and field_ & 0x8000:
+                if answered == mid:
+                    return msg
+                continue  # an answer to nothing we wait for
+            raise NetworkError("a request arrived while a sub-operation was waiting (no operations window)")
 
     def deliver(self, message: Message) -> bool:
         """A response read on the association: True if it answers one of our requests."""

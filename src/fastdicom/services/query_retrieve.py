@@ -23,14 +23,17 @@ statuses:
   parsed, a key that cannot be matched: 0xC000 (unable to process), with the
   offending element where there is one; a missing or unknown Query/Retrieve
   Level: 0xA900 (identifier does not match SOP class). The association goes
-  on serving.
+  on serving. (An identifier past the dispatcher's ``max_data``, 64 MiB, is
+  not collected at all: the association is aborted.)
 * **C-MOVE**: the destination must be a configured one (else 0xA801); the
   instances go through the store pipeline (:func:`fastdicom.services.store.store`:
   several associations, sendfile), each C-STORE carrying Move Originator AE
   Title and Message ID; a pending answer every ``pending_interval`` seconds.
 * **C-GET**: C-STOREs on the requestor's own association, on the storage
-  contexts it proposed with the SCP role (role selection); an instance whose
-  class has none is a failed sub-operation.
+  contexts it proposed with the SCP role (role selection, for the storage
+  classes the dictionary knows); an instance whose class has none is a failed
+  sub-operation. One sub-operation at a time (the window we negotiate lets us
+  invoke one); on TLS the serving thread reads their answers itself.
 * **Final statuses of retrievals**: 0x0000 all completed; 0xB000 some failed
   or warned, with the Failed SOP Instance UID List; 0xA702 all failed; 0xFE00
   cancelled (the remaining ones are counted as remaining).
@@ -507,7 +510,11 @@ class QueryRetrieveService:
                 }
                 if outbound is None:
                     raise NetworkError("no outbound channel on this association")
-                answer = outbound.request(ctx, command, data, timeout=self.config.limits.network_timeout)
+                timeout = self.config.limits.network_timeout
+                if outbound.in_thread:  # TLS: this thread alone reads the socket, so it reads the answer too
+                    answer = outbound.request_in_thread(ctx, command, data, r, timeout=timeout)
+                else:
+                    answer = outbound.request(ctx, command, data, timeout=timeout)
                 result.status = int(answer.command.get("Status", 0xFFFF))
                 result.error_comment = answer.command.get("ErrorComment")
             except NetworkError as exc:
