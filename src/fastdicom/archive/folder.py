@@ -37,13 +37,12 @@ import contextlib
 import enum
 import os
 import re
-import threading
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _backends
 from ..dataset.read import read
 from ..errors import FastDicomError
 from .durable import fsync_dir, make_dirs
@@ -94,19 +93,23 @@ class Outcome:
 class Staged:
     """One object being received into a temporary file (a :class:`~fastdicom.net.dataplane.DataSink`).
 
-    A disk error (full, no descriptors, folder gone) is remembered, the rest
-    drained, and the commit answers :attr:`Reason.OUT_OF_RESOURCES`.
+    The file is created and its header written in one call, and flushed and
+    closed with the rest of its batch in another (the ``staging`` capability:
+    Rust, GIL released, or its twin :mod:`fastdicom.archive._files_py`): an SCP
+    thread does not give up the interpreter lock once per system call. A disk
+    error (full, no descriptors, folder gone) is remembered, the rest drained,
+    and the commit answers :attr:`Reason.OUT_OF_RESOURCES`.
     """
 
     def __init__(self, incoming: str, header: bytes = b"") -> None:
-        self.path = os.path.join(incoming, f"{uuid.uuid4().hex}.part")
+        self.path = ""
         #: Bytes received after the header.
         self.bytes = 0
         self.error: OSError | None = None
-        self.file: Any = None
+        #: The open descriptor (-1 once flushed, closed or failed).
+        self.fd = -1
         try:
-            self.file = open(self.path, "xb", buffering=1 << 20)  # noqa: SIM115 - closed in finish/discard
-            self.file.write(header)
+            self.fd, self.path = _staging().stage_create(incoming, header)
         except OSError as exc:
             self._fail(exc)
 
@@ -116,22 +119,16 @@ class Staged:
 
     def write(self, view: memoryview) -> None:
         self.bytes += len(view)
-        if self.error is None and self.file is not None:
+        if self.error is None and self.fd >= 0:
             try:
-                self.file.write(view)
+                while view:
+                    view = view[os.write(self.fd, view) :]
             except OSError as exc:
                 self._fail(exc)
 
     def data_plane_fd(self) -> int:
         """The descriptor the data plane appends to (-1 after an error: drain)."""
-        if self.error is not None or self.file is None:
-            return -1
-        try:
-            self.file.flush()
-        except OSError as exc:
-            self._fail(exc)
-            return -1
-        return int(self.file.fileno())
+        return self.fd if self.error is None else -1
 
     def data_plane_done(self, received: int, errno: int) -> None:
         """The data plane received ``received`` bytes; ``errno`` is its first write error (0: none)."""
@@ -140,19 +137,38 @@ class Staged:
             self._fail(OSError(errno, os.strerror(errno)))
 
     def finish(self) -> None:
-        """Flush and fsync (the first error, from receiving or from this, is raised)."""
-        if self.error is not None:
-            raise self.error
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
+        """fsync and close (the first error, from receiving or from this, is raised)."""
+        result = _flush_all([self])[0]
+        if result is not True:
+            raise result
+
+    def _flushed(self, errno: int) -> None:
+        """:func:`_flush_all` fsynced and closed the file (``errno``: 0, or why the flush failed)."""
+        self.fd = -1
+        if errno:
+            self.error = OSError(errno, os.strerror(errno))
 
     def discard(self) -> None:
-        if self.file is not None:
+        if self.fd >= 0:
             with contextlib.suppress(OSError):
-                self.file.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
+                os.close(self.fd)
+            self.fd = -1
+        if self.path:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+
+def _staging() -> Any:
+    return _backends.resolve("staging")[1]
+
+
+def _flush_all(staged: Sequence[Staged]) -> list[bool | BaseException]:
+    """fsync and close the files of ``staged`` in one call; for each, True or the error it had or got."""
+    open_ = [s for s in staged if s.error is None and s.fd >= 0]
+    if open_:
+        for s, errno in zip(open_, _staging().sync_close([s.fd for s in open_])):
+            s._flushed(errno)
+    return [True if s.error is None else s.error for s in staged]
 
 
 class Counted:
@@ -193,9 +209,9 @@ class FolderArchive:
         self.incoming = os.path.join(self.root, ".incoming")
         self.duplicates = duplicates
         os.makedirs(self.incoming, exist_ok=True)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
         self._closed = False
+        #: Study/series folders known to exist (made and fsynced by this archive): no stat per object.
+        self._folders: set[str] = set()
 
     def sweep(self) -> None:
         """Remove the staged files a killed process left behind (they were never committed)."""
@@ -219,10 +235,8 @@ class FolderArchive:
         """:meth:`commit` for many objects with a few flushes: fsyncs in parallel, checks and renames in order,
         one fsync per folder; every outcome is final when this returns."""
         flushed: list[bool | BaseException] = [False] * len(batch)
-        pool = self._fsync_pool() if len(batch) > 1 else None
-        if pool is not None:
-            with contextlib.suppress(RuntimeError):  # the pool was shut down under us (close()): flush inline
-                flushed = list(pool.map(_flush, [staged for staged, _, _ in batch]))
+        if len(batch) > 1:
+            flushed = _flush_all([staged for staged, _, _ in batch])
         folders: set[str] = set()
         outcomes = [
             self._commit_one(staged, sop_class, sop_instance, flushed[k], folders)
@@ -280,16 +294,23 @@ class FolderArchive:
                 staged.discard()
                 return Outcome(Reason.NO_STUDY_OR_SERIES, "missing or invalid Study/Series Instance UID")
             assert isinstance(sop_instance, str)  # checked by safe_uid
-            folder = make_dirs(self.root, study, series)
+            folder = os.path.join(self.root, study, series)
+            if folder not in self._folders:
+                self._made(make_dirs(self.root, study, series))
             final = os.path.join(folder, sop_instance + ".dcm")
-            if os.path.exists(final):
+            # ("overwrite" replaces whatever is there: no need to look first)
+            if self.duplicates != "overwrite" and os.path.exists(final):
                 if self.duplicates == "keep":
                     staged.discard()
                     return Outcome(Reason.DUPLICATE_KEPT, "", final)
-                if self.duplicates == "reject":
-                    staged.discard()
-                    return Outcome(Reason.DUPLICATE_REFUSED, "SOP Instance already stored")
-            os.replace(staged.path, final)
+                staged.discard()
+                return Outcome(Reason.DUPLICATE_REFUSED, "SOP Instance already stored")
+            try:
+                os.replace(staged.path, final)
+            except FileNotFoundError:  # the folder was removed under us (by hand?): make it again, once
+                self._folders.discard(folder)
+                self._made(make_dirs(self.root, study, series))
+                os.replace(staged.path, final)
             folders.add(folder)
             return Outcome(Reason.STORED, "", final, staged.bytes)
         except FastDicomError as exc:
@@ -299,27 +320,14 @@ class FolderArchive:
             staged.discard()
             return _oserror(exc)
 
-    def _fsync_pool(self) -> ThreadPoolExecutor | None:
-        """Threads that fsync a batch's files in parallel (shared by every caller)."""
-        with self._pool_lock:
-            if self._pool is None and not self._closed:
-                self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fastdicom-fsync")
-            return self._pool
+    def _made(self, folder: str) -> None:
+        if len(self._folders) >= 4096:  # bounded: an archive of ever new series forgets the oldest lookups
+            self._folders.clear()
+        self._folders.add(folder)
 
     def close(self) -> None:
-        """Stop the fsync threads (a batch still running finishes its files inline)."""
-        with self._pool_lock:
-            pool, self._pool, self._closed = self._pool, None, True
-        if pool is not None:
-            pool.shutdown(wait=False)
-
-
-def _flush(staged: Staged) -> bool | BaseException:
-    try:
-        staged.finish()
-        return True
-    except Exception as exc:  # noqa: BLE001 - becomes this object's outcome
-        return exc
+        """Nothing is held between batches (kept for the archive interface)."""
+        self._closed = True
 
 
 class DiscardArchive:
