@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._backends import backend_info
+from ._lazy import lazy_attributes
 from ._version import __version__
 from .dataset import Dataset, Element, read, to_bytes, write
-from ._lazy import lazy_attributes
 from .errors import FastDicomError, InvalidDicomError
 
 if TYPE_CHECKING:

@@ -37,7 +37,6 @@ import contextlib
 import enum
 import os
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -139,7 +138,7 @@ class Staged:
     def finish(self) -> None:
         """fsync and close (the first error, from receiving or from this, is raised)."""
         result = _flush_all([self])[0]
-        if result is not True:
+        if isinstance(result, BaseException):
             raise result
 
     def _flushed(self, errno: int) -> None:
