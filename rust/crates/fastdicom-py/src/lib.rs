@@ -1643,20 +1643,17 @@ fn pdata_recv<'py>(
     )
 }
 
-/// Create a staged file ``<incoming>/<32 hex digits>.part`` holding ``header`` (GIL released).
+/// Create a staged file ``<incoming>/<32 hex digits>.part`` holding ``header``.
 ///
 /// Returns ``(fd, path)``; the descriptor (write-only, close-on-exec) is the
 /// caller's, to hand to :func:`sync_close` or close. Errors raise OSError.
+/// The GIL is kept: creating a file and writing a few hundred bytes waits for
+/// no device, and giving the GIL up would cost an SCP thread a hand-off per object.
 #[cfg(unix)]
 #[pyfunction]
-fn stage_create(
-    py: Python<'_>,
-    incoming: std::path::PathBuf,
-    header: &[u8],
-) -> PyResult<(i32, String)> {
+fn stage_create(incoming: std::path::PathBuf, header: &[u8]) -> PyResult<(i32, String)> {
     use std::os::fd::IntoRawFd;
-    let (file, path) =
-        py.allow_threads(|| fastdicom_net::staging::stage_file(&incoming, ".part", header))?;
+    let (file, path) = fastdicom_net::staging::stage_file(&incoming, ".part", header)?;
     match path.into_os_string().into_string() {
         Ok(p) => Ok((file.into_raw_fd(), p)),
         Err(p) => {
