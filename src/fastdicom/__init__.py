@@ -7,15 +7,37 @@ Examples
 >>> ds.SOPInstanceUID  # doctest: +SKIP
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from ._backends import backend_info
+from ._lazy import lazy_attributes
 from ._version import __version__
 from .archive import Archive
 from .dataset import Dataset, Element, read, to_bytes, write
 from .errors import FastDicomError, InvalidDicomError
-from .interop import from_pydicom
-from .pixels import decode
-from .series import Series, SeriesError, find_series, load_series
-from .transcode import transcode
+
+if TYPE_CHECKING:
+    from .interop import from_pydicom
+    from .pixels import decode
+    from .series import Series, SeriesError, find_series, load_series
+    from .transcode import transcode
+
+#: Imported on first use (they bring numpy and the codecs; a network tool starts without them).
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "from_pydicom": "fastdicom.interop",
+        "decode": "fastdicom.pixels",
+        "Series": "fastdicom.series",
+        "SeriesError": "fastdicom.series",
+        "find_series": "fastdicom.series",
+        "load_series": "fastdicom.series",
+        "transcode": "fastdicom.transcode",
+    },
+    globals(),
+)
 
 __all__ = [
     "__version__",

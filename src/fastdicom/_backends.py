@@ -55,6 +55,11 @@ REGISTRY: dict[str, list[tuple[str, str, str]]] = {
         ("rust", "fastdicom._rust", "pdata_recv"),
         ("python", "fastdicom.net._recv_py", "pdata_recv"),
     ],
+    # A Storage SCP's staged files: created with their header, then flushed and closed in batches.
+    "staging": [
+        ("rust", "fastdicom._rust", "sync_close"),
+        ("python", "fastdicom.archive._files_py", "sync_close"),
+    ],
     "jpeg": [
         ("rust", "fastdicom.pixels._codecs_rust", "jpeg_decode"),
         ("python", "fastdicom.pixels._codecs_imagecodecs", "jpeg_decode"),

@@ -52,9 +52,12 @@ method comes from the syntax's entry in :data:`fastdicom.pixels.codecs.CODECS`.
 from __future__ import annotations
 
 import os
+import sys
+import types
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -419,3 +422,18 @@ def transcode(
         raise AssertionError("a data set read from to_bytes() has File Meta")
     meta[0x00020010].value = uid
     return read(to_bytes(new, transfer_syntax=uid))
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`transcode`.
+
+    ``fastdicom.transcode`` is imported on first use (it brings numpy and the
+    codecs); whoever imports this module first makes the package's
+    ``transcode`` attribute this module, so calling it must still transcode.
+    """
+
+    def __call__(self, ds: Dataset, transfer_syntax: str, **kwargs: Any) -> Dataset:
+        return transcode(ds, transfer_syntax, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

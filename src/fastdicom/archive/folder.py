@@ -46,12 +46,11 @@ import logging
 import os
 import re
 import threading
-import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .. import _backends
 from ..dataset.read import read
 from ..errors import FastDicomError
 from .checksum import Hasher, checksum_file, hasher
@@ -110,26 +109,30 @@ class Outcome:
 class Staged:
     """One object being received into a temporary file (a :class:`~fastdicom.net.dataplane.DataSink`).
 
-    A disk error (full, no descriptors, folder gone) is remembered, the rest
-    drained, and the commit answers :attr:`Reason.OUT_OF_RESOURCES`.
+    The file is created and its header written in one call, and flushed and
+    closed with the rest of its batch in another (the ``staging`` capability:
+    Rust, GIL released, or its twin :mod:`fastdicom.archive._files_py`): an SCP
+    thread does not give up the interpreter lock once per system call. A disk
+    error (full, no descriptors, folder gone) is remembered, the rest drained,
+    and the commit answers :attr:`Reason.OUT_OF_RESOURCES`.
     """
 
     def __init__(
         self, incoming: str, header: bytes = b"", checksum: Hasher | None = None, *, sync: bool = True
     ) -> None:
-        self.path = os.path.join(incoming, f"{uuid.uuid4().hex}.part")
-        #: fsync in :meth:`finish` (False: ``durability="os"``, the page cache only).
+        self.path = ""
+        #: fsync when flushed (False: ``durability="os"``, the page cache only).
         self.sync = sync
         #: Bytes received after the header.
         self.bytes = 0
         self.header_bytes = len(header)
         self.error: OSError | None = None
-        self.file: Any = None
         #: The checksum of what was written, fed as it is written (None: computed at the commit by reading).
         self.hasher = checksum
+        #: The open descriptor (-1 once flushed, closed or failed).
+        self.fd = -1
         try:
-            self.file = open(self.path, "xb", buffering=1 << 20)  # noqa: SIM115 - closed in finish/discard
-            self.file.write(header)
+            self.fd, self.path = _staging().stage_create(incoming, header)
             if checksum is not None:
                 checksum.update(header)
         except OSError as exc:
@@ -141,24 +144,21 @@ class Staged:
 
     def write(self, view: memoryview) -> None:
         self.bytes += len(view)
-        if self.error is None and self.file is not None:
+        if self.error is None and self.fd >= 0:
             try:
-                self.file.write(view)
-                if self.hasher is not None:
-                    self.hasher.update(view)
+                while view:
+                    if self.hasher is not None:
+                        n = os.write(self.fd, view)
+                        self.hasher.update(view[:n])
+                        view = view[n:]
+                    else:
+                        view = view[os.write(self.fd, view) :]
             except OSError as exc:
                 self._fail(exc)
 
     def data_plane_fd(self) -> int:
         """The descriptor the data plane appends to (-1 after an error: drain)."""
-        if self.error is not None or self.file is None:
-            return -1
-        try:
-            self.file.flush()
-        except OSError as exc:
-            self._fail(exc)
-            return -1
-        return int(self.file.fileno())
+        return self.fd if self.error is None else -1
 
     def data_plane_hasher(self, plane: Any) -> Any:
         """The hasher the data plane feeds what it writes (None: none, or one ``plane`` cannot feed, in which
@@ -174,20 +174,45 @@ class Staged:
             self._fail(OSError(errno, os.strerror(errno)))
 
     def finish(self) -> None:
-        """Flush and fsync (the first error, from receiving or from this, is raised); no fsync without ``sync``."""
-        if self.error is not None:
-            raise self.error
-        self.file.flush()
-        if self.sync:
-            os.fsync(self.file.fileno())
-        self.file.close()
+        """fsync (unless not ``sync``) and close (the first error, from receiving or from this, is raised)."""
+        result = _flush_all([self])[0]
+        if isinstance(result, BaseException):
+            raise result
+
+    def _flushed(self, errno: int) -> None:
+        """:func:`_flush_all` fsynced and closed the file (``errno``: 0, or why the flush failed)."""
+        self.fd = -1
+        if errno:
+            self.error = OSError(errno, os.strerror(errno))
 
     def discard(self) -> None:
-        if self.file is not None:
+        if self.fd >= 0:
             with contextlib.suppress(OSError):
-                self.file.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
+                os.close(self.fd)
+            self.fd = -1
+        if self.path:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+
+def _staging() -> Any:
+    return _backends.resolve("staging")[1]
+
+
+def _flush_all(staged: Sequence[Staged]) -> list[bool | BaseException]:
+    """fsync and close the files of ``staged`` in one call; for each, True or the error it had or got."""
+    open_ = [s for s in staged if s.error is None and s.fd >= 0 and s.sync]
+    if open_:
+        for s, errno in zip(open_, _staging().sync_close([s.fd for s in open_])):
+            s._flushed(errno)
+    for s in staged:  # durability "os": closed, not fsynced
+        if s.error is None and s.fd >= 0:
+            try:
+                os.close(s.fd)
+                s._flushed(0)
+            except OSError as exc:
+                s._flushed(exc.errno or 5)
+    return [True if s.error is None else s.error for s in staged]
 
 
 class Counted:
@@ -246,9 +271,10 @@ class FolderArchive:
         self.durability = durability
         self._sync = durability == "fsync"
         os.makedirs(self.incoming, exist_ok=True)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
         self._closed = False
+        self._lock = threading.Lock()  # one re-creation of .incoming at a time
+        #: Study/series folders known to exist (made and fsynced by this archive): no stat per object.
+        self._folders: set[str] = set()
 
     def sweep(self) -> None:
         """Remove the staged files a killed process left behind (they were never committed)."""
@@ -272,7 +298,7 @@ class FolderArchive:
         fails (its commit answers out of resources) and the cause is logged at ERROR."""
         staged = Staged(self.incoming, header, self._hasher(), sync=self._sync)
         if isinstance(staged.error, FileNotFoundError) and not os.path.isdir(self.incoming):
-            with self._pool_lock:
+            with self._lock:
                 try:
                     os.makedirs(self.incoming, exist_ok=True)
                 except OSError as exc:
@@ -292,10 +318,8 @@ class FolderArchive:
         """:meth:`commit` for many objects with a few flushes: fsyncs in parallel, checks and renames in order,
         one fsync per folder; every outcome is final when this returns."""
         flushed: list[bool | BaseException] = [False] * len(batch)
-        pool = self._fsync_pool() if len(batch) > 1 and self._sync else None
-        if pool is not None:
-            with contextlib.suppress(RuntimeError):  # the pool was shut down under us (close()): flush inline
-                flushed = list(pool.map(_flush, [staged for staged, _, _ in batch]))
+        if len(batch) > 1:
+            flushed = _flush_all([staged for staged, _, _ in batch])
         folders: set[str] = set()
         checked = [
             self._check(staged, sop_class, sop_instance, flushed[k])
@@ -394,9 +418,12 @@ class FolderArchive:
                 staged.discard()
                 return Outcome(Reason.NO_STUDY_OR_SERIES, "missing or invalid Study/Series Instance UID")
             assert isinstance(sop_instance, str)  # checked by safe_uid
-            folder = make_dirs(self.root, study, series, sync=self._sync)
+            folder = os.path.join(self.root, study, series)
+            if folder not in self._folders:
+                self._made(make_dirs(self.root, study, series, sync=self._sync))
             final = os.path.join(folder, sop_instance + ".dcm")
-            if os.path.exists(final):
+            # ("overwrite" replaces whatever is there: no need to look first)
+            if self.duplicates != "overwrite" and os.path.exists(final):
                 if self.duplicates == "keep":
                     staged.discard()
                     return Outcome(Reason.DUPLICATE_KEPT, "", final)
@@ -421,26 +448,27 @@ class FolderArchive:
     def _rename(self, ready: _Ready, folders: set[str]) -> Outcome:
         """Rename a checked object into place; its folder goes into ``folders`` to be fsynced."""
         try:
-            os.replace(ready.staged.path, ready.final)
+            try:
+                os.replace(ready.staged.path, ready.final)
+            except FileNotFoundError:  # the folder was removed under us (by hand?): make it again, once
+                self._folders.discard(ready.folder)
+                study, series = os.path.relpath(ready.folder, self.root).split(os.sep)[-2:]
+                self._made(make_dirs(self.root, study, series, sync=self._sync))
+                os.replace(ready.staged.path, ready.final)
         except OSError as exc:
             ready.staged.discard()
             return _oserror(exc)
         folders.add(ready.folder)
         return Outcome(Reason.STORED, "", ready.final, ready.staged.bytes)
 
-    def _fsync_pool(self) -> ThreadPoolExecutor | None:
-        """Threads that fsync a batch's files in parallel (shared by every caller)."""
-        with self._pool_lock:
-            if self._pool is None and not self._closed:
-                self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fastdicom-fsync")
-            return self._pool
+    def _made(self, folder: str) -> None:
+        if len(self._folders) >= 4096:  # bounded: an archive of ever new series forgets the oldest lookups
+            self._folders.clear()
+        self._folders.add(folder)
 
     def close(self) -> None:
-        """Stop the fsync threads (a batch still running finishes its files inline)."""
-        with self._pool_lock:
-            pool, self._pool, self._closed = self._pool, None, True
-        if pool is not None:
-            pool.shutdown(wait=False)
+        """Nothing is held between batches (kept for the archive interface)."""
+        self._closed = True
 
 
 class _Ready(NamedTuple):
@@ -451,14 +479,6 @@ class _Ready(NamedTuple):
     folder: str
     final: str
     checksum: str | None
-
-
-def _flush(staged: Staged) -> bool | BaseException:
-    try:
-        staged.finish()
-        return True
-    except Exception as exc:  # noqa: BLE001 - becomes this object's outcome
-        return exc
 
 
 class DiscardArchive:

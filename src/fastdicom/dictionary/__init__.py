@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
-from ._tags import REPEATERS, TAGS
 from ._uids import UIDS
 
-KEYWORDS: dict[str, int] = {entry[4]: tag for tag, entry in TAGS.items() if entry[4]}
+_Entry = tuple[str, str, str, bool, str]
+#: The tag table (``TAGS``, ``KEYWORDS``, ``REPEATERS``) is loaded on first use: importing it costs
+#: a command-line tool a third of its start-up (``fastdicom send`` looks nothing up by keyword).
+_TABLES: tuple[dict[int, _Entry], dict[str, int], dict[str, _Entry], list[tuple[tuple[int, int], _Entry]]] | None = None
 
 
 def _mask(pattern: str) -> tuple[int, int]:
@@ -16,19 +19,38 @@ def _mask(pattern: str) -> tuple[int, int]:
     return and_mask, value
 
 
-_REPEATER_MASKS = [(_mask(p), entry) for p, entry in REPEATERS.items()]
-KEYWORDS.update({entry[4]: _mask(p)[1] for p, entry in REPEATERS.items() if entry[4] and entry[4] not in KEYWORDS})
+def _tables() -> tuple[dict[int, _Entry], dict[str, int], dict[str, _Entry], list[tuple[tuple[int, int], _Entry]]]:
+    global _TABLES
+    if _TABLES is None:
+        from ._tags import REPEATERS, TAGS
+
+        keywords = {entry[4]: tag for tag, entry in TAGS.items() if entry[4]}
+        keywords.update({e[4]: _mask(p)[1] for p, e in REPEATERS.items() if e[4] and e[4] not in keywords})
+        _TABLES = (TAGS, keywords, REPEATERS, [(_mask(p), e) for p, e in REPEATERS.items()])
+    return _TABLES
+
+
+def __getattr__(name: str) -> Any:
+    """``TAGS``, ``KEYWORDS`` and ``REPEATERS``, loaded on first use."""
+    if name == "TAGS":
+        return _tables()[0]
+    if name == "KEYWORDS":
+        return _tables()[1]
+    if name == "REPEATERS":
+        return _tables()[2]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @lru_cache(maxsize=4096)
 def entry(tag: int) -> tuple[str, str, str, bool, str] | None:
     """``(VR, VM, name, retired, keyword)`` of a public tag, or None."""
-    found = TAGS.get(tag)
+    tags, _keywords, _repeaters, masks = _tables()
+    found = tags.get(tag)
     if found is not None:
         return found
     if tag & 0xFFFF == 0 and tag >> 16 != 0:  # group length
         return ("UL", "1", "Group Length", True, "")
-    for (and_mask, value), e in _REPEATER_MASKS:
+    for (and_mask, value), e in masks:
         if tag & and_mask == value:
             return e
     return None
@@ -71,7 +93,7 @@ def name_of(tag: int) -> str:
 
 
 def tag_of(keyword: str) -> int | None:
-    return KEYWORDS.get(keyword)
+    return _tables()[1].get(keyword)
 
 
 def uid_name(uid: str) -> str:

@@ -18,9 +18,7 @@ For convenience this package also names the services' public functions
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from .._lazy import lazy_attributes
 from .association import Association, AssociationAborted, AssociationRejected, NetworkError
 
 #: Public names that live in fastdicom.services (module, name).
@@ -43,11 +41,7 @@ _SERVICES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _SERVICES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _SERVICES, globals())
 
 
 __all__ = [

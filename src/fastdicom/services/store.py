@@ -55,7 +55,6 @@ from ..net import dimse, pdu
 from ..net.association import Association, AssociationAborted, AssociationRejected, NetworkError
 from ..net.dataplane import FileRegion
 from ..net.dimse import Category, DimseChannel
-from ..transcode import transcode
 from .base import parse_address
 from .storage import out_of_resources
 
@@ -218,9 +217,35 @@ def data_set_offset(head: memoryview | bytes) -> int:
     return int(_backends.resolve("parse")[1].open_dataset(memoryview(head), True).body_start)
 
 
+#: (0008,0016) SOP Class UID, (0008,0018) SOP Instance UID.
+_SOP_CLASS, _SOP_INSTANCE = 0x00080016, 0x00080018
+
+
+def _scan_table(parse: Any, head: bytes) -> tuple[str, str, str, int] | None:
+    """SOP Class, SOP Instance, transfer syntax and data set offset straight from the parser's element table
+    (no Dataset, no dictionary); None when the file needs the general path (no File Meta, deflated, a UID
+    that is not plain text, or not in ``head``)."""
+    try:
+        opened = parse.open_dataset(memoryview(head), True)
+    except FastDicomError:
+        return None
+    table, ts = opened.body_table, opened.transfer_syntax
+    if table is None or not ts:
+        return None
+    sop_class = table.value(head, _SOP_CLASS, opened.little_endian, None)
+    sop_instance = table.value(head, _SOP_INSTANCE, opened.little_endian, None)
+    if not (isinstance(sop_class, str) and isinstance(sop_instance, str) and sop_class and sop_instance):
+        return None
+    return str(sop_class), str(sop_instance), str(ts), int(opened.body_start)
+
+
 def _scan(path: str) -> Instance:
     """The header of a file, read once: SOP Class, SOP Instance, transfer syntax and the data set's offset."""
     parse = _backends.resolve("parse")[1]
+    head, _complete = parse.read_prefix(path, HEAD)
+    found = _scan_table(parse, head)
+    if found is not None:
+        return Instance(path, *found)
     size = HEAD
     while True:
         head, complete = parse.read_prefix(path, size)
@@ -341,6 +366,8 @@ def payload(inst: Instance, ts: str) -> tuple[FileRegion | memoryview, Any]:
     ds = src if isinstance(src, Dataset) else read(bytes(src) if not isinstance(src, str) else src)
     if ts != inst.transfer_syntax and _uid.is_encapsulated(inst.transfer_syntax):
         # The peer refused the compressed syntax: decode (never strip) when a codec can.
+        from ..transcode import transcode  # (numpy and the codecs: loaded only when a conversion needs them)
+
         ds = transcode(ds, ts)
     return memoryview(b"".join(bytes(c) for c in encode_dataset(ds, little, explicit))), None
 

@@ -11,7 +11,10 @@
 //! the data plane: it reads P-DATA-TF PDUs and writes the fragments of one
 //! data set to a sink in large vectored writes, stopping at the last fragment
 //! or at the first thing the association's state machine must see.
+//! [`staging`] creates and flushes a Storage SCP's staged files.
 #![forbid(unsafe_code)]
+
+pub mod staging;
 
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};

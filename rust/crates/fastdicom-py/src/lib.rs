@@ -1717,6 +1717,70 @@ fn pdata_recv<'py>(
     )
 }
 
+/// Create a staged file ``<incoming>/<32 hex digits>.part`` holding ``header``.
+///
+/// Returns ``(fd, path)``; the descriptor (write-only, close-on-exec) is the
+/// caller's, to hand to :func:`sync_close` or close. Errors raise OSError.
+/// The GIL is kept: creating a file and writing a few hundred bytes waits for
+/// no device, and giving the GIL up would cost an SCP thread a hand-off per object.
+#[cfg(unix)]
+#[pyfunction]
+fn stage_create(incoming: std::path::PathBuf, header: &[u8]) -> PyResult<(i32, String)> {
+    use std::os::fd::IntoRawFd;
+    let (file, path) = fastdicom_net::staging::stage_file(&incoming, ".part", header)?;
+    match path.into_os_string().into_string() {
+        Ok(p) => Ok((file.into_raw_fd(), p)),
+        Err(p) => {
+            drop(file);
+            let _ = std::fs::remove_file(&p);
+            Err(pyo3::exceptions::PyValueError::new_err(
+                "staging folder is not valid UTF-8",
+            ))
+        }
+    }
+}
+
+/// fsync and close each descriptor (GIL released); the errno of each (0: flushed).
+///
+/// The descriptors are handed over: each is closed, whatever its outcome, and
+/// must not be used again. One that is negative or listed twice is not touched
+/// and answers EBADF. Flushes run in parallel when the first one waited for a
+/// device (more than 50 µs).
+#[cfg(unix)]
+#[pyfunction]
+fn sync_close(py: Python<'_>, fds: Vec<i32>) -> Vec<i32> {
+    use std::os::fd::FromRawFd;
+    let mut seen = std::collections::HashSet::with_capacity(fds.len());
+    let mut files = Vec::with_capacity(fds.len());
+    let mut slots = Vec::with_capacity(fds.len()); // index into `files`, or None: EBADF
+    for &fd in &fds {
+        if fd < 0 || !seen.insert(fd) {
+            slots.push(None);
+            continue;
+        }
+        // SAFETY: the caller hands over `fd`, an open descriptor it owns and never uses again
+        // (documented above); each value is taken once (duplicates were refused), so the File
+        // is its only owner and closes it exactly once.
+        #[allow(unsafe_code)]
+        let f = unsafe { std::fs::File::from_raw_fd(fd) };
+        slots.push(Some(files.len()));
+        files.push(f);
+    }
+    let results = py.allow_threads(|| {
+        fastdicom_net::staging::sync_files(files, std::time::Duration::from_micros(50), 16)
+    });
+    slots
+        .into_iter()
+        .map(|slot| match slot {
+            None => libc::EBADF,
+            Some(k) => match &results[k] {
+                Ok(()) => 0,
+                Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
+            },
+        })
+        .collect()
+}
+
 #[pymodule]
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -1746,5 +1810,9 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Xxh3>()?;
     #[cfg(target_os = "linux")]
     m.add_function(wrap_pyfunction!(pdata_sendfile, m)?)?;
+    #[cfg(unix)]
+    m.add_function(wrap_pyfunction!(stage_create, m)?)?;
+    #[cfg(unix)]
+    m.add_function(wrap_pyfunction!(sync_close, m)?)?;
     Ok(())
 }
