@@ -87,21 +87,19 @@ class PacsServer(StorageSCP):
             tls=tls,
             on_association=on_association,
             on_store=on_store,
-            services=[self.query_retrieve, *self._extra_services(tls), *services],
+            services=[self.query_retrieve, *self._extra_services(archive, tls), *services],
             requestor_scp=requestor_scp_classes(),
             config=config,
         )
         self._owns_archive = owns
 
-    def _extra_services(self, tls: ssl.SSLContext | None) -> list[Service]:
-        """Services that live in their own modules, registered here: Storage Commitment when it is present."""
-        try:
-            from .commitment import CommitmentService  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            return []
+    def _extra_services(self, archive: Any, tls: ssl.SSLContext | None) -> list[Service]:
+        """Services that live in their own modules, registered here: Storage Commitment."""
+        from .commitment import CommitmentService
+
         c = self.config
         service = CommitmentService(
-            self.archive,
+            archive,
             peers=c.address_of,
             ae_title=c.ae_title,
             may=c.may,
