@@ -49,25 +49,18 @@ def _probe(benchmark, paths: list[str], threads: int) -> None:
     benchmark.extra_info["correct"] = True  # probe() checks every file it wrote
 
 
-@pytest.mark.benchmark(group="disk-series-300")
+PAYLOADS = ["ct_series", "small_objects"]  # 300 x 0.5 MB, 2,000 x 8 KB
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
 @pytest.mark.parametrize("sender,receiver", PAIRS, ids=[f"{s}->{r}" for s, r in PAIRS])
-def test_disk_series(benchmark, ct_series, sender, receiver):
-    _pair(benchmark, sender, receiver, ct_series, ROUNDS)
+def test_disk(benchmark, request, payload, sender, receiver):
+    benchmark.group = f"disk-{payload}"
+    _pair(benchmark, sender, receiver, request.getfixturevalue(payload), ROUNDS)
 
 
-@pytest.mark.benchmark(group="disk-series-300")
+@pytest.mark.parametrize("payload", PAYLOADS)
 @pytest.mark.parametrize("threads", [4, 16])
-def test_disk_series_probe(benchmark, ct_series, threads):
-    _probe(benchmark, ct_series, threads)
-
-
-@pytest.mark.benchmark(group="disk-small-objects")
-@pytest.mark.parametrize("sender,receiver", PAIRS, ids=[f"{s}->{r}" for s, r in PAIRS])
-def test_disk_small_objects(benchmark, small_objects, sender, receiver):
-    _pair(benchmark, sender, receiver, small_objects, ROUNDS)
-
-
-@pytest.mark.benchmark(group="disk-small-objects")
-@pytest.mark.parametrize("threads", [4, 16])
-def test_disk_small_objects_probe(benchmark, small_objects, threads):
-    _probe(benchmark, small_objects, threads)
+def test_disk_probe(benchmark, request, payload, threads):
+    benchmark.group = f"disk-{payload}"
+    _probe(benchmark, request.getfixturevalue(payload), threads)
