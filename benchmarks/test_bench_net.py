@@ -50,6 +50,11 @@ def _bench_dir() -> str:
 
 @pytest.fixture(scope="session")
 def small_objects():
+    return make_small_objects()
+
+
+def make_small_objects() -> list[str]:
+    """SMALL objects of about 8 KB (written once under the bench folder)."""
     folder = os.path.join(_bench_dir(), f"small{SMALL}")
     if not os.path.isdir(folder) or len(os.listdir(folder)) < SMALL:
         os.makedirs(folder, exist_ok=True)
@@ -108,9 +113,10 @@ class Receiver:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix=f"fastdicom-recv-{kind}-")
         env = dict(os.environ)
-        if kind in ("fastdicom", "fastdicom-sink"):
+        if kind in ("fastdicom", "fastdicom-sink", "fastdicom-os"):
             cmd = [sys.executable, "-m", "fastdicom", "serve", "--port", str(self.port), "--dir", self.dir]
-            cmd += ["--host", "127.0.0.1"] + (["--sink"] if kind == "fastdicom-sink" else [])
+            cmd += ["--host", "127.0.0.1", "-q"] + (["--sink"] if kind == "fastdicom-sink" else [])
+            cmd += ["--durability", "os"] if kind == "fastdicom-os" else []  # the page cache only, like storescp
             self.ae = "FASTDICOM"
         elif kind.startswith("dcmtk"):
             cmd = [_dcmtk("storescp"), "-od", self.dir, "-aet", "DCMTK", "--fork"]

@@ -136,15 +136,18 @@ def _assoc(port, calling="SCU", **options):
     )
 
 
-def _send_command(a, uid):
-    command = {
+def _store_rq(uid, message_id=1):
+    return {
         "CommandField": dimse.C_STORE_RQ,
-        "MessageID": 1,
+        "MessageID": message_id,
         "Priority": 0,
         "AffectedSOPClassUID": CT,
         "AffectedSOPInstanceUID": uid,
-        "CommandDataSetType": 0,
     }
+
+
+def _send_command(a, uid):
+    command = {**_store_rq(uid), "CommandDataSetType": 0}
     a.association.send_pdata(1, dimse.encode_command(command), True)
 
 
@@ -166,13 +169,7 @@ def test_log_associations_refusals_failures_and_summary(tmp_path, series, caplog
         body = b"".join(bytes(c) for c in encode_dataset(ds, True, True))
         a.send_message(
             1,
-            {
-                "CommandField": dimse.C_STORE_RQ,
-                "MessageID": 1,
-                "Priority": 0,
-                "AffectedSOPClassUID": CT,
-                "AffectedSOPInstanceUID": "1.2.3.999",
-            },
+            _store_rq("1.2.3.999", 1),
             body,
         )
         assert a.receive_message().command["Status"] == StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS
@@ -382,13 +379,7 @@ def _slow_store(port, uid, body, pause, result):
         result.append(a.receive_message().command["Status"])
         a.send_message(
             1,
-            {
-                "CommandField": dimse.C_STORE_RQ,
-                "MessageID": 2,
-                "Priority": 0,
-                "AffectedSOPClassUID": CT,
-                "AffectedSOPInstanceUID": uid + ".1",
-            },
+            _store_rq(uid + ".1", 2),
             body,
         )  # the next one, while the server stops: refused
         result.append(a.receive_message().command["Status"])
@@ -409,18 +400,25 @@ def _ct_body(uid):
     return b"".join(bytes(c) for c in encode_dataset(ds, True, True))
 
 
-def test_sigterm_finishes_the_object_in_flight(tmp_path):
-    proc, port = _serve(tmp_path, "--grace", "20")
+def _sigterm_during_a_slow_store(tmp_path, grace, uid, pause):
+    """SIGTERM a ``fastdicom serve`` while half an object is in; (seconds to exit, rc, stdout, stderr, result)."""
+    proc, port = _serve(tmp_path, "--grace", str(grace))
     result: list = []
-    t = threading.Thread(target=_slow_store, args=(port, "1.2.3.4.1", _ct_body("1.2.3.4.1"), 2.0, result))
+    t = threading.Thread(target=_slow_store, args=(port, uid, _ct_body(uid), pause, result))
     t.start()
     _wait_staged(tmp_path / "archive")  # half of the object is in
     t0 = time.time()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
-    t.join(30)
-    assert proc.returncode == 0, err
-    assert time.time() - t0 < 20
+    seconds = time.time() - t0
+    t.join(90)
+    return seconds, proc.returncode, out, err, result
+
+
+def test_sigterm_finishes_the_object_in_flight(tmp_path):
+    seconds, rc, out, err, result = _sigterm_during_a_slow_store(tmp_path, 20, "1.2.3.4.1", 2.0)
+    assert rc == 0, err
+    assert seconds < 20
     assert result[0] == 0, result  # stored and answered
     # the next C-STORE is answered 0xA700 (not stored) when it comes before the association is closed
     assert result[1] == StoreStatus.OUT_OF_RESOURCES or isinstance(result[1], Exception), result
@@ -432,19 +430,12 @@ def test_sigterm_finishes_the_object_in_flight(tmp_path):
 
 
 def test_sigterm_aborts_a_stalled_object_within_the_grace(tmp_path):
-    proc, port = _serve(tmp_path, "--grace", "1")
-    result: list = []
-    t = threading.Thread(target=_slow_store, args=(port, "1.2.3.4.2", _ct_body("1.2.3.4.2"), 8.0, result))
-    t.start()
-    _wait_staged(tmp_path / "archive")  # half of the object is in
-    t0 = time.time()
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert time.time() - t0 < 15  # bounded: the grace, then the abort
+    seconds, rc, _out, err, result = _sigterm_during_a_slow_store(tmp_path, 1, "1.2.3.4.2", 8.0)
+    assert rc == 0, err
+    assert seconds < 15  # bounded: the grace, then the abort
     assert "0 objects finished, 0 refused, 1 aborted" in err
+    assert isinstance(result[0], Exception), result  # the sender saw its association end
     assert _dcm_files(tmp_path / "archive") == [] and _parts(tmp_path / "archive") == []
-    t.join(90)
 
 
 def test_serve_quiet_logs_only_warnings_and_durability_os_stores(tmp_path, series):
@@ -454,13 +445,7 @@ def test_serve_quiet_logs_only_warnings_and_durability_os_stores(tmp_path, serie
         a = _assoc(port)  # one failure (the data set names another instance): a WARNING, shown under -q
         a.send_message(
             1,
-            {
-                "CommandField": dimse.C_STORE_RQ,
-                "MessageID": 1,
-                "Priority": 0,
-                "AffectedSOPClassUID": CT,
-                "AffectedSOPInstanceUID": "1.2.3.999",
-            },
+            _store_rq("1.2.3.999", 1),
             _ct_body("1.2.3.4.5"),
         )
         assert a.receive_message().command["Status"] == StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS
