@@ -31,6 +31,7 @@ from fastdicom.net.association import Association
 from fastdicom.net.dimse import DimseChannel
 from fastdicom.services.query_retrieve import FIND, encode_answer
 from fastdicom.synth import new_uid
+from tests.net.conftest import free_port, wait_port
 
 STUDIES = int(os.environ.get("FASTDICOM_BENCH_STUDIES", "500"))
 PER_STUDY = 5
@@ -46,27 +47,6 @@ def _dcmtk(name: str) -> str:
     if not os.path.exists(path):
         pytest.skip(f"DCMTK {name} not installed")
     return path
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(port: int, timeout: float = 30) -> None:
-    import socket
-
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(port)
 
 
 def make_corpus(folder: str, studies: int) -> list[str]:
@@ -191,7 +171,7 @@ class Dcmqrscp:
     """DCMTK dcmqrscp over a storage area filled with dcmqridx, MOVEDEST known as a move destination."""
 
     def __init__(self, files: list[str], work: str, move_port: int | None = None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         area = os.path.join(work, "dcmqr")
         os.makedirs(area, exist_ok=True)
         cfg = os.path.join(work, "dcmqrscp.cfg")
@@ -205,7 +185,7 @@ class Dcmqrscp:
         for k in range(0, len(files), 500):
             subprocess.run([_dcmtk("dcmqridx"), area, *files[k : k + 500]], check=True, env=ENV, timeout=600)
         self.proc = subprocess.Popen([_dcmtk("dcmqrscp"), "-c", cfg], env=ENV)
-        _wait(self.port)
+        wait_port(self.port, 30)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -280,9 +260,9 @@ def test_cmove_cget_vs_dcmqrscp(ct_series):
 
     study = read(ct_series[0], stop_before_pixels=True).StudyInstanceUID
     total = sum(os.path.getsize(p) for p in ct_series)
-    sink_port = _free_port()
+    sink_port = free_port()
     sink = subprocess.Popen([_dcmtk("storescp"), "--ignore", "-aet", "MOVEDEST", str(sink_port)], env=ENV)
-    _wait(sink_port)
+    wait_port(sink_port, 30)
     out = []
     try:
         servers = [("dcmqrscp", "DCMQRSCP", Dcmqrscp(ct_series, work, sink_port))]
